@@ -1,0 +1,33 @@
+# Two commands set up everything on a fresh machine:
+#   make repro   venv + pinned requirements + Fashion-MNIST + `dvc repro`
+#   make test    venv + pinned requirements + Fashion-MNIST + the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup data repro test lint
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+# Debian ships Fashion-MNIST as a package; elsewhere the download stage fetches it.
+data:
+	@if [ ! -d $(FASHION_MNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
+
+repro: setup data
+	dvc repro
+
+test: setup data
+	pytest
+
+lint: setup
+	ruff check src stages tests

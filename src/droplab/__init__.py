@@ -1,0 +1,1 @@
+"""droplab: how dropout, batch normalization and classifier heads change what image classifiers learn."""

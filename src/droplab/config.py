@@ -1,0 +1,276 @@
+"""params.yaml schema: validated once, before any stage does work.
+
+Every stage calls `load_params`, so a typo fails fast with the key path and the allowed
+values instead of surfacing later as a traceback deep inside torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+from droplab.datasets import DATASETS
+from droplab.errors import DroplabError
+
+
+class ConfigError(DroplabError):
+    """A params.yaml problem, phrased for the person who edits params.yaml."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(Strict):
+    source_dir: Optional[str] = None
+    split_seed: int = 0
+    val_size: int = Field(10000, gt=0)
+    train_limit: Optional[int] = Field(None, gt=0)
+
+
+class Schedule(Strict):
+    name: Literal["constant", "step", "cosine"] = "constant"
+    milestones: list[int] = []
+    gamma: float = Field(0.1, gt=0)
+
+
+class Augment(Strict):
+    crop_pad: int = Field(0, ge=0)
+    flip: bool = False
+
+
+class TrainConfig(Strict):
+    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0)
+    optimizer: Literal["sgd", "adam"]
+    lr: float = Field(gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Schedule = Schedule()
+    augment: Augment = Augment()
+    eval_batch_size: int = Field(1000, gt=0)
+    amp: bool = True
+    channels_last: bool = True
+
+
+def _all_optional(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """The same fields as `model`, each optional: a variant overrides only what it names."""
+    fields: dict[str, Any] = {}
+    for field_name, field in model.model_fields.items():
+        bounded = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        fields[field_name] = (Optional[bounded], None)  # keeps the gt/ge bounds of the original
+    return create_model(name, __config__=ConfigDict(extra="forbid", frozen=True), **fields)
+
+
+TrainOverride = _all_optional(TrainConfig, "TrainOverride")
+
+RateRef = Annotated[
+    str,
+    Field(
+        description="params key holding this variant's dropout rate(s): 'dropout' to follow "
+        "the top-level knob, or 'fixed_p.<name>'",
+    ),
+]
+
+
+class VariantBase(Strict):
+    p: RateRef
+    normalize: bool = True
+    train: TrainOverride = TrainOverride()  # type: ignore[valid-type]
+
+
+MLP_LAYERS = ("linear", "bn", "relu", "dropout")
+CONV_LAYERS = ("conv", "bn", "relu", "dropout", "pool")
+
+
+def _check_order(order: list[str], allowed: tuple[str, ...], required: tuple[str, ...]) -> list[str]:
+    unknown = [name for name in order if name not in allowed]
+    if unknown:
+        raise ValueError(f"unknown layer {unknown[0]!r}; allowed: {', '.join(allowed)}")
+    repeated = sorted({name for name in order if order.count(name) > 1})
+    if repeated:
+        raise ValueError(f"layer {repeated[0]!r} appears more than once")
+    missing = [name for name in required if name not in order]
+    if missing:
+        raise ValueError(f"block must contain {missing[0]!r}")
+    return order
+
+
+class MLPSpec(VariantBase):
+    """Dropout sites: one per hidden layer."""
+
+    model: Literal["mlp"]
+    hidden: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    block: list[str] = ["linear", "bn", "relu", "dropout"]
+    init_std: Optional[float] = Field(None, gt=0)
+
+    @field_validator("block")
+    @classmethod
+    def _block(cls, order: list[str]) -> list[str]:
+        return _check_order(order, MLP_LAYERS, ("linear",))
+
+    def dropout_sites(self) -> int:
+        return len(self.hidden)
+
+
+class CNNSpec(VariantBase):
+    """Dropout sites: one per conv block."""
+
+    model: Literal["cnn"]
+    channels: list[Annotated[int, Field(gt=0)]] = [64, 128]
+    kernels: list[Annotated[int, Field(gt=0)]] = [3, 5]
+    block: list[str] = ["conv", "bn", "relu", "dropout", "pool"]
+
+    @field_validator("block")
+    @classmethod
+    def _block(cls, order: list[str]) -> list[str]:
+        return _check_order(order, CONV_LAYERS, ("conv", "pool"))
+
+    @model_validator(mode="after")
+    def _same_depth(self) -> "CNNSpec":
+        if len(self.channels) != len(self.kernels):
+            raise ValueError("channels and kernels must have the same length")
+        return self
+
+    def dropout_sites(self) -> int:
+        return len(self.channels)
+
+
+class LeNetSpec(VariantBase):
+    """Dropout sites: input, conv1, conv2, fc1, fc2."""
+
+    model: Literal["lenet5"]
+    bn: bool = True
+    input_bn: bool = False
+    resize: int = Field(32, gt=0)
+
+    def dropout_sites(self) -> int:
+        return 5
+
+
+VariantSpec = Annotated[Union[MLPSpec, CNNSpec, LeNetSpec], Field(discriminator="model")]
+
+
+class Params(Strict):
+    seed: int
+    dataset: str
+    dropout: float = Field(ge=0, lt=1)
+    fixed_p: dict[str, Union[float, list[float]]] = {}
+    data: DataConfig
+    train: TrainConfig
+    variants: dict[str, VariantSpec] = Field(min_length=1)
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(sorted(DATASETS))}")
+        return name
+
+    @field_validator("fixed_p", "variants")
+    @classmethod
+    def _plain_names(cls, mapping: dict[str, Any]) -> dict[str, Any]:
+        for name in mapping:
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"name {name!r} may use only letters, digits, '_' and '-' (DVC reads '.' as nesting)")
+        return mapping
+
+    @model_validator(mode="after")
+    def _rates_resolve(self) -> "Params":
+        for name in self.variants:
+            self.rates(name)
+        return self
+
+    def rates(self, variant: str) -> list[float]:
+        """The dropout rate(s) a variant's `p` points to, each checked to lie in [0, 1)."""
+        ref = self.variants[variant].p
+        if ref == "dropout":
+            value: Any = self.dropout
+        elif ref.startswith("fixed_p.") and ref.removeprefix("fixed_p.") in self.fixed_p:
+            value = self.fixed_p[ref.removeprefix("fixed_p.")]
+        else:
+            choices = ", ".join(["dropout", *(f"fixed_p.{k}" for k in self.fixed_p)])
+            raise ValueError(f"variants.{variant}.p: {ref!r} is not a rate key; allowed: {choices}")
+        rates = [float(v) for v in (value if isinstance(value, list) else [value])]
+        for rate in rates:
+            if not 0.0 <= rate < 1.0:
+                raise ValueError(f"variants.{variant}.p -> {ref} = {rate}: a dropout rate must lie in [0, 1)")
+        sites = self.variants[variant].dropout_sites()
+        if len(rates) not in (1, sites):
+            raise ValueError(
+                f"variants.{variant}.p -> {ref} gives {len(rates)} rates; this {self.variants[variant].model} "
+                f"has {sites} dropout sites, so give 1 (for all) or {sites}"
+            )
+        return rates
+
+    def train_config(self, variant: str) -> TrainConfig:
+        """The top-level `train` with the variant's own overrides applied."""
+        override = self.variants[variant].train.model_dump(exclude_none=True)
+        return self.train.model_copy(update=override)
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = [str(part) for part in error["loc"] if part not in ("mlp", "cnn", "lenet5")]
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    elif not isinstance(error.get("input"), (dict, list)):
+        message += f" (got {error.get('input')!r})"
+    return f"{'.'.join(loc)}: {message}" if loc else message
+
+
+def _allowed_keys(error: dict[str, Any]) -> str:
+    """For an unknown key, list the keys that are allowed at that place."""
+    model: Any = Params
+    for part in error["loc"][:-1]:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            if part in model.model_fields:
+                model = model.model_fields[part].annotation
+            continue
+        args = getattr(model, "__args__", ())
+        if part in ("mlp", "cnn", "lenet5"):
+            model = {"mlp": MLPSpec, "cnn": CNNSpec, "lenet5": LeNetSpec}[part]
+        elif args:
+            model = args[-1]
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return "; allowed: " + ", ".join(model.model_fields)
+    return ""
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            line = _describe(error)
+            if error["type"] == "extra_forbidden":
+                line += _allowed_keys(error)
+            lines.append(f"  {line}")
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (run from the repository root)") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw, str(path))

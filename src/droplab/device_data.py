@@ -1,0 +1,85 @@
+"""The whole dataset as uint8 tensors on the device, cut into batches by a seeded permutation.
+
+Following airbench: no DataLoader, no per-sample Python. Conversion to float, normalization
+and augmentation happen once per batch, on the device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from droplab.errors import DroplabError
+from droplab.prepare import SPLITS
+
+
+@dataclass
+class Split:
+    images: torch.Tensor  # (N, C, H, W) uint8 on the device
+    labels: torch.Tensor  # (N,) int64 on the device
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def load_splits(path: str | Path, device: torch.device) -> dict[str, Split]:
+    with np.load(path) as arrays:
+        return {
+            name: Split(torch.from_numpy(arrays[f"{name}_images"]).to(device),
+                        torch.from_numpy(arrays[f"{name}_labels"]).to(device))
+            for name in SPLITS
+        }
+
+
+class BatchTransform:
+    """uint8 batch -> float batch: scale to [0, 1], optionally standardize, optionally augment."""
+
+    def __init__(self, mean: list[float], std: list[float], normalize: bool, device: torch.device,
+                 channels_last: bool = False):
+        shape = (1, len(mean), 1, 1)
+        self.mean = torch.tensor(mean, device=device).view(shape)
+        self.std = torch.tensor(std, device=device).view(shape)
+        self.normalize = normalize
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float().div_(255.0)
+        if self.normalize:
+            x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=self.memory_format)
+
+
+def augment(x: torch.Tensor, crop_pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Random crop after zero padding and random horizontal flip, for a whole batch at once."""
+    n, _, h, w = x.shape
+    if crop_pad:
+        padded = torch.nn.functional.pad(x, (crop_pad,) * 4)
+        dy = torch.randint(0, 2 * crop_pad + 1, (n,), generator=generator).to(x.device)
+        dx = torch.randint(0, 2 * crop_pad + 1, (n,), generator=generator).to(x.device)
+        rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (n, h)
+        cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (n, w)
+        batch = torch.arange(n, device=x.device)[:, None, None]
+        x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+    if flip:
+        mask = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        x = torch.where(mask[:, None, None, None], x.flip(3), x)
+    return x
+
+
+def train_batches(split: Split, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Full batches in a seeded random order; the ragged remainder is dropped (BN needs > 1)."""
+    if len(split) < batch_size:
+        raise DroplabError(f"the train split has {len(split)} images, fewer than train.batch_size={batch_size}")
+    order = torch.randperm(len(split), generator=generator).to(split.labels.device)
+    for start in range(0, len(split) - batch_size + 1, batch_size):
+        index = order[start : start + batch_size]
+        yield split.images[index], split.labels[index]
+
+
+def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    for start in range(0, len(split), batch_size):
+        yield split.images[start : start + batch_size], split.labels[start : start + batch_size]

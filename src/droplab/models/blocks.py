@@ -1,0 +1,44 @@
+"""Build a block from a list of layer names, in exactly the order the spec gives.
+
+The spec's order *is* the architecture: ["conv", "bn", "relu", "dropout", "pool"] and
+["conv", "relu", "bn", "dropout", "pool"] are two of S2's variants. BN or dropout that a
+variant switches off (no "bn" in the list, or a rate of 0) is left out, not made an identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import nn
+
+LayerFactory = Callable[[], nn.Module]
+
+
+def ordered_block(order: Sequence[str], factories: dict[str, LayerFactory], rate: float) -> nn.Sequential:
+    block = nn.Sequential()
+    for name in order:
+        if name == "dropout" and rate == 0.0:
+            continue
+        block.add_module(name, factories[name]())
+    return block
+
+
+def per_site(rates: Sequence[float], sites: int, what: str) -> list[float]:
+    """One rate for every dropout site, or one each."""
+    if len(rates) == 1:
+        return list(rates) * sites
+    if len(rates) != sites:
+        raise ValueError(f"{len(rates)} dropout rates given, but {what} has {sites} dropout sites; give 1 or {sites}")
+    return list(rates)
+
+
+def output_features(module: nn.Module, input_shape: Sequence[int]) -> int:
+    """Width of `module`'s flattened output for one input of `input_shape`, found by running it."""
+    import torch
+
+    was_training = module.training
+    module.eval()
+    with torch.no_grad():
+        width = module(torch.zeros(1, *input_shape)).flatten(1).shape[1]
+    module.train(was_training)
+    return int(width)

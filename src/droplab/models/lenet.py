@@ -1,0 +1,51 @@
+"""LeNet-5 as S5 used it: input at 32x32, optional BN on the raw input, BN and dropout switches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from droplab.models.blocks import output_features, per_site
+from droplab.models.cnn import conv_stack
+from droplab.models.mlp import linear_stack
+
+# Dropout sites: the input, after each of the two conv blocks, after each of the two hidden FCs.
+SITES = 5
+
+
+class Resize(nn.Module):
+    """Bilinear resize of a batch to size x size (S5 fed MNIST to LeNet-5 at 32x32)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] == (self.size, self.size):
+            return x
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"
+
+
+class LeNet5(nn.Sequential):
+    def __init__(self, input_shape: Sequence[int], num_classes: int, bn: bool, input_bn: bool,
+                 resize: int, rates: Sequence[float]):
+        super().__init__()
+        p_input, p_conv1, p_conv2, p_fc1, p_fc2 = per_site(rates, SITES, "LeNet-5 (input, conv1, conv2, fc1, fc2)")
+        channels = input_shape[0]
+        self.add_module("resize", Resize(resize))
+        if input_bn:
+            self.add_module("input_bn", nn.BatchNorm2d(channels))
+        if p_input:
+            self.add_module("input_dropout", nn.Dropout(p_input))
+        conv_order = ["conv", "bn", "relu", "pool", "dropout"] if bn else ["conv", "relu", "pool", "dropout"]
+        self.add_module("features", conv_stack(channels, [6, 16], [5, 5], conv_order, [p_conv1, p_conv2], "valid", 0))
+        self.add_module("flatten", nn.Flatten())
+        stack, width = linear_stack(output_features(self, input_shape), [120, 84], ["linear", "relu", "dropout"], [p_fc1, p_fc2])
+        self.add_module("hidden", stack)
+        self.add_module("head", nn.Linear(width, num_classes))

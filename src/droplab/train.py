@@ -1,0 +1,164 @@
+"""Train one variant: flat `train_one_epoch` and `evaluate`, one `main`.
+
+Validation runs every epoch; the weights of the best validation epoch (highest val acc1,
+earliest on ties) are kept and the test split is evaluated once, with those weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from droplab.atomic import atomic_path, write_json, write_text
+from droplab.config import Params, TrainConfig
+from droplab.determinism import pick_device, seed_everything
+from droplab.device_data import BatchTransform, Split, augment, eval_batches, load_splits, train_batches
+from droplab.metrics import Meter
+from droplab.models import create_model
+from droplab.optim import build_optimizer, build_scheduler
+
+CURVE_COLUMNS = ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5")
+
+
+@dataclass
+class Context:
+    """What every pass needs besides the model and the data."""
+
+    transform: BatchTransform
+    num_classes: int
+    device: torch.device
+    autocast: bool
+
+
+@dataclass
+class History:
+    rows: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val: dict[str, float] = field(default_factory=dict)
+    best_train: dict[str, float] = field(default_factory=dict)
+
+
+def _autocast(ctx: Context):
+    if not ctx.autocast:
+        return nullcontext()
+    return torch.autocast(ctx.device.type, dtype=torch.bfloat16)
+
+
+def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, split: Split, cfg: TrainConfig,
+                    ctx: Context, generator: torch.Generator, progress: tqdm | None) -> dict[str, float]:
+    model.train()
+    meter = Meter(ctx.num_classes, ctx.device)
+    for images, labels in train_batches(split, cfg.batch_size, generator):
+        x = ctx.transform(images)
+        if cfg.augment.crop_pad or cfg.augment.flip:
+            x = augment(x, cfg.augment.crop_pad, cfg.augment.flip, generator)
+        with _autocast(ctx):
+            logits = model(x)
+            loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum")
+        optimizer.zero_grad(set_to_none=True)
+        (loss_sum / len(labels)).backward()
+        optimizer.step()
+        meter.update(logits, labels, loss_sum)
+        if progress is not None:
+            progress.update(1)
+    return meter.summary()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, split: Split, batch_size: int, ctx: Context) -> dict[str, float]:
+    model.eval()
+    meter = Meter(ctx.num_classes, ctx.device)
+    for images, labels in eval_batches(split, batch_size):
+        with _autocast(ctx):
+            logits = model(ctx.transform(images))
+        meter.update(logits, labels, F.cross_entropy(logits.float(), labels, reduction="sum"))
+    return meter.summary()
+
+
+def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Context, generator: torch.Generator,
+        name: str) -> tuple[History, dict[str, torch.Tensor], float]:
+    """Train for cfg.epochs; return the history, the best epoch's weights and the training seconds."""
+    optimizer = build_optimizer(model, cfg)
+    scheduler = build_scheduler(optimizer, cfg)
+    history = History()
+    best_state: dict[str, torch.Tensor] = {}
+    steps = len(splits["train"]) // cfg.batch_size
+    on_terminal = sys.stderr.isatty()
+    train_seconds = 0.0
+    for epoch in range(1, cfg.epochs + 1):
+        progress = tqdm(total=steps, desc=f"{name} {epoch}/{cfg.epochs}", leave=False) if on_terminal else None
+        start = time.perf_counter()
+        train = train_one_epoch(model, optimizer, splits["train"], cfg, ctx, generator, progress)
+        train_seconds += time.perf_counter() - start
+        scheduler.step()
+        val = evaluate(model, splits["val"], cfg.eval_batch_size, ctx)
+        if progress is not None:
+            progress.close()
+        history.rows.append({"epoch": epoch, "train_loss": train["loss"], "train_acc1": train["acc1"],
+                             "val_loss": val["loss"], "val_acc1": val["acc1"], "val_acc5": val["acc5"]})
+        print(f"{name} epoch {epoch}/{cfg.epochs}: train loss {train['loss']:.4f} acc1 {train['acc1']:.4f} | "
+              f"val loss {val['loss']:.4f} acc1 {val['acc1']:.4f}", flush=True)
+        if not history.best_val or val["acc1"] > history.best_val["acc1"]:
+            history.best_epoch, history.best_val, history.best_train = epoch, val, train
+            best_state = copy.deepcopy(model.state_dict())
+    return history, best_state, train_seconds
+
+
+def _rounded(metrics: dict[str, float]) -> dict[str, float]:
+    return {key: round(value, 6) for key, value in metrics.items()}
+
+
+def curves_tsv(rows: list[dict[str, float]]) -> str:
+    lines = ["\t".join(CURVE_COLUMNS)]
+    for row in rows:
+        lines.append("\t".join(str(row["epoch"]) if col == "epoch" else f"{row[col]:.6f}" for col in CURVE_COLUMNS))
+    return "\n".join(lines) + "\n"
+
+
+def main(params: Params, variant: str, prepared: Path, checkpoint: Path, metrics_dir: Path, plots_dir: Path) -> dict:
+    """Train `variant`, then write its checkpoint, metrics, speed and curves."""
+    spec = params.variants[variant]
+    cfg = params.train_config(variant)
+    generator = seed_everything(params.seed)
+    device = pick_device()
+    meta = json.loads((prepared / "meta.json").read_text())
+    splits = load_splits(prepared / "arrays.npz", device)
+    on_gpu = device.type == "cuda"
+    ctx = Context(
+        transform=BatchTransform(meta["mean"], meta["std"], spec.normalize, device, on_gpu and cfg.channels_last),
+        num_classes=len(meta["classes"]),
+        device=device,
+        autocast=on_gpu and cfg.amp,
+    )
+    model = create_model(spec, params.rates(variant), meta["input_shape"], ctx.num_classes).to(device)
+    if on_gpu and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+
+    start = time.perf_counter()
+    history, best_state, train_seconds = fit(model, splits, cfg, ctx, generator, variant)
+    model.load_state_dict(best_state)
+    test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx)
+    seconds = time.perf_counter() - start
+
+    result = {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
+              "val": _rounded(history.best_val), "test": _rounded(test)}
+    trained_images = cfg.epochs * (len(splits["train"]) // cfg.batch_size) * cfg.batch_size
+    with atomic_path(checkpoint) as tmp:
+        torch.save({"variant": variant, "spec": spec.model_dump(), "rates": params.rates(variant),
+                    "best_epoch": history.best_epoch, "state_dict": best_state}, tmp)
+    write_text(plots_dir / "train" / f"{variant}.tsv", curves_tsv(history.rows))
+    write_json(metrics_dir / "speed" / f"{variant}.json",
+               {"seconds": round(seconds, 3), "images_per_sec": round(trained_images / train_seconds, 1),
+                "device": str(device)})
+    write_json(metrics_dir / "train" / f"{variant}.json", result)
+    return result

@@ -1,0 +1,118 @@
+"""End to end: the real dvc.yaml on the real Fashion-MNIST, shrunk to a few hundred images.
+
+Runs in a copy of the repository in a temporary directory, as a user's clone would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, shrink
+
+pytestmark = pytest.mark.slow
+
+SYSTEM_COPY = Path("/usr/share/datasets/fashion-mnist")
+GIT_IDENTITY = {f"GIT_{role}_{field}": value for role in ("AUTHOR", "COMMITTER")
+                for field, value in (("NAME", "droplab test"), ("EMAIL", "test@droplab.invalid"))}
+
+
+def run(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **GIT_IDENTITY}
+    done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+def snapshot(root: Path, folder: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((root / folder).glob("*"))}
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    if not SYSTEM_COPY.is_dir() and not os.environ.get("DROPLAB_DATA_DIR"):
+        pytest.skip("Fashion-MNIST is not installed (make data) and DROPLAB_DATA_DIR is not set")
+    root = tmp_path_factory.mktemp("clone")
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for rel in files:
+        if rel.split("/")[0] in {"metrics", "plots", "report"} or rel == "dvc.lock":
+            continue
+        if (REPO / rel).is_file():
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / rel, root / rel)
+    raw = shrink(yaml.safe_load((REPO / "params.yaml").read_text()))
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    run(["git", "init", "-q"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "clone"], root)
+    run(["dvc", "repro"], root)
+    return root
+
+
+def test_repro_writes_every_output(clone: Path):
+    variants = yaml.safe_load((clone / "params.yaml").read_text())["variants"]
+    for name in variants:
+        metrics = json.loads((clone / f"metrics/train/{name}.json").read_text())
+        assert set(metrics) == {"best_epoch", "train", "val", "test"}
+        for split in ("train", "val", "test"):
+            assert set(metrics[split]) == {"loss", "acc1", "acc5", "f1_macro"}
+            assert 0.0 <= metrics[split]["acc1"] <= metrics[split]["acc5"] <= 1.0
+        # Fashion-MNIST is learnable even from 300 images in one epoch: well above chance (0.1).
+        assert metrics["test"]["acc1"] > 0.3, name
+        profile = json.loads((clone / f"metrics/profile/{name}.json").read_text())
+        assert profile["params"] > 0 and profile["flops"] > 0 and profile["input_shape"] == [1, 28, 28]
+        speed = json.loads((clone / f"metrics/speed/{name}.json").read_text())
+        assert speed["device"] in ("cpu", "cuda") and speed["images_per_sec"] > 0
+        header = (clone / f"plots/train/{name}.tsv").read_text().splitlines()[0]
+        assert header == "epoch\ttrain_loss\ttrain_acc1\tval_loss\tval_acc1\tval_acc5"
+    summary = (clone / "report/summary.md").read_text()
+    assert all(name in summary for name in variants)
+    assert (clone / "report/loss.png").read_bytes()[:4] == b"\x89PNG"
+    meta = json.loads((clone / "data/prepared/meta.json").read_text())
+    assert meta["sizes"] == {"train": 300, "val": 200, "test": 10000}
+
+
+def test_second_repro_is_a_no_op(clone: Path):
+    assert json.loads(run(["dvc", "status", "--json"], clone)) == {}
+    assert "Running stage" not in run(["dvc", "repro"], clone)
+
+
+def test_forced_rerun_is_byte_identical(clone: Path):
+    before = snapshot(clone, "metrics/train"), snapshot(clone, "plots/train")
+    run(["dvc", "repro", "--force", "--single-item", "train@s2_mlp", "train@lenet_bn_dropout"], clone)
+    assert (snapshot(clone, "metrics/train"), snapshot(clone, "plots/train")) == before
+
+
+def test_experiment_retrains_only_variants_that_follow_dropout(clone: Path):
+    run(["git", "add", "-A"], clone)
+    run(["git", "commit", "-qm", "results"], clone)
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    followers = {name for name, spec in params["variants"].items() if spec["p"] == "dropout"}
+    assert followers and followers != set(params["variants"])
+    train_before, speed_before = snapshot(clone, "metrics/train"), snapshot(clone, "metrics/speed")
+
+    run(["dvc", "exp", "run", "-S", "dropout=0.8"], clone)
+
+    train_after, speed_after = snapshot(clone, "metrics/train"), snapshot(clone, "metrics/speed")
+    for name in params["variants"]:
+        key = f"{name}.json"
+        if name in followers:
+            assert train_after[key] != train_before[key], f"{name} follows dropout but its metrics did not change"
+        else:  # not retrained: even its timing file, which differs on every run, is untouched
+            assert speed_after[key] == speed_before[key], f"{name} does not follow dropout but was retrained"
+            assert train_after[key] == train_before[key]
+
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], clone))
+    assert shown, "dvc exp show listed no experiments"
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], clone))
+    assert any("metrics/train/s2_cnn.json" in path for path in diff)
+    run(["dvc", "plots", "diff", "HEAD", "-o", "plots_diff"], clone)
+    html = (clone / "plots_diff" / "index.html").read_text()
+    assert "S2 CNN: train and validation top-1 accuracy" in html

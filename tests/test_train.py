@@ -1,0 +1,105 @@
+"""The in-memory training loop: batching, batched augmentation, determinism and outputs."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from droplab import train
+from droplab.config import parse_params
+from droplab.device_data import BatchTransform, Split, augment, train_batches
+from droplab.errors import DroplabError
+
+
+def test_train_batches_visit_each_image_once_and_drop_the_remainder():
+    split = Split(torch.zeros(23, 1, 2, 2, dtype=torch.uint8), torch.arange(23))
+    seen = torch.cat([labels for _, labels in train_batches(split, 5, torch.Generator().manual_seed(0))])
+    assert len(seen) == 20 and len(set(seen.tolist())) == 20
+    again = torch.cat([labels for _, labels in train_batches(split, 5, torch.Generator().manual_seed(0))])
+    assert torch.equal(seen, again)
+    with pytest.raises(DroplabError, match="23 images, fewer than train.batch_size=50"):
+        next(train_batches(split, 50, torch.Generator()))
+
+
+def test_batch_transform_standardizes():
+    images = torch.randint(0, 256, (4, 2, 3, 3), dtype=torch.uint8)
+    out = BatchTransform([0.5, 0.25], [0.2, 0.1], True, torch.device("cpu"))(images)
+    expected = (images.double() / 255 - torch.tensor([0.5, 0.25]).view(1, 2, 1, 1)) / torch.tensor([0.2, 0.1]).view(
+        1, 2, 1, 1)
+    torch.testing.assert_close(out.double(), expected, atol=1e-6, rtol=0)
+
+
+def test_batched_crop_and_flip_match_a_per_image_loop():
+    x = torch.randn(6, 2, 5, 7)
+    pad = 2
+    out = augment(x, pad, True, torch.Generator().manual_seed(3))
+    # Replay the same random draws and apply them one image at a time.
+    generator = torch.Generator().manual_seed(3)
+    dy = torch.randint(0, 2 * pad + 1, (6,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (6,), generator=generator)
+    flips = torch.rand(6, generator=generator) < 0.5
+    padded = torch.nn.functional.pad(x, (pad,) * 4)
+    for i in range(6):
+        crop = padded[i, :, dy[i] : dy[i] + 5, dx[i] : dx[i] + 7]
+        torch.testing.assert_close(out[i], crop.flip(2) if flips[i] else crop)
+
+
+def _fake_prepared(root: Path, n_train: int = 120) -> Path:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", n_train), ("val", 40), ("test", 40)):
+        labels = np.arange(n) % 10
+        images = (rng.integers(0, 60, (n, 1, 28, 28)) + labels[:, None, None, None] * 19).astype(np.uint8)
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels.astype(np.int64)
+    root.mkdir(parents=True)
+    np.savez(root / "arrays.npz", **arrays)
+    meta = {"dataset": "fake", "classes": [str(i) for i in range(10)], "input_shape": [1, 28, 28],
+            "mean": [0.4], "std": [0.3], "sizes": {"train": n_train, "val": 40, "test": 40}}
+    (root / "meta.json").write_text(json.dumps(meta))
+    return root
+
+
+@pytest.mark.parametrize("variant", ["s4_mlp_p2_p5", "s2_cnn", "lenet_inbn_bn"])
+def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path: Path, variant: str):
+    tiny_params["train"]["epochs"] = 2
+    params = parse_params(tiny_params)
+    prepared = _fake_prepared(tmp_path / "prepared")
+    outputs = []
+    for run in ("a", "b"):
+        out = tmp_path / run
+        result = train.main(params, variant, prepared, out / "model.pt", out / "metrics", out / "plots")
+        outputs.append(out)
+    first, second = outputs
+    for rel in (f"metrics/train/{variant}.json", f"plots/train/{variant}.tsv"):
+        assert (first / rel).read_bytes() == (second / rel).read_bytes()
+    assert set(result) == {"best_epoch", "train", "val", "test"}
+    assert set(result["test"]) == {"loss", "acc1", "acc5", "f1_macro"}
+    rows = (first / f"plots/train/{variant}.tsv").read_text().splitlines()
+    assert rows[0].split("\t") == list(train.CURVE_COLUMNS) and len(rows) == 3
+    speed = json.loads((first / f"metrics/speed/{variant}.json").read_text())
+    assert set(speed) == {"seconds", "images_per_sec", "device"} and speed["device"] == "cpu"
+    checkpoint = torch.load(first / "model.pt", weights_only=True)
+    assert checkpoint["variant"] == variant and checkpoint["best_epoch"] == result["best_epoch"]
+
+
+def test_test_metrics_come_from_the_best_validation_epoch(tiny_params, tmp_path: Path):
+    tiny_params["train"]["epochs"] = 3
+    params = parse_params(tiny_params)
+    prepared = _fake_prepared(tmp_path / "prepared")
+    result = train.main(params, "s2_mlp", prepared, tmp_path / "m.pt", tmp_path / "metrics", tmp_path / "plots")
+    rows = [line.split("\t") for line in (tmp_path / "plots/train/s2_mlp.tsv").read_text().splitlines()[1:]]
+    val_acc1 = [float(row[4]) for row in rows]
+    assert result["best_epoch"] == 1 + val_acc1.index(max(val_acc1))
+    assert result["val"]["acc1"] == pytest.approx(max(val_acc1), abs=1e-6)
+    # Evaluating the saved best weights again reproduces the reported test metrics.
+    from droplab.device_data import load_splits
+    from droplab.models import create_model
+
+    checkpoint = torch.load(tmp_path / "m.pt", weights_only=True)
+    model = create_model(params.variants["s2_mlp"], params.rates("s2_mlp"), [1, 28, 28], 10)
+    model.load_state_dict(checkpoint["state_dict"])
+    ctx = train.Context(BatchTransform([0.4], [0.3], True, torch.device("cpu")), 10, torch.device("cpu"), False)
+    again = train.evaluate(model, load_splits(prepared / "arrays.npz", torch.device("cpu"))["test"], 1000, ctx)
+    assert again["acc1"] == pytest.approx(result["test"]["acc1"], abs=1e-6)
