@@ -19,8 +19,8 @@ def shrink(raw: dict) -> dict:
     raw["data"].update(train_limit=300, val_size=200)
     raw["train"].update(epochs=1, batch_size=50)
     for spec in raw["variants"].values():
-        if "batch_size" in spec.get("train", {}):
-            spec["train"]["batch_size"] = 50
+        overrides = spec.get("train", {})
+        overrides.update({key: value for key, value in (("epochs", 1), ("batch_size", 50)) if key in overrides})
     return raw
 
 

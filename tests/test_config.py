@@ -37,7 +37,10 @@ def _with(raw: dict, path: str, value) -> dict:
         ("train.epochs", "three", ["train.epochs:", "valid integer", "'three'"]),
         ("dropout", 1.0, ["dropout:", "less than 1"]),
         ("dropout", -0.1, ["dropout:", "greater than or equal to 0"]),
-        ("fixed_p.none", 1.0, ["variants.s2_mlp_no_dropout.p -> fixed_p.none = 1.0", "[0, 1)"]),
+        ("fixed_p.none", 1.0, ["fixed_p.none = 1.0: a dropout rate must lie in [0, 1)"]),
+        ("fixed_p.unused", -0.1, ["fixed_p.unused = -0.1"]),
+        ("train.epochs", "3", ["train.epochs:", "valid integer", "'3'"]),
+        ("variants.s2_mlp.train", {"schedule": {"name": "steps"}}, ["variants.s2_mlp.train.schedule.name"]),
         ("variants.s2_cnn.model", "vgg", ["variants.s2_cnn", "'vgg'", "'mlp', 'cnn', 'lenet5'"]),
         ("dataset", "imagenet21k", ["dataset: unknown dataset 'imagenet21k'", "allowed: fashion_mnist"]),
         ("variants.s2_cnn.p", "droput", ["'droput' is not a rate key", "allowed: dropout, fixed_p.none"]),
@@ -64,3 +67,10 @@ def test_missing_key_is_named(real_params):
 def test_top_level_must_be_a_mapping():
     with pytest.raises(ConfigError, match="expected a mapping"):
         parse_params(["not", "a", "mapping"])
+
+
+def test_variant_overrides_are_validated_and_typed(real_params):
+    real_params["variants"]["s2_mlp"]["train"] = {"schedule": {"name": "step", "milestones": [1]}, "epochs": 7}
+    cfg = parse_params(real_params).train_config("s2_mlp")
+    assert cfg.schedule.name == "step" and cfg.schedule.milestones == [1] and cfg.epochs == 7
+    assert cfg.lr == real_params["train"]["lr"]

@@ -4,10 +4,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from http_server import serve_directory
 
 from droplab.datasets import FASHION_MNIST, DatasetSpec, RawFile
 from droplab.download import DATA_DIR_ENV, DownloadError, content_sha256, fetch_dataset
+
+from http_server import serve_directory
 
 
 def _spec_for(directory: Path, urls: tuple[str, ...] = (), system_dir: str | None = None) -> DatasetSpec:
@@ -60,13 +61,38 @@ def test_every_failed_source_is_listed_and_nothing_is_left_behind(fake_mnist, tm
     with serve_directory(fake_mnist["dir"]) as url:
         spec = replace(spec, urls=(url + "missing/", url), system_dir=str(fake_mnist["dir"]))
         with pytest.raises(DownloadError) as info:
-            fetch_dataset(spec, tmp_path / "dest")
+            fetch_dataset(spec, tmp_path / "out" / "dest")
     message = str(info.value)
     assert f"no source could supply {name}" in message
     assert "system copy" in message and "expected " + "0" * 64 in message
     assert "HTTP 404" in message
     assert message.count("SHA-256 of content is") == 2  # system copy and the second URL
-    assert list((tmp_path / "dest").iterdir()) == []
+    assert list((tmp_path / "out").iterdir()) == []  # no dest, no partial folder
+
+
+def test_a_failed_refetch_keeps_the_earlier_good_copy(fake_mnist, tmp_path: Path):
+    good = _spec_for(fake_mnist["dir"], system_dir=str(fake_mnist["dir"]))
+    fetch_dataset(good, tmp_path / "out" / "dest")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "out" / "dest").iterdir()}
+    # The first files verify, the last does not: nothing of the half-done fetch may show.
+    last = sorted(good.files)[-1]
+    bad = replace(good, files={**good.files, last: replace(good.files[last], sha256="f" * 64)})
+    with pytest.raises(DownloadError, match=last):
+        fetch_dataset(bad, tmp_path / "out" / "dest")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "out" / "dest").iterdir()} == before
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["dest"]
+
+
+def test_corrupt_gzip_in_one_source_falls_back_to_the_next(fake_mnist, tmp_path: Path):
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    for path in fake_mnist["dir"].iterdir():
+        data = bytearray(path.read_bytes())
+        data[20:40] = b"\xff" * 20  # damage the deflate stream, keep the gzip header
+        (corrupt / path.name).write_bytes(bytes(data))
+    spec = _spec_for(fake_mnist["dir"], system_dir=str(fake_mnist["dir"]))
+    used = fetch_dataset(spec, tmp_path / "out" / "dest", source_dir=str(corrupt))
+    assert set(used.values()) == {"system copy"}
 
 
 def test_unreachable_network_is_reported(tmp_path: Path):

@@ -38,22 +38,35 @@ def conv(i: int, o: int, k: int) -> int:
     return i * o * k * k + o
 
 
-@pytest.mark.parametrize(
-    "variant, expected",
-    [
-        ("s2_mlp", linear(784, 1024) + 2 * 1024 + linear(1024, 10)),
-        ("s2_mlp_no_bn", linear(784, 1024) + linear(1024, 10)),
-        ("s4_mlp_p2_p5", linear(784, 256) + linear(256, 256) + linear(256, 10)),
-        # 28 -> conv 28 -> pool(2, 2, pad 1) 15 -> conv 15 -> pool 8: 128*8*8 features
-        ("s2_cnn", conv(1, 64, 3) + 2 * 64 + conv(64, 128, 5) + 2 * 128 + linear(128 * 8 * 8, 10)),
-        ("s2_cnn_no_bn", conv(1, 64, 3) + conv(64, 128, 5) + linear(128 * 8 * 8, 10)),
-        # resized to 32 -> 28 -> 14 -> 10 -> 5: 16*5*5 = 400 features
-        ("lenet_std_bn", conv(1, 6, 5) + 12 + conv(6, 16, 5) + 32 + linear(400, 120) + linear(120, 84) + linear(84, 10)),
-        ("lenet_inbn_bn", 2 + conv(1, 6, 5) + 12 + conv(6, 16, 5) + 32 + linear(400, 120) + linear(120, 84)
-         + linear(84, 10)),
-        ("lenet_dropout", conv(1, 6, 5) + conv(6, 16, 5) + linear(400, 120) + linear(120, 84) + linear(84, 10)),
-    ],
-)
+S2_MLP = linear(784, 1024) + 2 * 1024 + linear(1024, 10)
+S4_MLP = linear(784, 256) + linear(256, 256) + linear(256, 10)
+# 28 -> conv 28 -> pool(2, 2, pad 1) 15 -> conv 15 -> pool 8: 128*8*8 features; BN adds 2 per channel
+S2_CNN = conv(1, 64, 3) + 2 * 64 + conv(64, 128, 5) + 2 * 128 + linear(128 * 8 * 8, 10)
+# resized to 32 -> 28 -> 14 -> 10 -> 5: 16*5*5 = 400 features
+LENET = conv(1, 6, 5) + conv(6, 16, 5) + linear(400, 120) + linear(120, 84) + linear(84, 10)
+EXPECTED_PARAMS = {
+    "s4_mlp_p2_p5": S4_MLP,
+    "s4_mlp_p5_p2": S4_MLP,
+    "s2_mlp": S2_MLP,
+    "s2_mlp_no_bn": S2_MLP - 2 * 1024,
+    "s2_mlp_no_dropout": S2_MLP,
+    "s2_cnn": S2_CNN,
+    "s2_cnn_relu_before_bn": S2_CNN,
+    "s2_cnn_pool_before_dropout": S2_CNN,
+    "s2_cnn_no_bn": S2_CNN - 2 * 64 - 2 * 128,
+    "s2_cnn_no_dropout": S2_CNN,
+    "lenet_std_bn": LENET + 2 * 6 + 2 * 16,
+    "lenet_inbn_bn": LENET + 2 * 1 + 2 * 6 + 2 * 16,
+    "lenet_dropout": LENET,
+    "lenet_bn_dropout": LENET + 2 * 6 + 2 * 16,
+}
+
+
+def test_every_default_variant_has_a_hand_computed_count(real_params):
+    assert set(EXPECTED_PARAMS) == set(real_params["variants"])
+
+
+@pytest.mark.parametrize("variant, expected", EXPECTED_PARAMS.items())
 def test_parameter_counts_match_hand_formulas(real_params, variant, expected):
     model = _build(real_params, variant)
     assert _count(model) == expected

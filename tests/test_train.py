@@ -9,8 +9,9 @@ import torch
 
 from droplab import train
 from droplab.config import parse_params
-from droplab.device_data import BatchTransform, Split, augment, train_batches
+from droplab.device_data import BatchTransform, Split, augment, load_splits, train_batches
 from droplab.errors import DroplabError
+from droplab.models import create_model
 
 
 def test_train_batches_visit_each_image_once_and_drop_the_remainder():
@@ -64,6 +65,7 @@ def _fake_prepared(root: Path, n_train: int = 120) -> Path:
 @pytest.mark.parametrize("variant", ["s4_mlp_p2_p5", "s2_cnn", "lenet_inbn_bn"])
 def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path: Path, variant: str):
     tiny_params["train"]["epochs"] = 2
+    tiny_params["variants"][variant].get("train", {}).pop("epochs", None)
     params = parse_params(tiny_params)
     prepared = _fake_prepared(tmp_path / "prepared")
     outputs = []
@@ -84,19 +86,39 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
     assert checkpoint["variant"] == variant and checkpoint["best_epoch"] == result["best_epoch"]
 
 
-def test_test_metrics_come_from_the_best_validation_epoch(tiny_params, tmp_path: Path):
-    tiny_params["train"]["epochs"] = 3
+@pytest.mark.parametrize("scripted_val_acc1, best", [([0.5, 0.9, 0.7, 0.6], 2), ([0.5, 0.8, 0.8, 0.3], 2)])
+def test_test_split_is_evaluated_with_the_best_epochs_weights(tiny_params, tmp_path: Path, monkeypatch,
+                                                               scripted_val_acc1, best):
+    """Validation accuracy is scripted to peak early (ties go to the earlier epoch); the test pass
+    must then see exactly the weights the model had after that epoch."""
+    tiny_params["train"]["epochs"] = len(scripted_val_acc1)
+    params = parse_params(tiny_params)
+    prepared = _fake_prepared(tmp_path / "prepared")
+    real_evaluate = train.evaluate
+    weights_seen: list[dict[str, torch.Tensor]] = []
+
+    def scripted_evaluate(model, split, batch_size, ctx):
+        metrics = real_evaluate(model, split, batch_size, ctx)
+        weights_seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        if len(weights_seen) <= len(scripted_val_acc1):
+            metrics["acc1"] = scripted_val_acc1[len(weights_seen) - 1]
+        return metrics
+
+    monkeypatch.setattr(train, "evaluate", scripted_evaluate)
+    result = train.main(params, "s2_mlp", prepared, tmp_path / "m.pt", tmp_path / "metrics", tmp_path / "plots")
+    assert result["best_epoch"] == best and result["val"]["acc1"] == scripted_val_acc1[best - 1]
+    *per_epoch, at_test = weights_seen
+    assert len(per_epoch) == len(scripted_val_acc1)
+    for key, value in at_test.items():
+        assert torch.equal(value, per_epoch[best - 1][key]), key
+    assert not all(torch.equal(v, per_epoch[-1][k]) for k, v in at_test.items())
+
+
+def test_saved_checkpoint_reproduces_the_test_metrics(tiny_params, tmp_path: Path):
+    tiny_params["train"]["epochs"] = 2
     params = parse_params(tiny_params)
     prepared = _fake_prepared(tmp_path / "prepared")
     result = train.main(params, "s2_mlp", prepared, tmp_path / "m.pt", tmp_path / "metrics", tmp_path / "plots")
-    rows = [line.split("\t") for line in (tmp_path / "plots/train/s2_mlp.tsv").read_text().splitlines()[1:]]
-    val_acc1 = [float(row[4]) for row in rows]
-    assert result["best_epoch"] == 1 + val_acc1.index(max(val_acc1))
-    assert result["val"]["acc1"] == pytest.approx(max(val_acc1), abs=1e-6)
-    # Evaluating the saved best weights again reproduces the reported test metrics.
-    from droplab.device_data import load_splits
-    from droplab.models import create_model
-
     checkpoint = torch.load(tmp_path / "m.pt", weights_only=True)
     model = create_model(params.variants["s2_mlp"], params.rates("s2_mlp"), [1, 28, 28], 10)
     model.load_state_dict(checkpoint["state_dict"])

@@ -7,7 +7,7 @@ values instead of surfacing later as a traceback deep inside torch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -29,14 +29,15 @@ class ConfigError(DroplabError):
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: "3" is not silently an int; ints are still accepted where a float is expected.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DataConfig(Strict):
-    source_dir: Optional[str] = None
+    source_dir: str | None = None
     split_seed: int = 0
     val_size: int = Field(10000, gt=0)
-    train_limit: Optional[int] = Field(None, gt=0)
+    train_limit: int | None = Field(None, gt=0)
 
 
 class Schedule(Strict):
@@ -60,6 +61,7 @@ class TrainConfig(Strict):
     schedule: Schedule = Schedule()
     augment: Augment = Augment()
     eval_batch_size: int = Field(1000, gt=0)
+    threads: int = Field(2, gt=0)
     amp: bool = True
     channels_last: bool = True
 
@@ -69,8 +71,8 @@ def _all_optional(model: type[BaseModel], name: str) -> type[BaseModel]:
     fields: dict[str, Any] = {}
     for field_name, field in model.model_fields.items():
         bounded = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
-        fields[field_name] = (Optional[bounded], None)  # keeps the gt/ge bounds of the original
-    return create_model(name, __config__=ConfigDict(extra="forbid", frozen=True), **fields)
+        fields[field_name] = (bounded | None, None)  # keeps the gt/ge bounds of the original
+    return create_model(name, __config__=Strict.model_config, **fields)
 
 
 TrainOverride = _all_optional(TrainConfig, "TrainOverride")
@@ -113,7 +115,7 @@ class MLPSpec(VariantBase):
     model: Literal["mlp"]
     hidden: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
     block: list[str] = ["linear", "bn", "relu", "dropout"]
-    init_std: Optional[float] = Field(None, gt=0)
+    init_std: float | None = Field(None, gt=0)
 
     @field_validator("block")
     @classmethod
@@ -138,7 +140,7 @@ class CNNSpec(VariantBase):
         return _check_order(order, CONV_LAYERS, ("conv", "pool"))
 
     @model_validator(mode="after")
-    def _same_depth(self) -> "CNNSpec":
+    def _same_depth(self) -> CNNSpec:
         if len(self.channels) != len(self.kernels):
             raise ValueError("channels and kernels must have the same length")
         return self
@@ -159,14 +161,14 @@ class LeNetSpec(VariantBase):
         return 5
 
 
-VariantSpec = Annotated[Union[MLPSpec, CNNSpec, LeNetSpec], Field(discriminator="model")]
+VariantSpec = Annotated[MLPSpec | CNNSpec | LeNetSpec, Field(discriminator="model")]
 
 
 class Params(Strict):
     seed: int
     dataset: str
     dropout: float = Field(ge=0, lt=1)
-    fixed_p: dict[str, Union[float, list[float]]] = {}
+    fixed_p: dict[str, float | list[float]] = {}
     data: DataConfig
     train: TrainConfig
     variants: dict[str, VariantSpec] = Field(min_length=1)
@@ -186,8 +188,17 @@ class Params(Strict):
                 raise ValueError(f"name {name!r} may use only letters, digits, '_' and '-' (DVC reads '.' as nesting)")
         return mapping
 
+    @field_validator("fixed_p")
+    @classmethod
+    def _rates_in_range(cls, mapping: dict[str, float | list[float]]) -> dict[str, float | list[float]]:
+        for name, value in mapping.items():
+            for rate in value if isinstance(value, list) else [value]:
+                if not 0.0 <= rate < 1.0:
+                    raise ValueError(f"fixed_p.{name} = {rate}: a dropout rate must lie in [0, 1)")
+        return mapping
+
     @model_validator(mode="after")
-    def _rates_resolve(self) -> "Params":
+    def _rates_resolve(self) -> Params:
         for name in self.variants:
             self.rates(name)
         return self
@@ -203,9 +214,6 @@ class Params(Strict):
             choices = ", ".join(["dropout", *(f"fixed_p.{k}" for k in self.fixed_p)])
             raise ValueError(f"variants.{variant}.p: {ref!r} is not a rate key; allowed: {choices}")
         rates = [float(v) for v in (value if isinstance(value, list) else [value])]
-        for rate in rates:
-            if not 0.0 <= rate < 1.0:
-                raise ValueError(f"variants.{variant}.p -> {ref} = {rate}: a dropout rate must lie in [0, 1)")
         sites = self.variants[variant].dropout_sites()
         if len(rates) not in (1, sites):
             raise ValueError(
@@ -217,7 +225,7 @@ class Params(Strict):
     def train_config(self, variant: str) -> TrainConfig:
         """The top-level `train` with the variant's own overrides applied."""
         override = self.variants[variant].train.model_dump(exclude_none=True)
-        return self.train.model_copy(update=override)
+        return TrainConfig.model_validate({**self.train.model_dump(), **override})
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -10,8 +10,10 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int) -> torch.Generator:
-    """Seed python, numpy and torch; return a CPU generator for data order and augmentation."""
+def seed_everything(seed: int, threads: int) -> torch.Generator:
+    """Seed python, numpy and torch and fix the CPU thread count (float sums depend on how work
+    is split); return a CPU generator for data order and augmentation."""
+    torch.set_num_threads(threads)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS determinism on GPU
     random.seed(seed)
     np.random.seed(seed)

@@ -70,7 +70,10 @@ def augment(x: torch.Tensor, crop_pad: int, flip: bool, generator: torch.Generat
     return x
 
 
-def train_batches(split: Split, batch_size: int, generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def train_batches(split: Split, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
     """Full batches in a seeded random order; the ragged remainder is dropped (BN needs > 1)."""
     if len(split) < batch_size:
         raise DroplabError(f"the train split has {len(split)} images, fewer than train.batch_size={batch_size}")
@@ -80,6 +83,6 @@ def train_batches(split: Split, batch_size: int, generator: torch.Generator) -> 
         yield split.images[index], split.labels[index]
 
 
-def eval_batches(split: Split, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def eval_batches(split: Split, batch_size: int) -> Iterator[Batch]:
     for start in range(0, len(split), batch_size):
         yield split.images[start : start + batch_size], split.labels[start : start + batch_size]

@@ -8,12 +8,12 @@ leaves a bad file where a good one belongs.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import shutil
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +81,7 @@ def fetch_file(raw: RawFile, dest: Path, sources: list[Source], timeout: float =
                 if actual != raw.sha256:
                     raise DownloadError(f"SHA-256 of content is {actual}, expected {raw.sha256}")
             return source
-        except (OSError, EOFError, urllib.error.URLError, DownloadError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, zlib.error, urllib.error.URLError, DownloadError) as exc:
             failures.append(f"  {source.label} {source.location}: {_reason(exc)}")
     raise DownloadError(f"no source could supply {raw.name}; tried:\n" + "\n".join(failures))
 
@@ -97,7 +97,20 @@ def _reason(exc: BaseException) -> str:
 
 
 def fetch_dataset(spec: DatasetSpec, dest: str | Path, source_dir: str | None = None) -> dict[str, str]:
-    """Fetch every raw file of `spec` into `dest`; return file name -> source label."""
+    """Fetch every raw file of `spec` into `dest`; return file name -> source label.
+
+    Files gather in a hidden sibling folder that replaces `dest` only once all of them
+    verified, so a failure leaves no partial dataset and an earlier good `dest` intact.
+    """
     dest = Path(dest)
-    sources = sources_for(spec, source_dir)
-    return {raw.name: fetch_file(raw, dest, sources).label for raw in spec.files.values()}
+    partial = dest.with_name(f".{dest.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        sources = sources_for(spec, source_dir)
+        used = {raw.name: fetch_file(raw, partial, sources).label for raw in spec.files.values()}
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(partial, dest)
+        return used
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

@@ -7,6 +7,7 @@ that names it instead of a reshape failure deep inside numpy.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,7 +39,7 @@ def read_bytes(path: str | Path) -> bytes:
     try:
         with open_decompressed(path) as handle:
             return handle.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise IDXError(f"{path}: cannot read: {exc}") from None
 
 

@@ -7,6 +7,7 @@ loop never waits for the device; `summary()` is the single synchronisation point
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
 
 
 class Meter:
@@ -23,9 +24,10 @@ class Meter:
         k = min(5, self.num_classes)
         topk = logits.detach().topk(k, dim=1).indices
         self.top5_hits += (topk == labels[:, None]).any(dim=1).sum()
-        predicted = topk[:, 0]
-        flat = labels * self.num_classes + predicted
-        self.confusion += torch.bincount(flat, minlength=self.num_classes**2).view(self.num_classes, self.num_classes)
+        # A one-hot product rather than bincount: exact, and deterministic on CUDA too.
+        truth = F.one_hot(labels, self.num_classes).float()
+        predicted = F.one_hot(topk[:, 0], self.num_classes).float()
+        self.confusion += (truth.T @ predicted).long()
 
     def summary(self) -> dict[str, float]:
         confusion = self.confusion.double().cpu()

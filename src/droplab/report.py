@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from droplab.atomic import atomic_path, write_text  # noqa: E402
@@ -35,16 +36,19 @@ def load_curves(variants: list[str], plots_dir: Path) -> dict[str, pd.DataFrame]
 
 
 def plot_curves(curves: dict[str, pd.DataFrame], metric: str, ylabel: str, path: Path) -> None:
-    fig, (ax_train, ax_val) = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for name, frame in curves.items():
-        line, = ax_train.plot(frame["epoch"], frame[f"train_{metric}"], marker=".", label=name)
-        ax_val.plot(frame["epoch"], frame[f"val_{metric}"], marker=".", color=line.get_color(), label=name)
+    fig, (ax_train, ax_val) = plt.subplots(1, 2, figsize=(14, 4.5), sharey=True)
+    colors = plt.get_cmap("tab20").colors
+    for index, (name, frame) in enumerate(curves.items()):
+        color = colors[index % len(colors)]
+        ax_train.plot(frame["epoch"], frame[f"train_{metric}"], marker=".", color=color, label=name)
+        ax_val.plot(frame["epoch"], frame[f"val_{metric}"], marker=".", color=color, label=name)
     for ax, split in ((ax_train, "train"), (ax_val, "validation")):
         ax.set_title(f"{split} {ylabel}")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     ax_train.set_ylabel(ylabel)
-    ax_val.legend(fontsize=7, loc="best")
+    ax_val.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100, metadata=PNG_METADATA)

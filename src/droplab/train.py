@@ -99,6 +99,8 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
         progress = tqdm(total=steps, desc=f"{name} {epoch}/{cfg.epochs}", leave=False) if on_terminal else None
         start = time.perf_counter()
         train = train_one_epoch(model, optimizer, splits["train"], cfg, ctx, generator, progress)
+        if ctx.device.type == "cuda":
+            torch.cuda.synchronize()  # the loop never waits for the GPU; the clock must
         train_seconds += time.perf_counter() - start
         scheduler.step()
         val = evaluate(model, splits["val"], cfg.eval_batch_size, ctx)
@@ -129,7 +131,7 @@ def main(params: Params, variant: str, prepared: Path, checkpoint: Path, metrics
     """Train `variant`, then write its checkpoint, metrics, speed and curves."""
     spec = params.variants[variant]
     cfg = params.train_config(variant)
-    generator = seed_everything(params.seed)
+    generator = seed_everything(params.seed, cfg.threads)
     device = pick_device()
     meta = json.loads((prepared / "meta.json").read_text())
     splits = load_splits(prepared / "arrays.npz", device)
@@ -138,7 +140,7 @@ def main(params: Params, variant: str, prepared: Path, checkpoint: Path, metrics
         transform=BatchTransform(meta["mean"], meta["std"], spec.normalize, device, on_gpu and cfg.channels_last),
         num_classes=len(meta["classes"]),
         device=device,
-        autocast=on_gpu and cfg.amp,
+        autocast=on_gpu and cfg.amp and torch.cuda.is_bf16_supported(including_emulation=False),
     )
     model = create_model(spec, params.rates(variant), meta["input_shape"], ctx.num_classes).to(device)
     if on_gpu and cfg.channels_last:

@@ -46,6 +46,7 @@ class LeNet5(nn.Sequential):
         conv_order = ["conv", "bn", "relu", "pool", "dropout"] if bn else ["conv", "relu", "pool", "dropout"]
         self.add_module("features", conv_stack(channels, [6, 16], [5, 5], conv_order, [p_conv1, p_conv2], "valid", 0))
         self.add_module("flatten", nn.Flatten())
-        stack, width = linear_stack(output_features(self, input_shape), [120, 84], ["linear", "relu", "dropout"], [p_fc1, p_fc2])
+        fc_order = ["linear", "relu", "dropout"]
+        stack, width = linear_stack(output_features(self, input_shape), [120, 84], fc_order, [p_fc1, p_fc2])
         self.add_module("hidden", stack)
         self.add_module("head", nn.Linear(width, num_classes))

@@ -10,7 +10,8 @@ from torch import nn
 from droplab.models.blocks import ordered_block, per_site
 
 
-def linear_stack(in_features: int, hidden: Sequence[int], order: Sequence[str], rates: Sequence[float]) -> tuple[nn.Sequential, int]:
+def linear_stack(in_features: int, hidden: Sequence[int], order: Sequence[str],
+                 rates: Sequence[float]) -> tuple[nn.Sequential, int]:
     """Hidden layers, each built in `order`; returns the stack and its output width."""
     stack = nn.Sequential()
     for index, (width, rate) in enumerate(zip(hidden, rates, strict=True)):

@@ -1,0 +1,49 @@
+"""Stage scripts turn bad input into one clear line and a non-zero exit, never a traceback."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO
+
+
+def run_stage(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(REPO / "stages" / args[0]), *args[1:]], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("script", ["download.py", "preprocess.py", "report.py"])
+def test_invalid_params_stop_every_stage_with_the_key_path(tmp_path: Path, real_params, script):
+    real_params["variants"]["s2_cnn"]["blok"] = ["conv"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
+    done = run_stage(tmp_path, script)
+    assert done.returncode == 2
+    assert "params.yaml is invalid" in done.stderr and "variants.s2_cnn.blok: unknown key" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_variant_lists_the_known_ones(tmp_path: Path, real_params):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
+    done = run_stage(tmp_path, "train.py", "s2_cnnn")
+    assert done.returncode == 2 and "unknown variant 's2_cnnn'" in done.stderr and "s2_cnn," in done.stderr
+
+
+def test_unreachable_data_lists_every_source(tmp_path: Path, real_params):
+    real_params["data"]["source_dir"] = str(tmp_path / "empty")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
+    done = subprocess.run(
+        [sys.executable, "-c",
+         "import droplab.datasets as d, dataclasses as dc;"
+         "d.DATASETS['fashion_mnist'] = dc.replace(d.FASHION_MNIST, system_dir='/nonexistent',"
+         " urls=('http://127.0.0.1:9/',));"
+         f"import runpy; runpy.run_path({str(REPO / 'stages' / 'download.py')!r}, run_name='__main__')"],
+        cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2, done.stderr
+    for source in ("params data.source_dir", "system copy /nonexistent: file not found", "official URL"):
+        assert source in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "data" / "raw" / "fashion_mnist").exists() or not any(
+        (tmp_path / "data" / "raw" / "fashion_mnist").iterdir())
