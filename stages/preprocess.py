@@ -9,7 +9,7 @@ from droplab.prepare import prepare
 
 def main(params) -> None:
     meta = prepare(DATASETS[params.dataset], Path("data/raw") / params.dataset, Path("data/prepared"),
-                   params.data.val_size, params.data.split_seed, params.data.train_limit)
+                   params.data.val_size, params.data.split_seed, params.data.train_limit, params.data.test_limit)
     print(f"{meta['dataset']}: {meta['sizes']} images of shape {meta['input_shape']}")
 
 

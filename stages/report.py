@@ -1,4 +1,4 @@
-"""DVC stage `report`: report/summary.md and learning-curve PNGs for every variant."""
+"""DVC stage `report`: report/summary.md and one figure per study."""
 
 from pathlib import Path
 
@@ -7,7 +7,7 @@ from droplab.report import build_report
 
 
 def main(params) -> None:
-    table = build_report(list(params.variants), Path("metrics"), Path("plots"), Path("report"))
+    table = build_report(params, Path("metrics"), Path("plots"), Path("report"))
     print(table.to_string(index=False))
 
 

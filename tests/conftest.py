@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 def shrink(raw: dict) -> dict:
     """The real params.yaml at a size that trains in seconds: a few hundred images, one epoch."""
     raw = copy.deepcopy(raw)
-    raw["data"].update(train_limit=300, val_size=200)
+    raw["data"].update(train_limit=300, val_size=200, test_limit=500)
     raw["train"].update(epochs=1, batch_size=50)
     for spec in raw["variants"].values():
         overrides = spec.get("train", {})

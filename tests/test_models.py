@@ -63,7 +63,8 @@ EXPECTED_PARAMS = {
 
 
 def test_every_default_variant_has_a_hand_computed_count(real_params):
-    assert set(EXPECTED_PARAMS) == set(real_params["variants"])
+    # ResNets are counted against torchvision's in test_resnet.py
+    assert set(EXPECTED_PARAMS) == {v for v, spec in real_params["variants"].items() if spec["model"] != "resnet"}
 
 
 @pytest.mark.parametrize("variant, expected", EXPECTED_PARAMS.items())

@@ -83,9 +83,17 @@ def test_repro_writes_every_output(clone: Path):
         assert header == "epoch\ttrain_loss\ttrain_acc1\tval_loss\tval_acc1\tval_acc5"
     summary = (clone / "report/summary.md").read_text()
     assert all(name in summary for name in variants)
-    assert (clone / "report/loss.png").read_bytes()[:4] == b"\x89PNG"
     meta = json.loads((clone / "data/prepared/meta.json").read_text())
-    assert meta["sizes"] == {"train": 300, "val": 200, "test": 10000}
+    assert meta["sizes"] == {"train": 300, "val": 200, "test": 500}
+    for name in variants:
+        bn = json.loads((clone / f"metrics/bn/{name}.json").read_text())
+        assert (bn["bn_layers"] > 0) == (bn["recalibration"] is not None)
+        assert (clone / f"report/bn/{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (clone / f"report/arch/{name}.txt").read_text().strip()
+        assert "module" in (clone / f"report/arch/{name}.flops.txt").read_text()
+    for study in params.studies:
+        assert (clone / f"report/studies/{study}.png").read_bytes()[:4] == b"\x89PNG"
+        assert f"## {study}:" in summary
 
 
 def test_second_repro_is_a_no_op(clone: Path):
@@ -94,9 +102,10 @@ def test_second_repro_is_a_no_op(clone: Path):
 
 
 def test_forced_rerun_is_byte_identical(clone: Path):
-    folders = ("metrics/train", "metrics/profile", "plots/train")
+    folders = ("metrics/train", "metrics/profile", "metrics/bn", "plots/train")
     before = [snapshot(clone, folder) for folder in folders]
-    stages = ["train@s2_mlp", "train@s2_cnn", "train@lenet_bn_dropout", "train@s4_mlp_p2_p5", "profile@s2_cnn"]
+    stages = ["train@s2_mlp", "train@s2_cnn", "train@lenet_bn_dropout", "train@s4_mlp_p2_p5", "profile@s2_cnn",
+              "train@s1_resnet18_before_bn", "analyze@s1_resnet18_before_bn"]
     run(["dvc", "repro", "--force", "--single-item", *stages], clone)
     assert [snapshot(clone, folder) for folder in folders] == before
 

@@ -38,6 +38,11 @@ class DataConfig(Strict):
     split_seed: int = 0
     val_size: int = Field(10000, gt=0)
     train_limit: int | None = Field(None, gt=0)
+    test_limit: int | None = Field(None, gt=0)
+
+
+class AnalysisConfig(Strict):
+    train_images: int | None = Field(2000, gt=0)  # training images the BN analysis passes over
 
 
 class Schedule(Strict):
@@ -161,7 +166,28 @@ class LeNetSpec(VariantBase):
         return 5
 
 
-VariantSpec = Annotated[MLPSpec | CNNSpec | LeNetSpec, Field(discriminator="model")]
+class ResNetSpec(VariantBase):
+    """Dropout sites: inside every residual block (where `placement` says), the dropout head."""
+
+    model: Literal["resnet"]
+    arch: Literal["resnet18", "resnet50"]
+    placement: Literal["none", "after_bn", "before_bn"] = "none"
+    stem: Literal["imagenet", "small"] = "imagenet"
+    head: Literal["avg", "max", "avgmax", "catavgmax", "dropout_classifier"] = "avg"
+    resize: int | None = Field(None, gt=0)
+
+    def dropout_sites(self) -> int:
+        return 2
+
+
+MODEL_SPECS = {"mlp": MLPSpec, "cnn": CNNSpec, "lenet5": LeNetSpec, "resnet": ResNetSpec}
+VariantSpec = Annotated[MLPSpec | CNNSpec | LeNetSpec | ResNetSpec, Field(discriminator="model")]
+
+
+class Study(Strict):
+    title: str
+    variants: list[str] = Field(min_length=1)
+    profile_table: bool = False  # put parameters and FLOPs beside accuracy (S3 did)
 
 
 class Params(Strict):
@@ -171,7 +197,9 @@ class Params(Strict):
     fixed_p: dict[str, float | list[float]] = {}
     data: DataConfig
     train: TrainConfig
+    analysis: AnalysisConfig = AnalysisConfig()
     variants: dict[str, VariantSpec] = Field(min_length=1)
+    studies: dict[str, Study] = {}
 
     @field_validator("dataset")
     @classmethod
@@ -203,6 +231,14 @@ class Params(Strict):
             self.rates(name)
         return self
 
+    @model_validator(mode="after")
+    def _studies_name_variants(self) -> Params:
+        for study, group in self.studies.items():
+            unknown = [name for name in group.variants if name not in self.variants]
+            if unknown:
+                raise ValueError(f"studies.{study}.variants: {unknown[0]!r} is not in variants")
+        return self
+
     def rates(self, variant: str) -> list[float]:
         """The dropout rate(s) a variant's `p` points to, each checked to lie in [0, 1)."""
         ref = self.variants[variant].p
@@ -229,7 +265,7 @@ class Params(Strict):
 
 
 def _describe(error: dict[str, Any]) -> str:
-    loc = [str(part) for part in error["loc"] if part not in ("mlp", "cnn", "lenet5")]
+    loc = [str(part) for part in error["loc"] if part not in MODEL_SPECS]
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
@@ -249,8 +285,8 @@ def _allowed_keys(error: dict[str, Any]) -> str:
                 model = model.model_fields[part].annotation
             continue
         args = getattr(model, "__args__", ())
-        if part in ("mlp", "cnn", "lenet5"):
-            model = {"mlp": MLPSpec, "cnn": CNNSpec, "lenet5": LeNetSpec}[part]
+        if part in MODEL_SPECS:
+            model = MODEL_SPECS[part]
         elif args:
             model = args[-1]
     if isinstance(model, type) and issubclass(model, BaseModel):

@@ -58,7 +58,7 @@ def limit(arrays: Arrays, count: int | None, seed: int) -> Arrays:
     """A seeded subset of `count` images, for CPU-scale runs; None keeps everything."""
     if count is None or count >= len(arrays.labels):
         return arrays
-    index = np.sort(np.random.default_rng(seed + 1).permutation(len(arrays.labels))[:count])
+    index = np.sort(np.random.default_rng(seed).permutation(len(arrays.labels))[:count])
     return subset(arrays, index)
 
 
@@ -70,14 +70,15 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
 
 
 def prepare(spec: DatasetSpec, raw_dir: Path, out_dir: Path, val_size: int, split_seed: int,
-            train_limit: int | None) -> dict:
+            train_limit: int | None, test_limit: int | None = None) -> dict:
     """Write out_dir/arrays.npz and out_dir/meta.json; return the meta."""
     num_classes = len(spec.classes)
     files = {role: raw_dir / raw.name for role, raw in spec.files.items()}
     full = load_idx_pair(files["train_images"], files["train_labels"], num_classes)
     test = load_idx_pair(files["test_images"], files["test_labels"], num_classes)
     train, val = split_train_val(full, val_size, split_seed)
-    train = limit(train, train_limit, split_seed)
+    train = limit(train, train_limit, split_seed + 1)
+    test = limit(test, test_limit, split_seed + 2)
     mean, std = channel_stats(train.images)
     splits = {"train": train, "val": val, "test": test}
     meta = {

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import nn
+from torch.nn import functional as F
 
 LayerFactory = Callable[[], nn.Module]
 
@@ -34,11 +36,26 @@ def per_site(rates: Sequence[float], sites: int, what: str) -> list[float]:
 
 def output_features(module: nn.Module, input_shape: Sequence[int]) -> int:
     """Width of `module`'s flattened output for one input of `input_shape`, found by running it."""
-    import torch
-
     was_training = module.training
     module.eval()
     with torch.no_grad():
         width = module(torch.zeros(1, *input_shape)).flatten(1).shape[1]
     module.train(was_training)
     return int(width)
+
+
+class Resize(nn.Module):
+    """Bilinear resize of a batch to size x size (S5 fed MNIST to LeNet-5 at 32x32;
+    S1/S3 ran ResNets at 64x64)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2:] == (self.size, self.size):
+            return x
+        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}"

@@ -4,32 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
-from torch.nn import functional as F
 
-from droplab.models.blocks import output_features, per_site
+from droplab.models.blocks import Resize, output_features, per_site
 from droplab.models.cnn import conv_stack
 from droplab.models.mlp import linear_stack
 
 # Dropout sites: the input, after each of the two conv blocks, after each of the two hidden FCs.
 SITES = 5
-
-
-class Resize(nn.Module):
-    """Bilinear resize of a batch to size x size (S5 fed MNIST to LeNet-5 at 32x32)."""
-
-    def __init__(self, size: int):
-        super().__init__()
-        self.size = size
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-2:] == (self.size, self.size):
-            return x
-        return F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False)
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}"
 
 
 class LeNet5(nn.Sequential):

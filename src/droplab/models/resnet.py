@@ -1,0 +1,93 @@
+"""timm ResNet-18/50 with dropout placed relative to BN inside the residual blocks (S1) and
+the pooling heads of S3.
+
+Dropout is injected the timm way: blocks get a `norm_layer` that is a BatchNorm2d with a
+dropout before or after it. It is still a BatchNorm2d with the same parameters and buffers,
+so state_dict keys and timm's `zero_init_last` are untouched, and the stem and shortcut BNs,
+which timm builds from the model's own `norm_layer`, stay plain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import timm
+import torch
+from timm.models.resnet import BasicBlock, Bottleneck
+from torch import nn
+
+from droplab.models.blocks import Resize, output_features, per_site
+
+PLACEMENTS = ("none", "after_bn", "before_bn")
+HEADS = ("avg", "max", "avgmax", "catavgmax", "dropout_classifier")
+
+
+class DropoutBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d with dropout on its input (before_bn) or on its output (after_bn)."""
+
+    def __init__(self, num_features: int, p: float, placement: str, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.placement = placement
+        self.dropout = nn.Dropout(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.placement == "before_bn":
+            return super().forward(self.dropout(x))
+        return self.dropout(super().forward(x))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, dropout={self.placement}"
+
+
+def _with_block_norm(block: type[nn.Module], norm_layer) -> type[nn.Module]:
+    """A subclass of a timm block whose own BNs come from `norm_layer`."""
+
+    class Block(block):  # type: ignore[misc, valid-type]
+        def __init__(self, *args, **kwargs):
+            kwargs["norm_layer"] = norm_layer
+            super().__init__(*args, **kwargs)
+
+    Block.__name__ = Block.__qualname__ = f"Dropout{block.__name__}"
+    return Block
+
+
+def dropout_classifier(in_features: int, width: int, num_classes: int, p: float) -> nn.Sequential:
+    """S3's AlexNet-style head on the flattened final map: two hidden layers of `width`."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    layers += [nn.Dropout(p)] if p else []
+    layers += [nn.Linear(in_features, width), nn.ReLU()]
+    layers += [nn.Dropout(p)] if p else []
+    layers += [nn.Linear(width, width), nn.ReLU(), nn.Linear(width, num_classes)]
+    return nn.Sequential(*layers)
+
+
+class ResNet(nn.Module):
+    """resize (optional) -> timm ResNet body -> head."""
+
+    def __init__(self, input_shape: Sequence[int], num_classes: int, arch: str, placement: str, stem: str,
+                 head: str, resize: int | None, rates: Sequence[float]):
+        super().__init__()
+        block_p, head_p = per_site(rates, 2, "a ResNet (blocks, head)")
+        block = {"resnet18": BasicBlock, "resnet50": Bottleneck}[arch]
+        kwargs = {}
+        if placement != "none" and block_p:
+            kwargs["block"] = _with_block_norm(block, partial(DropoutBatchNorm2d, p=block_p, placement=placement))
+        pooled = head != "dropout_classifier"
+        self.resize = Resize(resize) if resize else nn.Identity()
+        self.body = timm.create_model(arch, pretrained=False, in_chans=input_shape[0],
+                                      num_classes=num_classes if pooled else 0,
+                                      global_pool=head if pooled else "", **kwargs)
+        if stem == "small":  # CIFAR-style: 3x3 stride-1 conv, no max pool, for 28-32 px inputs
+            self.body.conv1 = nn.Conv2d(input_shape[0], 64, 3, stride=1, padding=1, bias=False)
+            nn.init.kaiming_normal_(self.body.conv1.weight, mode="fan_out", nonlinearity="relu")  # as timm's
+            self.body.maxpool = nn.Identity()
+        if pooled:
+            self.head = nn.Identity()
+        else:
+            width = 512 * block.expansion
+            features = output_features(nn.Sequential(self.resize, self.body), input_shape)
+            self.head = dropout_classifier(features, width, num_classes, head_p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(self.resize(x)))

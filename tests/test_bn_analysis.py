@@ -1,0 +1,63 @@
+import pytest
+import torch
+from torch import nn
+
+from droplab.bn_analysis import learned_affine, recalibrate, variance_shift
+
+
+def _batches(data: torch.Tensor, size: int = 500):
+    return lambda: (data[i : i + size] for i in range(0, len(data), size))
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.7])
+def test_dropout_right_before_bn_shifts_variance_by_one_over_one_minus_p(p: float):
+    torch.manual_seed(0)
+    data = torch.randn(20000, 16)  # zero-mean input
+    model = nn.Sequential(nn.Dropout(p), nn.BatchNorm1d(16, momentum=None))
+    model.train()
+    with torch.no_grad():
+        for x in _batches(data)():
+            model(x)
+    shift = variance_shift(model, _batches(data))
+    assert list(shift) == ["1"]
+    assert shift["1"] == pytest.approx(1 / (1 - p), rel=0.05)
+
+
+def test_no_dropout_means_no_shift():
+    torch.manual_seed(0)
+    data = torch.randn(8000, 3, 4, 4) * 2 + 1
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, momentum=None)).train()
+    with torch.no_grad():
+        for x in _batches(data)():
+            model(x)
+    assert variance_shift(model, _batches(data))["1"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_recalibration_keeps_weights_and_removes_the_shift():
+    torch.manual_seed(0)
+    data = torch.randn(6000, 8)
+    model = nn.Sequential(nn.Linear(8, 8), nn.Dropout(0.5), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    with torch.no_grad():
+        model[2].weight.uniform_(0.5, 1.5)
+        model.train()
+        for x in _batches(data)():
+            model(x)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    fixed = recalibrate(model, _batches(data))
+    for key, value in model.state_dict().items():  # the trained model is untouched
+        assert torch.equal(value, before[key]), key
+    for key, value in fixed.state_dict().items():  # the copy differs only in BN statistics
+        if "running" not in key and "num_batches" not in key:
+            assert torch.equal(value, before[key]), key
+    assert not torch.allclose(fixed[2].running_var, model[2].running_var)
+    assert variance_shift(model, _batches(data))["2"] > 1.5
+    assert variance_shift(fixed, _batches(data))["2"] == pytest.approx(1.0, abs=0.01)
+    assert not fixed.training
+
+
+def test_learned_affine_reads_gamma_and_beta():
+    model = nn.Sequential(nn.BatchNorm2d(3), nn.BatchNorm1d(2, affine=False))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([1.0, 2.0, 3.0]))
+        model[0].bias.copy_(torch.tensor([-1.0, 0.0, 1.0]))
+    assert learned_affine(model) == {"0": {"gamma": [1.0, 2.0, 3.0], "beta": [-1.0, 0.0, 1.0]}}

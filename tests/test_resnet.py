@@ -1,0 +1,121 @@
+"""timm ResNets: dropout placement proven on values seen by forward hooks, untouched stem and
+shortcut BNs, timm's state_dict keys and zero_init_last, and S3's heads."""
+
+import pytest
+import timm
+import torch
+import torchvision
+from torch import nn
+from torch.nn import functional as F
+
+from droplab.config import ResNetSpec
+from droplab.models import create_model
+from droplab.models.resnet import DropoutBatchNorm2d
+
+
+def resnet(arch="resnet18", placement="none", head="avg", stem="imagenet", resize=None, shape=(1, 28, 28),
+           rates=(0.5,)) -> nn.Module:
+    spec = ResNetSpec(model="resnet", p="dropout", arch=arch, placement=placement, head=head, stem=stem,
+                      resize=resize)
+    return create_model(spec, list(rates), shape, 10)
+
+
+def _capture(block: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [
+        block.conv1.register_forward_hook(lambda m, i, o: seen.__setitem__("conv1_out", o.clone())),
+        block.bn1.dropout.register_forward_hook(
+            lambda m, i, o: seen.update(dropout_in=i[0].clone(), dropout_out=o.clone())),
+        block.bn1.register_forward_hook(lambda m, i, o: seen.__setitem__("bn1_out", o.clone())),
+    ]
+    block(x)
+    for hook in hooks:
+        hook.remove()
+    return seen
+
+
+def _batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
+    return F.batch_norm(x, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
+
+
+def test_after_bn_is_conv_bn_dropout():
+    torch.manual_seed(0)
+    block = resnet(placement="after_bn").body.layer1[0].train()
+    seen = _capture(block, torch.randn(4, 64, 8, 8))
+    torch.testing.assert_close(seen["dropout_in"], _batch_norm(seen["conv1_out"], block.bn1))
+    torch.testing.assert_close(seen["bn1_out"], seen["dropout_out"])
+    assert (seen["dropout_out"] == 0).float().mean() > 0.3  # dropout really dropped units
+
+
+def test_before_bn_is_conv_dropout_bn():
+    torch.manual_seed(0)
+    block = resnet(placement="before_bn").body.layer1[0].train()
+    seen = _capture(block, torch.randn(4, 64, 8, 8))
+    torch.testing.assert_close(seen["dropout_in"], seen["conv1_out"])
+    torch.testing.assert_close(seen["bn1_out"], _batch_norm(seen["dropout_out"], block.bn1))
+
+
+@pytest.mark.parametrize("arch, block_bns", [("resnet18", 2 * 8), ("resnet50", 3 * 16)])
+@pytest.mark.parametrize("placement", ["after_bn", "before_bn"])
+def test_only_block_bns_carry_dropout(arch, block_bns, placement):
+    model = resnet(arch, placement)
+    assert type(model.body.bn1) is nn.BatchNorm2d  # stem
+    shortcuts = [m.downsample[1] for m in model.body.modules() if getattr(m, "downsample", None) is not None]
+    assert shortcuts and all(type(bn) is nn.BatchNorm2d for bn in shortcuts)
+    dropped = [m for m in model.modules() if isinstance(m, DropoutBatchNorm2d)]
+    assert len(dropped) == block_bns and all(bn.dropout.p == 0.5 and bn.placement == placement for bn in dropped)
+    assert not any(isinstance(m, DropoutBatchNorm2d) for m in resnet(arch, "none").modules())
+
+
+@pytest.mark.parametrize("arch, last_bn", [("resnet18", "bn2"), ("resnet50", "bn3")])
+def test_state_dict_keys_and_zero_init_last_are_timms(arch, last_bn):
+    model = resnet(arch, "before_bn")
+    plain = timm.create_model(arch, pretrained=False, in_chans=1, num_classes=10)
+    assert list(model.body.state_dict()) == list(plain.state_dict())
+    for stage in (model.body.layer1, model.body.layer4):
+        for block in stage:
+            assert torch.all(getattr(block, last_bn).weight == 0)
+
+
+def test_parameter_count_matches_torchvision():
+    reference = torchvision.models.resnet18(num_classes=10)
+    expected = sum(p.numel() for p in reference.parameters()) - 3 * 64 * 7 * 7 + 1 * 64 * 7 * 7  # 1 input channel
+    assert sum(p.numel() for p in resnet("resnet18", "after_bn").parameters()) == expected
+
+
+def test_max_and_avg_heads_pool_the_final_map():
+    torch.manual_seed(0)
+    x = torch.randn(2, 1, 64, 64)
+    for head, pool in (("avg", lambda f: f.mean((2, 3))), ("max", lambda f: f.amax((2, 3)))):
+        model = resnet(head=head).eval()
+        features = model.body.forward_features(x)
+        torch.testing.assert_close(model(x), model.body.fc(pool(features)))
+
+
+@pytest.mark.parametrize("arch, expansion", [("resnet18", 1), ("resnet50", 4)])
+def test_dropout_classifier_flattens_the_2x2_map_at_64px(arch, expansion):
+    width = 512 * expansion
+    model = resnet(arch, head="dropout_classifier", shape=(3, 64, 64))
+    layers = [type(m).__name__ for m in model.head]
+    assert layers == ["Flatten", "Dropout", "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Linear"]
+    assert model.head[2].in_features == width * 2 * 2 and model.head[2].out_features == width
+    assert model.head[5].in_features == width and model.head[7].out_features == 10
+    extra = sum(p.numel() for p in model.parameters()) - sum(
+        p.numel() for p in resnet(arch, shape=(3, 64, 64)).parameters())
+    expected = (width * 4 * width + width) + (width * width + width)  # the two hidden layers; both end in 10
+    assert extra == expected
+    if arch == "resnet18":
+        assert 1.25e6 < extra < 1.35e6  # S3: "adds ~1.3M parameters"
+
+
+def test_small_stem_keeps_resolution_and_head_follows_the_map():
+    model = resnet(stem="small", head="dropout_classifier", shape=(1, 28, 28))
+    assert model.body.conv1.kernel_size == (3, 3) and model.body.conv1.stride == (1, 1)
+    assert isinstance(model.body.maxpool, nn.Identity)
+    assert model.head[2].in_features == 512 * 4 * 4  # 28 -> 28 -> 14 -> 7 -> 4
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_resize_feeds_the_body_at_the_requested_size():
+    model = resnet(resize=64, head="dropout_classifier", shape=(1, 28, 28))
+    assert model.head[2].in_features == 512 * 2 * 2
