@@ -3,6 +3,7 @@ import torch
 from torch import nn
 
 from droplab.bn_analysis import learned_affine, recalibrate, variance_shift
+from droplab.models.resnet import DropoutBatchNorm2d
 
 
 def _batches(data: torch.Tensor, size: int = 500):
@@ -18,9 +19,10 @@ def test_dropout_right_before_bn_shifts_variance_by_one_over_one_minus_p(p: floa
     with torch.no_grad():
         for x in _batches(data)():
             model(x)
-    shift = variance_shift(model, _batches(data))
-    assert list(shift) == ["1"]
-    assert shift["1"] == pytest.approx(1 / (1 - p), rel=0.05)
+    for stored in (False, True):  # collected afresh, and as the stored running variance
+        shift = variance_shift(model, _batches(data), stored=stored)
+        assert list(shift) == ["1"]
+        assert shift["1"] == pytest.approx(1 / (1 - p), rel=0.05)
 
 
 def test_no_dropout_means_no_shift():
@@ -31,6 +33,7 @@ def test_no_dropout_means_no_shift():
         for x in _batches(data)():
             model(x)
     assert variance_shift(model, _batches(data))["1"] == pytest.approx(1.0, abs=0.01)
+    assert variance_shift(model, _batches(data), stored=True)["1"] == pytest.approx(1.0, abs=0.01)
 
 
 def test_recalibration_keeps_weights_and_removes_the_shift():
@@ -50,8 +53,11 @@ def test_recalibration_keeps_weights_and_removes_the_shift():
         if "running" not in key and "num_batches" not in key:
             assert torch.equal(value, before[key]), key
     assert not torch.allclose(fixed[2].running_var, model[2].running_var)
-    assert variance_shift(model, _batches(data))["2"] > 1.5
-    assert variance_shift(fixed, _batches(data))["2"] == pytest.approx(1.0, abs=0.01)
+    # The stored statistics carried dropout's inflated variance; recalibrated, they match eval mode.
+    assert variance_shift(model, _batches(data), stored=True)["2"] > 1.5
+    assert variance_shift(fixed, _batches(data), stored=True)["2"] == pytest.approx(1.0, abs=0.01)
+    # The architecture's train/eval mismatch itself is unchanged: dropout still feeds the BN.
+    assert variance_shift(fixed, _batches(data))["2"] > 1.5
     assert not fixed.training
 
 
@@ -61,3 +67,20 @@ def test_learned_affine_reads_gamma_and_beta():
         model[0].weight.copy_(torch.tensor([1.0, 2.0, 3.0]))
         model[0].bias.copy_(torch.tensor([-1.0, 0.0, 1.0]))
     assert learned_affine(model) == {"0": {"gamma": [1.0, 2.0, 3.0], "beta": [-1.0, 0.0, 1.0]}}
+
+
+@pytest.mark.parametrize("p", [0.3, 0.5])
+def test_droplabs_own_dropout_bn_shows_the_shift_and_recalibrates(p: float):
+    """The same theory through DropoutBatchNorm2d(before_bn), whose inner dropout recalibration
+    must switch off even though it sits inside a BN that runs in train mode."""
+    torch.manual_seed(0)
+    data = torch.randn(4000, 8, 3, 3)
+    model = nn.Sequential(DropoutBatchNorm2d(8, p=p, placement="before_bn", momentum=None))
+    model.train()
+    with torch.no_grad():
+        for x in _batches(data)():
+            model(x)
+    assert variance_shift(model, _batches(data), stored=True)["0"] == pytest.approx(1 / (1 - p), rel=0.05)
+    assert variance_shift(model, _batches(data))["0"] == pytest.approx(1 / (1 - p), rel=0.05)
+    fixed = recalibrate(model, _batches(data))
+    assert variance_shift(fixed, _batches(data), stored=True)["0"] == pytest.approx(1.0, abs=0.01)

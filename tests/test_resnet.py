@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from droplab.config import ResNetSpec
+from droplab.config import ResNetSpec, parse_params
 from droplab.models import create_model
 from droplab.models.resnet import DropoutBatchNorm2d
 
@@ -20,39 +20,49 @@ def resnet(arch="resnet18", placement="none", head="avg", stem="imagenet", resiz
     return create_model(spec, list(rates), shape, 10)
 
 
-def _capture(block: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    seen: dict[str, torch.Tensor] = {}
-    hooks = [
-        block.conv1.register_forward_hook(lambda m, i, o: seen.__setitem__("conv1_out", o.clone())),
-        block.bn1.dropout.register_forward_hook(
-            lambda m, i, o: seen.update(dropout_in=i[0].clone(), dropout_out=o.clone())),
-        block.bn1.register_forward_hook(lambda m, i, o: seen.__setitem__("bn1_out", o.clone())),
-    ]
-    block(x)
-    for hook in hooks:
-        hook.remove()
-    return seen
-
-
 def _batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
     return F.batch_norm(x, None, None, bn.weight, bn.bias, training=True, eps=bn.eps)
 
 
-def test_after_bn_is_conv_bn_dropout():
-    torch.manual_seed(0)
-    block = resnet(placement="after_bn").body.layer1[0].train()
-    seen = _capture(block, torch.randn(4, 64, 8, 8))
-    torch.testing.assert_close(seen["dropout_in"], _batch_norm(seen["conv1_out"], block.bn1))
-    torch.testing.assert_close(seen["bn1_out"], seen["dropout_out"])
-    assert (seen["dropout_out"] == 0).float().mean() > 0.3  # dropout really dropped units
+def _record_every_block_bn(model: nn.Module, x: torch.Tensor) -> list[tuple[nn.Module, dict[str, torch.Tensor]]]:
+    """For every block BN: its input and output, and its dropout's input and output, from hooks."""
+    records, hooks = [], []
+    for bn in (m for m in model.modules() if isinstance(m, DropoutBatchNorm2d)):
+        seen: dict[str, torch.Tensor] = {}
+        hooks += [
+            bn.register_forward_hook(lambda m, i, o, seen=seen: seen.update(bn_in=i[0].clone(), bn_out=o.clone())),
+            bn.dropout.register_forward_hook(
+                lambda m, i, o, seen=seen: seen.update(dropout_in=i[0].clone(), dropout_out=o.clone())),
+        ]
+        records.append((bn, seen))
+    model.train()
+    model(x)
+    for hook in hooks:
+        hook.remove()
+    return records
 
 
-def test_before_bn_is_conv_dropout_bn():
+@pytest.mark.parametrize("arch, sites", [("resnet18", 16), ("resnet50", 48)])
+def test_after_bn_is_bn_then_dropout_in_every_block_bn(arch, sites):
     torch.manual_seed(0)
-    block = resnet(placement="before_bn").body.layer1[0].train()
-    seen = _capture(block, torch.randn(4, 64, 8, 8))
-    torch.testing.assert_close(seen["dropout_in"], seen["conv1_out"])
-    torch.testing.assert_close(seen["bn1_out"], _batch_norm(seen["dropout_out"], block.bn1))
+    records = _record_every_block_bn(resnet(arch, "after_bn"), torch.randn(2, 1, 64, 64))
+    assert len(records) == sites
+    for bn, seen in records:
+        torch.testing.assert_close(seen["dropout_in"], _batch_norm(seen["bn_in"], bn))  # BN first ...
+        torch.testing.assert_close(seen["bn_out"], seen["dropout_out"])  # ... dropout last
+    live = torch.cat([seen["dropout_in"].flatten() != 0 for _, seen in records])
+    zeroed = torch.cat([seen["dropout_out"].flatten() == 0 for _, seen in records])
+    assert 0.45 < zeroed[live].float().mean() < 0.55  # p = 0.5 (zero-init last BNs give no live units)
+
+
+@pytest.mark.parametrize("arch, sites", [("resnet18", 16), ("resnet50", 48)])
+def test_before_bn_is_dropout_then_bn_in_every_block_bn(arch, sites):
+    torch.manual_seed(0)
+    records = _record_every_block_bn(resnet(arch, "before_bn"), torch.randn(2, 1, 64, 64))
+    assert len(records) == sites
+    for bn, seen in records:
+        torch.testing.assert_close(seen["dropout_in"], seen["bn_in"])  # dropout sees the conv output ...
+        torch.testing.assert_close(seen["bn_out"], _batch_norm(seen["dropout_out"], bn))  # ... BN normalizes it
 
 
 @pytest.mark.parametrize("arch, block_bns", [("resnet18", 2 * 8), ("resnet50", 3 * 16)])
@@ -119,3 +129,23 @@ def test_small_stem_keeps_resolution_and_head_follows_the_map():
 def test_resize_feeds_the_body_at_the_requested_size():
     model = resnet(resize=64, head="dropout_classifier", shape=(1, 28, 28))
     assert model.head[2].in_features == 512 * 2 * 2
+
+
+def test_default_s3_variants_end_in_a_2x2_map_so_max_and_avg_pooling_differ(real_params):
+    params = parse_params(real_params)
+    for name in params.studies["s3_heads"].variants:
+        model = create_model(params.variants[name], params.rates(name), (1, 28, 28), 10)
+        body = model.body
+        features = body.forward_features(model.resize(torch.zeros(1, 1, 28, 28)))
+        assert features.shape[-2:] == (2, 2), name
+
+
+@pytest.mark.parametrize("head, width", [("avgmax", 512), ("catavgmax", 1024)])
+def test_timm_pools_come_through_global_pool(head, width):
+    model = resnet(head=head, shape=(1, 64, 64)).eval()
+    assert model.body.fc.in_features == width
+    x = torch.randn(2, 1, 64, 64)
+    features = model.body.forward_features(x)
+    avg, mx = features.mean((2, 3)), features.amax((2, 3))
+    pooled = 0.5 * (avg + mx) if head == "avgmax" else torch.cat([avg, mx], 1)
+    torch.testing.assert_close(model(x), model.body.fc(pooled))

@@ -43,11 +43,16 @@ def main(params: Params, variant: str, prepared: Path, checkpoint: Path, metrics
 
     affine = bn_analysis.learned_affine(model)
     shift = bn_analysis.variance_shift(model, batches)
-    result: dict = {"bn_layers": len(affine), "layers": {}, "variance_shift_mean": None, "recalibration": None}
+    stored = bn_analysis.variance_shift(model, batches, stored=True)
+    result: dict = {"bn_layers": len(affine), "layers": {}, "variance_shift_mean": None,
+                    "stored_variance_shift_mean": None, "recalibration": None}
     if affine:
         result["layers"] = {name: {"gamma": _summary(values["gamma"]), "beta": _summary(values["beta"]),
-                                   "variance_shift": round(shift[name], 6)} for name, values in affine.items()}
+                                   "variance_shift": round(shift[name], 6),
+                                   "stored_variance_shift": round(stored[name], 6)}
+                            for name, values in affine.items()}
         result["variance_shift_mean"] = round(statistics.fmean(shift.values()), 6)
+        result["stored_variance_shift_mean"] = round(statistics.fmean(stored.values()), 6)
         before = evaluate(model, splits["test"], cfg.eval_batch_size, ctx)
         after = evaluate(bn_analysis.recalibrate(model, batches), splits["test"], cfg.eval_batch_size, ctx)
         result["recalibration"] = {

@@ -2,10 +2,15 @@
 
 Variance shift (Li et al., CVPR 2019): BN's running variance is collected in train mode, where
 dropout upstream inflates the variance of BN's input; in eval mode dropout is off and BN's
-input has a smaller variance than the one it normalizes by. We measure, per BN layer and
-channel, a = running variance (train mode), b = variance of the same layer's input in eval
-mode over the training data, and report max(a/b, b/a) averaged over channels. For dropout(p)
+input has a smaller variance than the one it normalizes by. Per BN layer and channel,
+a = running variance collected in train mode, b = variance of the same layer's input in eval
+mode over the training data; we report max(a/b, b/a) averaged over channels. For dropout(p)
 directly before BN on zero-mean input, theory gives a/b = 1/(1-p).
+
+`a` comes in two kinds. `variance_shift` collects it afresh in train mode at the final weights
+(a cumulative average over the same data), which isolates what dropout does. The stored
+`running_var` also lags behind the last weight updates (it is an exponential average over
+training), so `stored_variance_shift`, which uses it, is what inference actually suffers from.
 """
 
 from __future__ import annotations
@@ -68,18 +73,38 @@ def eval_input_variance(model: nn.Module, batches: Batches) -> dict[str, torch.T
     return variances
 
 
-def variance_shift(model: nn.Module, batches: Batches) -> dict[str, float]:
-    """Per BN layer: mean over channels of max(a/b, b/a), a = running_var, b = eval-mode input variance."""
-    measured = eval_input_variance(model, batches)
+@torch.no_grad()
+def train_mode_variance(model: nn.Module, batches: Batches) -> dict[str, torch.Tensor]:
+    """The running variance every BN collects in train mode (dropout on) at the current weights,
+    as a cumulative average over all batches; measured on a copy."""
+    probe = copy.deepcopy(model)
+    for _, bn in bn_layers(probe):
+        bn.reset_running_stats()
+        bn.momentum = None
+    probe.train()
+    for x in batches():
+        probe(x)
+    return {name: bn.running_var.double() for name, bn in bn_layers(probe) if bn.running_var is not None}
+
+
+def _shift(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, float]:
     shift = {}
-    for name, bn in bn_layers(model):
-        if name not in measured or bn.running_var is None:
-            continue
-        a = bn.running_var.double()
-        b = measured[name].to(a.device)
-        ratio = torch.maximum(a / b, b / a)
-        shift[name] = float(ratio[torch.isfinite(ratio)].mean())
+    for name in a:
+        if name in b:
+            ratio = torch.maximum(a[name] / b[name], b[name] / a[name])
+            shift[name] = float(ratio[torch.isfinite(ratio)].mean())
     return shift
+
+
+def variance_shift(model: nn.Module, batches: Batches, stored: bool = False) -> dict[str, float]:
+    """Per BN layer: mean over channels of max(a/b, b/a); b = eval-mode input variance, a = the
+    train-mode variance collected afresh, or BN's stored running_var when `stored`."""
+    if stored:
+        a = {name: bn.running_var.double() for name, bn in bn_layers(model) if bn.running_var is not None}
+    else:
+        a = train_mode_variance(model, batches)
+    b = eval_input_variance(model, batches)
+    return _shift(a, {name: value.to(a[name].device) for name, value in b.items() if name in a})
 
 
 @torch.no_grad()

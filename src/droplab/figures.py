@@ -24,18 +24,24 @@ def save(fig: Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def curves_axes(ax_train, ax_val, curves: dict[str, pd.DataFrame], metric: str, ylabel: str) -> None:
-    """Train and validation curves of every variant, one colour per variant on both axes."""
+def _split_axes(ax, curves: dict[str, pd.DataFrame], column: str, title: str, ylabel: str) -> None:
+    """One split's curve of every variant; a variant keeps its colour on every axis."""
     for index, (name, frame) in enumerate(curves.items()):
-        color = COLORS[index % len(COLORS)]
-        ax_train.plot(frame["epoch"], frame[f"train_{metric}"], marker=".", color=color, label=name)
-        ax_val.plot(frame["epoch"], frame[f"val_{metric}"], marker=".", color=color, label=name)
-    for ax, split in ((ax_train, "train"), (ax_val, "validation")):
-        ax.set_title(f"{split} {ylabel}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
+        ax.plot(frame["epoch"], frame[column], marker=".", color=COLORS[index % len(COLORS)], label=name)
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+
+
+def curves_axes(ax_train, ax_val, curves: dict[str, pd.DataFrame], metric: str, ylabel: str) -> None:
+    _split_axes(ax_train, curves, f"train_{metric}", f"train {ylabel}", ylabel)
+    _split_axes(ax_val, curves, f"val_{metric}", f"validation {ylabel}", ylabel)
+
+
+def val_curve_axes(ax, curves: dict[str, pd.DataFrame], metric: str, ylabel: str) -> None:
+    _split_axes(ax, curves, f"val_{metric}", f"validation {ylabel}", ylabel)
 
 
 def table_axes(ax, frame: pd.DataFrame, title: str) -> None:

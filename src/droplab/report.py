@@ -13,11 +13,11 @@ import pandas as pd
 
 from droplab.atomic import write_text
 from droplab.config import Params, Study
-from droplab.figures import curves_axes, save, table_axes
+from droplab.figures import curves_axes, save, table_axes, val_curve_axes
 
 ACCURACY_COLUMNS = ["variant", "test_acc1", "test_acc5", "test_f1_macro", "test_loss", "best_epoch"]
 PROFILE_COLUMNS = ["params", "flops"]
-BN_COLUMNS = ["variance_shift", "recal_acc1_gain"]
+BN_COLUMNS = ["variance_shift", "stored_shift", "recal_acc1_gain"]
 
 
 def _read(path: Path) -> dict:
@@ -33,7 +33,8 @@ def summary_table(variants: list[str], metrics_dir: Path) -> pd.DataFrame:
         recal = bn["recalibration"] or {}
         rows.append({"variant": name, **{f"test_{k}": v for k, v in train["test"].items()},
                      "best_epoch": train["best_epoch"], "params": profile["params"], "flops": profile["flops"],
-                     "variance_shift": bn["variance_shift_mean"], "recal_acc1_gain": recal.get("test_acc1_gain")})
+                     "variance_shift": bn["variance_shift_mean"], "stored_shift": bn["stored_variance_shift_mean"],
+                     "recal_acc1_gain": recal.get("test_acc1_gain")})
     return pd.DataFrame(rows, columns=ACCURACY_COLUMNS + PROFILE_COLUMNS + BN_COLUMNS)
 
 
@@ -42,15 +43,18 @@ def load_curves(variants: list[str], plots_dir: Path) -> dict[str, pd.DataFrame]
 
 
 def study_figure(name: str, study: Study, table: pd.DataFrame, curves: dict[str, pd.DataFrame], path: Path) -> None:
-    """Train/validation loss and accuracy of every variant of the study, and its result table."""
-    fig = plt.figure(figsize=(14, 11))
-    grid = fig.add_gridspec(3, 2, height_ratios=[1, 1, 0.55])
+    """Train/validation loss and top-1, validation top-5 (S1's measure) of every variant of the
+    study, and its result table."""
+    fig = plt.figure(figsize=(14, 15))
+    grid = fig.add_gridspec(4, 2, height_ratios=[1, 1, 1, 0.55])
     axes = [[fig.add_subplot(grid[row, col]) for col in range(2)] for row in range(2)]
     curves_axes(*axes[0], curves, "loss", "cross-entropy loss")
     curves_axes(*axes[1], curves, "acc1", "top-1 accuracy")
+    val_top5 = fig.add_subplot(grid[2, 0])
+    val_curve_axes(val_top5, curves, "acc5", "top-5 accuracy")
     axes[0][1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     columns = ACCURACY_COLUMNS + (PROFILE_COLUMNS if study.profile_table else [])
-    table_axes(fig.add_subplot(grid[2, :]), table[columns], "test metrics at the best validation epoch"
+    table_axes(fig.add_subplot(grid[3, :]), table[columns], "test metrics at the best validation epoch"
                + ("; FLOPs are fvcore multiply-adds" if study.profile_table else ""))
     fig.suptitle(f"{name}: {study.title}")
     fig.tight_layout()

@@ -10,7 +10,6 @@ from droplab.config import CNNSpec, LeNetSpec, MLPSpec, ResNetSpec
 from droplab.models.cnn import CNN
 from droplab.models.lenet import LeNet5
 from droplab.models.mlp import MLP
-from droplab.models.resnet import ResNet
 
 Builder = Callable[..., nn.Module]
 
@@ -18,9 +17,14 @@ REGISTRY: dict[str, Builder] = {
     "mlp": lambda spec, **kw: MLP(hidden=spec.hidden, block=spec.block, init_std=spec.init_std, **kw),
     "cnn": lambda spec, **kw: CNN(channels=spec.channels, kernels=spec.kernels, block=spec.block, **kw),
     "lenet5": lambda spec, **kw: LeNet5(bn=spec.bn, input_bn=spec.input_bn, resize=spec.resize, **kw),
-    "resnet": lambda spec, **kw: ResNet(arch=spec.arch, placement=spec.placement, stem=spec.stem, head=spec.head,
-                                        resize=spec.resize, **kw),
+    "resnet": lambda spec, **kw: _resnet(spec, **kw),
 }
+
+
+def _resnet(spec: ResNetSpec, **kw) -> nn.Module:
+    from droplab.models.resnet import ResNet  # timm takes seconds to import: only ResNet variants pay
+
+    return ResNet(arch=spec.arch, placement=spec.placement, stem=spec.stem, head=spec.head, resize=spec.resize, **kw)
 
 
 def create_model(spec: MLPSpec | CNNSpec | LeNetSpec | ResNetSpec, rates: Sequence[float], input_shape: Sequence[int],
