@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from droplab.bn_analysis import learned_affine, recalibrate, variance_shift
+from droplab.bn_analysis import learned_affine, recalibrate, variance_shifts
 from droplab.models.resnet import DropoutBatchNorm2d
 
 
@@ -20,7 +20,7 @@ def test_dropout_right_before_bn_shifts_variance_by_one_over_one_minus_p(p: floa
         for x in _batches(data)():
             model(x)
     for stored in (False, True):  # collected afresh, and as the stored running variance
-        shift = variance_shift(model, _batches(data), stored=stored)
+        shift = variance_shifts(model, _batches(data))[int(stored)]
         assert list(shift) == ["1"]
         assert shift["1"] == pytest.approx(1 / (1 - p), rel=0.05)
 
@@ -32,8 +32,8 @@ def test_no_dropout_means_no_shift():
     with torch.no_grad():
         for x in _batches(data)():
             model(x)
-    assert variance_shift(model, _batches(data))["1"] == pytest.approx(1.0, abs=0.01)
-    assert variance_shift(model, _batches(data), stored=True)["1"] == pytest.approx(1.0, abs=0.01)
+    assert variance_shifts(model, _batches(data))[0]["1"] == pytest.approx(1.0, abs=0.01)
+    assert variance_shifts(model, _batches(data))[1]["1"] == pytest.approx(1.0, abs=0.01)
 
 
 def test_recalibration_keeps_weights_and_removes_the_shift():
@@ -54,10 +54,10 @@ def test_recalibration_keeps_weights_and_removes_the_shift():
             assert torch.equal(value, before[key]), key
     assert not torch.allclose(fixed[2].running_var, model[2].running_var)
     # The stored statistics carried dropout's inflated variance; recalibrated, they match eval mode.
-    assert variance_shift(model, _batches(data), stored=True)["2"] > 1.5
-    assert variance_shift(fixed, _batches(data), stored=True)["2"] == pytest.approx(1.0, abs=0.01)
+    assert variance_shifts(model, _batches(data))[1]["2"] > 1.5
+    assert variance_shifts(fixed, _batches(data))[1]["2"] == pytest.approx(1.0, abs=0.01)
     # The architecture's train/eval mismatch itself is unchanged: dropout still feeds the BN.
-    assert variance_shift(fixed, _batches(data))["2"] > 1.5
+    assert variance_shifts(fixed, _batches(data))[0]["2"] > 1.5
     assert not fixed.training
 
 
@@ -80,7 +80,7 @@ def test_droplabs_own_dropout_bn_shows_the_shift_and_recalibrates(p: float):
     with torch.no_grad():
         for x in _batches(data)():
             model(x)
-    assert variance_shift(model, _batches(data), stored=True)["0"] == pytest.approx(1 / (1 - p), rel=0.05)
-    assert variance_shift(model, _batches(data))["0"] == pytest.approx(1 / (1 - p), rel=0.05)
+    assert variance_shifts(model, _batches(data))[1]["0"] == pytest.approx(1 / (1 - p), rel=0.05)
+    assert variance_shifts(model, _batches(data))[0]["0"] == pytest.approx(1 / (1 - p), rel=0.05)
     fixed = recalibrate(model, _batches(data))
-    assert variance_shift(fixed, _batches(data), stored=True)["0"] == pytest.approx(1.0, abs=0.01)
+    assert variance_shifts(fixed, _batches(data))[1]["0"] == pytest.approx(1.0, abs=0.01)

@@ -42,8 +42,7 @@ def main(params: Params, variant: str, prepared: Path, checkpoint: Path, metrics
         return (transform(images) for images, _ in eval_batches(train_subset, cfg.eval_batch_size))
 
     affine = bn_analysis.learned_affine(model)
-    shift = bn_analysis.variance_shift(model, batches)
-    stored = bn_analysis.variance_shift(model, batches, stored=True)
+    shift, stored = bn_analysis.variance_shifts(model, batches)
     result: dict = {"bn_layers": len(affine), "layers": {}, "variance_shift_mean": None,
                     "stored_variance_shift_mean": None, "recalibration": None}
     if affine:

@@ -91,20 +91,18 @@ def _shift(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, 
     shift = {}
     for name in a:
         if name in b:
-            ratio = torch.maximum(a[name] / b[name], b[name] / a[name])
+            measured = b[name].to(a[name].device)
+            ratio = torch.maximum(a[name] / measured, measured / a[name])
             shift[name] = float(ratio[torch.isfinite(ratio)].mean())
     return shift
 
 
-def variance_shift(model: nn.Module, batches: Batches, stored: bool = False) -> dict[str, float]:
-    """Per BN layer: mean over channels of max(a/b, b/a); b = eval-mode input variance, a = the
-    train-mode variance collected afresh, or BN's stored running_var when `stored`."""
-    if stored:
-        a = {name: bn.running_var.double() for name, bn in bn_layers(model) if bn.running_var is not None}
-    else:
-        a = train_mode_variance(model, batches)
+def variance_shifts(model: nn.Module, batches: Batches) -> tuple[dict[str, float], dict[str, float]]:
+    """Per BN layer, the mean over channels of max(a/b, b/a), b = eval-mode input variance, for
+    a = the train-mode variance collected afresh and for a = BN's stored running_var."""
     b = eval_input_variance(model, batches)
-    return _shift(a, {name: value.to(a[name].device) for name, value in b.items() if name in a})
+    stored = {name: bn.running_var.double() for name, bn in bn_layers(model) if bn.running_var is not None}
+    return _shift(train_mode_variance(model, batches), b), _shift(stored, b)
 
 
 @torch.no_grad()
