@@ -42,11 +42,19 @@ def _record_every_block_bn(model: nn.Module, x: torch.Tensor) -> list[tuple[nn.M
     return records
 
 
-@pytest.mark.parametrize("arch, sites", [("resnet18", 16), ("resnet50", 48)])
-def test_after_bn_is_bn_then_dropout_in_every_block_bn(arch, sites):
+BLOCK_BN_SITES = [("resnet18", 16), ("resnet50", 48)]  # 2 BNs x 8 BasicBlocks, 3 BNs x 16 Bottlenecks
+
+
+def _block_bn_records(arch: str, placement: str, sites: int) -> list[tuple[nn.Module, dict[str, torch.Tensor]]]:
     torch.manual_seed(0)
-    records = _record_every_block_bn(resnet(arch, "after_bn"), torch.randn(2, 1, 64, 64))
+    records = _record_every_block_bn(resnet(arch, placement), torch.randn(2, 1, 64, 64))
     assert len(records) == sites
+    return records
+
+
+@pytest.mark.parametrize("arch, sites", BLOCK_BN_SITES)
+def test_after_bn_is_bn_then_dropout_in_every_block_bn(arch, sites):
+    records = _block_bn_records(arch, "after_bn", sites)
     for bn, seen in records:
         torch.testing.assert_close(seen["dropout_in"], _batch_norm(seen["bn_in"], bn))  # BN first ...
         torch.testing.assert_close(seen["bn_out"], seen["dropout_out"])  # ... dropout last
@@ -55,12 +63,9 @@ def test_after_bn_is_bn_then_dropout_in_every_block_bn(arch, sites):
     assert 0.45 < zeroed[live].float().mean() < 0.55  # p = 0.5 (zero-init last BNs give no live units)
 
 
-@pytest.mark.parametrize("arch, sites", [("resnet18", 16), ("resnet50", 48)])
+@pytest.mark.parametrize("arch, sites", BLOCK_BN_SITES)
 def test_before_bn_is_dropout_then_bn_in_every_block_bn(arch, sites):
-    torch.manual_seed(0)
-    records = _record_every_block_bn(resnet(arch, "before_bn"), torch.randn(2, 1, 64, 64))
-    assert len(records) == sites
-    for bn, seen in records:
+    for bn, seen in _block_bn_records(arch, "before_bn", sites):
         torch.testing.assert_close(seen["dropout_in"], seen["bn_in"])  # dropout sees the conv output ...
         torch.testing.assert_close(seen["bn_out"], _batch_norm(seen["dropout_out"], bn))  # ... BN normalizes it
 
