@@ -3,14 +3,13 @@
 from pathlib import Path
 
 from droplab.cli import run_stage
-from droplab.datasets import DATASETS
 from droplab.download import fetch_dataset
 
 
 def main(params) -> None:
-    used = fetch_dataset(DATASETS[params.dataset], Path("data/raw") / params.dataset, params.data.source_dir)
-    for name, source in used.items():
-        print(f"{name}: verified, from {source}")
+    fetched = fetch_dataset(params.dataset_spec(), Path("data/raw") / params.dataset, params.data.source_dir)
+    for name, how in fetched.items():
+        print(f"{name}: verified, from {how.source}: {how.account}\n  sha256 {how.sha256}")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,16 @@
 from pathlib import Path
 
 from droplab.cli import run_stage
-from droplab.datasets import DATASETS
 from droplab.prepare import prepare
 
 
 def main(params) -> None:
-    meta = prepare(DATASETS[params.dataset], Path("data/raw") / params.dataset, Path("data/prepared"),
-                   params.data.val_size, params.data.split_seed, params.data.train_limit, params.data.test_limit)
-    print(f"{meta['dataset']}: {meta['sizes']} images of shape {meta['input_shape']}")
+    meta, notes = prepare(params.dataset_spec(), Path("data/raw") / params.dataset, Path("data/prepared"),
+                          params.data.val_size, params.data.split_seed, params.data.train_limit,
+                          params.data.test_limit)
+    for note in notes:
+        print(note)
+    print(f"{meta['dataset']}: {meta['sizes']} images of shape {meta['input_shape']}, {len(meta['classes'])} classes")
 
 
 if __name__ == "__main__":

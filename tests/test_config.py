@@ -74,3 +74,40 @@ def test_variant_overrides_are_validated_and_typed(real_params):
     cfg = parse_params(real_params).train_config("s2_mlp")
     assert cfg.schedule.name == "step" and cfg.schedule.milestones == [1] and cfg.epochs == 7
     assert cfg.lr == real_params["train"]["lr"]
+
+
+CIFAR_MIRROR = {"format": "cifar10_binary", "urls": ["https://mirror.example.org/cifar/"],
+                "files": {"archive": {"name": "cifar-10-binary.tar.gz", "sha256": "c4" * 32}}}
+
+
+def test_an_extra_dataset_is_pinned_in_params_and_selectable(real_params):
+    raw = {**real_params, "dataset": "lab_cifar", "extra_datasets": {"lab_cifar": CIFAR_MIRROR}}
+    spec = parse_params(raw).dataset_spec()
+    assert spec.name == "lab_cifar" and spec.format == "cifar10_binary"
+    assert spec.urls == ("https://mirror.example.org/cifar/",)
+    assert spec.files["archive"].sha256 == "c4" * 32 and spec.files["archive"].name == "cifar-10-binary.tar.gz"
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"urls": ["http://mirror.example.org/"]}, "expected an https:// base URL"),
+        ({"urls": ["https://mirror.example.org/file.tar.gz"]}, "ending in '/'"),
+        ({"format": "idx"}, "format idx needs files for exactly: train_images"),
+        ({"files": {"archive": {"name": "../x.tar.gz", "sha256": "c4" * 32}}}, "extra_datasets.lab_cifar.files"),
+        ({"files": {"archive": {"name": "x.tar.gz", "sha256": "c4"}}}, "sha256"),
+        ({"format": "png_folder"}, "extra_datasets.lab_cifar.format"),
+    ],
+)
+def test_bad_extra_datasets_are_refused(real_params, change, expected):
+    raw = {**real_params, "dataset": "lab_cifar", "extra_datasets": {"lab_cifar": {**CIFAR_MIRROR, **change}}}
+    assert expected in _error(raw)
+
+
+def test_plain_http_is_allowed_only_on_loopback(real_params):
+    local = {**CIFAR_MIRROR, "urls": ["http://127.0.0.1:8000/"]}
+    assert parse_params({**real_params, "extra_datasets": {"local": local}}).extra_datasets["local"].urls
+
+
+def test_an_extra_dataset_cannot_shadow_a_built_in(real_params):
+    assert "a built-in dataset has this name" in _error({**real_params, "extra_datasets": {"cifar10": CIFAR_MIRROR}})

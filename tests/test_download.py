@@ -1,3 +1,5 @@
+"""Sources, verification, and transfers over a real HTTP server on 127.0.0.1."""
+
 import gzip
 import hashlib
 from dataclasses import replace
@@ -6,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from droplab.datasets import FASHION_MNIST, DatasetSpec, RawFile
-from droplab.download import DATA_DIR_ENV, DownloadError, content_sha256, fetch_dataset
+from droplab.download import DATA_DIR_ENV, DownloadError, digests, fetch_dataset
+from droplab.transfer import Retry
 
-from http_server import serve_directory
+from http_server import serve, serve_directory
+
+FAST = Retry(attempts=3, backoff=0.01, timeout=5)
 
 
 def _spec_for(directory: Path, urls: tuple[str, ...] = (), system_dir: str | None = None) -> DatasetSpec:
@@ -16,23 +21,43 @@ def _spec_for(directory: Path, urls: tuple[str, ...] = (), system_dir: str | Non
     files = {}
     for path in sorted(directory.iterdir()):
         content = gzip.decompress(path.read_bytes())
-        files[path.name] = RawFile(path.name, hashlib.sha256(content).hexdigest(), len(content))
+        files[path.name] = RawFile(path.name, hashlib.sha256(content).hexdigest(), content_digest=True)
     return replace(FASHION_MNIST, name="fake", files=files, urls=urls, system_dir=system_dir)
 
 
-def test_content_hash_ignores_gzip_recompression(tmp_path: Path):
+def _archive_spec(path: Path, url: str, size: bool = True) -> DatasetSpec:
+    """A one-file dataset pinned to the bytes of `path`, served from `url`."""
+    data = path.read_bytes()
+    raw = RawFile(path.name, hashlib.sha256(data).hexdigest(), len(data) if size else None)
+    return DatasetSpec("served", "cifar10_binary", {"archive": raw}, (url,))
+
+
+@pytest.fixture
+def big_file(tmp_path: Path) -> Path:
+    """3 MB of incompressible bytes: several 1 MiB read chunks, so a cut lands mid-transfer."""
+    served = tmp_path / "served"
+    served.mkdir()
+    path = served / "archive.tar.gz"
+    path.write_bytes(hashlib.shake_256(b"droplab").digest(3_000_000))
+    return path
+
+
+def test_content_digest_ignores_gzip_recompression(tmp_path: Path):
     payload = b"\x00\x00\x08\x01\x00\x00\x00\x03abc"
     a, b = tmp_path / "a.gz", tmp_path / "b.gz"
     a.write_bytes(gzip.compress(payload, compresslevel=1, mtime=0))
     b.write_bytes(gzip.compress(payload, compresslevel=9, mtime=12345))
     assert a.read_bytes() != b.read_bytes()
-    assert content_sha256(a) == content_sha256(b) == hashlib.sha256(payload).hexdigest()
+    raw = RawFile("x.gz", "0" * 64, content_digest=True)
+    assert digests(a, raw) == digests(b, raw)
+    assert digests(a, raw)["sha256"] == hashlib.sha256(payload).hexdigest()
+    assert digests(a, raw)["md5"] == hashlib.md5(payload).hexdigest()
 
 
 def test_system_copy_is_used_before_the_network(fake_mnist, tmp_path: Path):
     spec = _spec_for(fake_mnist["dir"], urls=("http://127.0.0.1:9/",), system_dir=str(fake_mnist["dir"]))
-    used = fetch_dataset(spec, tmp_path / "dest")
-    assert set(used.values()) == {"system copy"}
+    fetched = fetch_dataset(spec, tmp_path / "dest")
+    assert {how.source for how in fetched.values()} == {"system copy"}
     for name in spec.files:
         assert (tmp_path / "dest" / name).read_bytes() == (fake_mnist["dir"] / name).read_bytes()
 
@@ -40,18 +65,18 @@ def test_system_copy_is_used_before_the_network(fake_mnist, tmp_path: Path):
 def test_user_directory_comes_first(fake_mnist, tmp_path: Path, monkeypatch):
     spec = _spec_for(fake_mnist["dir"], system_dir="/nonexistent")
     monkeypatch.setenv(DATA_DIR_ENV, str(fake_mnist["dir"]))
-    assert set(fetch_dataset(spec, tmp_path / "a").values()) == {f"${DATA_DIR_ENV}"}
-    assert set(fetch_dataset(spec, tmp_path / "b", source_dir=str(fake_mnist["dir"])).values()) == {
-        "params data.source_dir"
-    }
+    assert {how.source for how in fetch_dataset(spec, tmp_path / "a").values()} == {f"${DATA_DIR_ENV}"}
+    fetched = fetch_dataset(spec, tmp_path / "b", source_dir=str(fake_mnist["dir"]))
+    assert {how.source for how in fetched.values()} == {"params data.source_dir"}
 
 
 def test_downloads_over_http_and_verifies(fake_mnist, tmp_path: Path):
     with serve_directory(fake_mnist["dir"]) as url:
         spec = _spec_for(fake_mnist["dir"], urls=(url,), system_dir=str(tmp_path / "no-such-dir"))
-        used = fetch_dataset(spec, tmp_path / "dest")
-    assert set(used.values()) == {"official URL"}
-    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == sorted(spec.files)
+        fetched = fetch_dataset(spec, tmp_path / "data" / "dest", retry=FAST)
+    assert {how.source for how in fetched.values()} == {"official URL"}
+    assert sorted(p.name for p in (tmp_path / "data" / "dest").iterdir()) == sorted(spec.files)
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["dest"]  # no staging or .part left
 
 
 def test_every_failed_source_is_listed_and_nothing_is_left_behind(fake_mnist, tmp_path: Path):
@@ -61,13 +86,14 @@ def test_every_failed_source_is_listed_and_nothing_is_left_behind(fake_mnist, tm
     with serve_directory(fake_mnist["dir"]) as url:
         spec = replace(spec, urls=(url + "missing/", url), system_dir=str(fake_mnist["dir"]))
         with pytest.raises(DownloadError) as info:
-            fetch_dataset(spec, tmp_path / "out" / "dest")
+            fetch_dataset(spec, tmp_path / "out" / "dest", retry=FAST)
     message = str(info.value)
     assert f"no source could supply {name}" in message
     assert "system copy" in message and "expected " + "0" * 64 in message
     assert "HTTP 404" in message
     assert message.count("SHA-256 of content is") == 2  # system copy and the second URL
-    assert list((tmp_path / "out").iterdir()) == []  # no dest, no partial folder
+    leftovers = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    assert leftovers == []  # no dest, no staging folder, no .part to resume wrong bytes from
 
 
 def test_a_failed_refetch_keeps_the_earlier_good_copy(fake_mnist, tmp_path: Path):
@@ -91,11 +117,78 @@ def test_corrupt_gzip_in_one_source_falls_back_to_the_next(fake_mnist, tmp_path:
         data[20:40] = b"\xff" * 20  # damage the deflate stream, keep the gzip header
         (corrupt / path.name).write_bytes(bytes(data))
     spec = _spec_for(fake_mnist["dir"], system_dir=str(fake_mnist["dir"]))
-    used = fetch_dataset(spec, tmp_path / "out" / "dest", source_dir=str(corrupt))
-    assert set(used.values()) == {"system copy"}
+    fetched = fetch_dataset(spec, tmp_path / "out" / "dest", source_dir=str(corrupt))
+    assert {how.source for how in fetched.values()} == {"system copy"}
 
 
 def test_unreachable_network_is_reported(tmp_path: Path):
     spec = replace(FASHION_MNIST, system_dir=str(tmp_path / "none"), urls=("http://127.0.0.1:9/",))
     with pytest.raises(DownloadError, match=r"unreachable \("):
-        fetch_dataset(spec, tmp_path / "dest")
+        fetch_dataset(spec, tmp_path / "dest", retry=FAST)
+
+
+def test_a_cut_connection_resumes_with_a_range_request(big_file: Path, tmp_path: Path):
+    with serve(big_file.parent, cut_after={big_file.name: 1_500_000}) as server:
+        fetched = fetch_dataset(_archive_spec(big_file, server.url), tmp_path / "dest", retry=FAST)
+    assert (tmp_path / "dest" / big_file.name).read_bytes() == big_file.read_bytes()
+    assert [(r.range, r.status) for r in server.requests] == [(None, 200), ("bytes=1500000-", 206)]
+    assert "resumed at byte 1500000" in fetched[big_file.name].account
+
+
+def test_a_server_without_range_support_sends_the_whole_file_again(big_file: Path, tmp_path: Path):
+    with serve(big_file.parent, ranges=False, cut_after={big_file.name: 1_500_000}) as server:
+        fetch_dataset(_archive_spec(big_file, server.url), tmp_path / "dest", retry=FAST)
+    assert (tmp_path / "dest" / big_file.name).read_bytes() == big_file.read_bytes()
+    assert [r.status for r in server.requests] == [200, 200]
+
+
+def test_an_interrupted_download_resumes_on_the_next_run(big_file: Path, tmp_path: Path):
+    once = Retry(attempts=1, backoff=0, timeout=5)
+    with serve(big_file.parent, cut_after={big_file.name: 1_000_000}) as server:
+        spec = _archive_spec(big_file, server.url)
+        with pytest.raises(DownloadError, match="1000000 bytes kept in .*archive.tar.gz.part to resume from"):
+            fetch_dataset(spec, tmp_path / "data" / "dest", retry=once)
+        assert not (tmp_path / "data" / "dest").exists()  # nothing where the good file belongs
+        fetch_dataset(spec, tmp_path / "data" / "dest", retry=once)  # a later run
+    assert (tmp_path / "data" / "dest" / big_file.name).read_bytes() == big_file.read_bytes()
+    assert [r.range for r in server.requests] == [None, "bytes=1000000-"]
+    assert [p.name for p in (tmp_path / "data").iterdir()] == ["dest"]
+
+
+def test_404_on_the_first_mirror_then_the_second_mirror(big_file: Path, tmp_path: Path):
+    with serve(big_file.parent) as server:
+        spec = replace(_archive_spec(big_file, server.url), urls=(server.url + "gone/", server.url))
+        fetched = fetch_dataset(spec, tmp_path / "dest", retry=FAST)
+    assert [(r.path, r.status) for r in server.requests] == [("/gone/archive.tar.gz", 404),
+                                                             ("/archive.tar.gz", 200)]
+    assert fetched[big_file.name].account.endswith(f"from {server.url}{big_file.name}")
+
+
+def test_checksum_mismatch_names_both_digests_and_keeps_nothing(big_file: Path, tmp_path: Path):
+    with serve(big_file.parent) as server:
+        spec = _archive_spec(big_file, server.url)
+        spec = replace(spec, files={"archive": replace(spec.files["archive"], sha256="ab" * 32)})
+        with pytest.raises(DownloadError) as info:
+            fetch_dataset(spec, tmp_path / "data" / "dest", retry=FAST)
+    actual = hashlib.sha256(big_file.read_bytes()).hexdigest()
+    assert f"SHA-256 is {actual}, expected {'ab' * 32}" in str(info.value)
+    assert [p for p in (tmp_path / "data").rglob("*") if p.is_file()] == []
+
+
+def test_a_truncated_file_fails_on_its_size_before_hashing(big_file: Path, tmp_path: Path):
+    source = tmp_path / "mine"
+    source.mkdir()
+    (source / big_file.name).write_bytes(big_file.read_bytes()[:2_000_000])
+    spec = _archive_spec(big_file, "http://127.0.0.1:9/")
+    with pytest.raises(DownloadError, match="2000000 bytes, expected 3000000 \\(truncated"):
+        fetch_dataset(spec, tmp_path / "dest", source_dir=str(source), retry=Retry(attempts=1, timeout=2))
+
+
+def test_md5_is_checked_where_it_is_the_only_pin(big_file: Path, tmp_path: Path):
+    good_md5 = hashlib.md5(big_file.read_bytes()).hexdigest()
+    spec = DatasetSpec("served", "tiny_imagenet", {"archive": RawFile(big_file.name, None, md5=good_md5)}, ())
+    fetched = fetch_dataset(spec, tmp_path / "a", source_dir=str(big_file.parent))
+    assert fetched[big_file.name].sha256 == hashlib.sha256(big_file.read_bytes()).hexdigest()  # printed to pin
+    wrong = replace(spec, files={"archive": RawFile(big_file.name, None, md5="0" * 32)})
+    with pytest.raises(DownloadError, match=f"MD5 is {good_md5}, expected {'0' * 32}"):
+        fetch_dataset(wrong, tmp_path / "b", source_dir=str(big_file.parent))

@@ -5,10 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from droplab.idx import IDXError, read_idx
-from droplab.prepare import load_idx_pair
-
-from conftest import idx_bytes, write_idx_gz
+from droplab.idx import IDXError, load_idx_pair, read_idx
+from synthetic import idx_bytes, write_idx_gz
 
 
 def test_reads_gzip_and_plain_idx(tmp_path: Path):

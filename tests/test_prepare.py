@@ -52,7 +52,8 @@ def test_channel_stats_match_numpy():
 
 def test_prepare_writes_the_common_layout(fake_mnist, tmp_path: Path):
     spec = replace(FASHION_MNIST, name="fake")
-    meta = prepare(spec, fake_mnist["dir"], tmp_path / "out", val_size=20, split_seed=0, train_limit=50)
+    meta, notes = prepare(spec, fake_mnist["dir"], tmp_path / "out", val_size=20, split_seed=0, train_limit=50)
+    assert notes == ()
     assert meta["sizes"] == {"train": 50, "val": 20, "test": 40}
     assert meta["input_shape"] == [1, 28, 28]
     with np.load(tmp_path / "out" / "arrays.npz") as arrays:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -20,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from droplab.datasets import DATASETS
+from droplab.datasets import DATASETS, FORMAT_ROLES, DatasetSpec, Format, RawFile
 from droplab.errors import DroplabError
 
 
@@ -190,6 +191,48 @@ class Study(Strict):
     profile_table: bool = False  # put parameters and FLOPs beside accuracy (S3 did)
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class RawFileDecl(Strict):
+    name: str = Field(pattern=r"^[^/\\]+$", description="a file name, no folders")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int | None = Field(None, gt=0)
+
+
+class DatasetDecl(Strict):
+    """A dataset in one of droplab's formats, pinned in params.yaml: a mirror, a private copy."""
+
+    format: Format
+    files: dict[str, RawFileDecl]
+    urls: list[str] = []  # base URLs ending in '/'
+    classes: list[str] = []  # required for idx; the other formats name their classes
+
+    @field_validator("urls")
+    @classmethod
+    def _secure_urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            parts = urlsplit(url)
+            local = parts.scheme == "http" and parts.hostname in LOOPBACK
+            if not (parts.scheme == "https" or local) or not url.endswith("/"):
+                raise ValueError(f"url {url!r}: expected an https:// base URL ending in '/' "
+                                 "(plain http only on this machine's loopback)")
+        return urls
+
+    @model_validator(mode="after")
+    def _roles(self) -> DatasetDecl:
+        roles = FORMAT_ROLES[self.format]
+        if sorted(self.files) != sorted(roles):
+            raise ValueError(f"format {self.format} needs files for exactly: {', '.join(roles)}")
+        if self.format == "idx" and not self.classes:
+            raise ValueError("format idx needs `classes` (the IDX files hold only label numbers)")
+        return self
+
+    def spec(self, name: str) -> DatasetSpec:
+        files = {role: RawFile(f.name, f.sha256, f.size) for role, f in self.files.items()}
+        return DatasetSpec(name, self.format, files, tuple(self.urls), classes=tuple(self.classes))
+
+
 class Params(Strict):
     seed: int
     dataset: str
@@ -200,15 +243,24 @@ class Params(Strict):
     analysis: AnalysisConfig = AnalysisConfig()
     variants: dict[str, VariantSpec] = Field(min_length=1)
     studies: dict[str, Study] = {}
+    extra_datasets: dict[str, DatasetDecl] = {}
 
-    @field_validator("dataset")
-    @classmethod
-    def _known_dataset(cls, name: str) -> str:
-        if name not in DATASETS:
-            raise ValueError(f"unknown dataset {name!r}; allowed: {', '.join(sorted(DATASETS))}")
-        return name
+    @model_validator(mode="after")
+    def _known_dataset(self) -> Params:
+        shadowing = sorted(set(self.extra_datasets) & set(DATASETS))
+        if shadowing:
+            raise ValueError(f"extra_datasets.{shadowing[0]}: a built-in dataset has this name; choose another")
+        if self.dataset not in DATASETS and self.dataset not in self.extra_datasets:
+            known = [*DATASETS, *self.extra_datasets]
+            raise ValueError(f"dataset: unknown dataset {self.dataset!r}; allowed: {', '.join(known)}")
+        return self
 
-    @field_validator("fixed_p", "variants")
+    def dataset_spec(self) -> DatasetSpec:
+        if self.dataset in DATASETS:
+            return DATASETS[self.dataset]
+        return self.extra_datasets[self.dataset].spec(self.dataset)
+
+    @field_validator("fixed_p", "variants", "extra_datasets")
     @classmethod
     def _plain_names(cls, mapping: dict[str, Any]) -> dict[str, Any]:
         for name in mapping:

@@ -1,9 +1,10 @@
-"""Get a dataset's raw files from the first source that has them, verified by SHA-256.
+"""Get a dataset's raw files from the first source that has them, verified against pinned digests.
 
 Sources, in order: a directory the user names (`data.source_dir`, then the environment
 variable DROPLAB_DATA_DIR), the system copy (Debian's dataset packages), then the official
-URLs. A file is moved into place only after its hash matches, so a failed attempt never
-leaves a bad file where a good one belongs.
+URLs and their mirrors. A file is moved into place only after its size and digests match, so
+a failed attempt never leaves a bad file where a good one belongs. An interrupted transfer
+keeps its bytes in data/raw/.downloads/ and resumes from them on the next run.
 """
 
 from __future__ import annotations
@@ -11,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import urllib.error
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,8 @@ from droplab.atomic import atomic_path
 from droplab.datasets import DatasetSpec, RawFile
 from droplab.errors import DroplabError
 from droplab.idx import open_decompressed
+from droplab.transfer import CHUNK, DEFAULT_RETRY, Retry, download
 
-CHUNK = 1 << 20
 DATA_DIR_ENV = "DROPLAB_DATA_DIR"
 
 
@@ -40,13 +39,35 @@ class Source:
         return self.location.startswith(("http://", "https://"))
 
 
-def content_sha256(path: Path) -> str:
-    """SHA-256 of the decompressed content, so recompressed copies still verify."""
-    digest = hashlib.sha256()
-    with open_decompressed(path) as handle:
+@dataclass(frozen=True)
+class Fetched:
+    source: str  # label of the source that supplied the file
+    account: str  # how: copied from where, or bytes from which URL
+    sha256: str  # of what was verified: record it to pin a dataset that has no SHA-256 yet
+
+
+def digests(path: Path, raw: RawFile) -> dict[str, str]:
+    """SHA-256 and MD5 of the file's bytes, or of its gunzipped content where `raw` pins that."""
+    hashers = {"sha256": hashlib.sha256(), "md5": hashlib.md5(usedforsecurity=False)}
+    with open_decompressed(path) if raw.content_digest else open(path, "rb") as handle:
         while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+            for hasher in hashers.values():
+                hasher.update(chunk)
+    return {name: hasher.hexdigest() for name, hasher in hashers.items()}
+
+
+def verify(path: Path, raw: RawFile) -> str:
+    """Check size and every pinned digest; return the SHA-256."""
+    size = path.stat().st_size
+    if raw.size is not None and size != raw.size:
+        raise DownloadError(f"{size} bytes, expected {raw.size} (truncated, or not the official file)")
+    actual = digests(path, raw)
+    of = " of content" if raw.content_digest else ""
+    for algorithm, label in (("sha256", "SHA-256"), ("md5", "MD5")):
+        expected = getattr(raw, algorithm)
+        if expected is not None and actual[algorithm] != expected:
+            raise DownloadError(f"{label}{of} is {actual[algorithm]}, expected {expected}")
+    return actual["sha256"]
 
 
 def sources_for(spec: DatasetSpec, source_dir: str | None) -> list[Source]:
@@ -61,27 +82,36 @@ def sources_for(spec: DatasetSpec, source_dir: str | None) -> list[Source]:
     return sources
 
 
-def _copy_or_download(source: Source, raw: RawFile, tmp: Path, timeout: float) -> None:
-    if source.is_url:
-        with urllib.request.urlopen(source.location + raw.name, timeout=timeout) as response:
-            with open(tmp, "wb") as out:
-                shutil.copyfileobj(response, out, CHUNK)
-    else:
-        shutil.copyfile(Path(source.location) / raw.name, tmp)
+def _from_directory(source: Source, raw: RawFile, dest: Path) -> Fetched:
+    origin = Path(source.location) / raw.name
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(origin, tmp)
+        sha256 = verify(tmp, raw)
+    return Fetched(source.label, f"copied from {origin}", sha256)
 
 
-def fetch_file(raw: RawFile, dest: Path, sources: list[Source], timeout: float = 60.0) -> Source:
-    """Put a verified copy of `raw` at dest/raw.name; return the source that supplied it."""
+def _from_url(source: Source, raw: RawFile, dest: Path, parts: Path, retry: Retry) -> Fetched:
+    part = parts / f"{raw.name}.part"
+    account = download(source.location + raw.name, part, raw.size, retry)
+    try:
+        sha256 = verify(part, raw)
+    except DownloadError:
+        part.unlink()  # wrong bytes must not be resumed from
+        raise
+    os.replace(part, dest)
+    return Fetched(source.label, account, sha256)
+
+
+def fetch_file(raw: RawFile, dest_dir: Path, sources: list[Source], parts: Path,
+               retry: Retry = DEFAULT_RETRY) -> Fetched:
+    """Put a verified copy of `raw` at dest_dir/raw.name, from the first source that has one."""
     failures = []
     for source in sources:
         try:
-            with atomic_path(dest / raw.name) as tmp:
-                _copy_or_download(source, raw, tmp, timeout)
-                actual = content_sha256(tmp)
-                if actual != raw.sha256:
-                    raise DownloadError(f"SHA-256 of content is {actual}, expected {raw.sha256}")
-            return source
-        except (OSError, EOFError, zlib.error, urllib.error.URLError, DownloadError) as exc:
+            if source.is_url:
+                return _from_url(source, raw, dest_dir / raw.name, parts, retry)
+            return _from_directory(source, raw, dest_dir / raw.name)
+        except (OSError, EOFError, zlib.error, DroplabError) as exc:
             failures.append(f"  {source.label} {source.location}: {_reason(exc)}")
     raise DownloadError(f"no source could supply {raw.name}; tried:\n" + "\n".join(failures))
 
@@ -89,28 +119,33 @@ def fetch_file(raw: RawFile, dest: Path, sources: list[Source], timeout: float =
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, FileNotFoundError):
         return "file not found"
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        return f"unreachable ({exc.reason})"
     return str(exc) or type(exc).__name__
 
 
-def fetch_dataset(spec: DatasetSpec, dest: str | Path, source_dir: str | None = None) -> dict[str, str]:
-    """Fetch every raw file of `spec` into `dest`; return file name -> source label.
+def fetch_dataset(spec: DatasetSpec, dest: str | Path, source_dir: str | None = None,
+                  retry: Retry = DEFAULT_RETRY) -> dict[str, Fetched]:
+    """Fetch every raw file of `spec` into `dest`; return file name -> how it was fetched.
 
     Files gather in a hidden sibling folder that replaces `dest` only once all of them
     verified, so a failure leaves no partial dataset and an earlier good `dest` intact.
     """
     dest = Path(dest)
-    partial = dest.with_name(f".{dest.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
+    staging = dest.with_name(f".{dest.name}.partial")
+    parts = dest.parent / ".downloads" / dest.name
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     try:
         sources = sources_for(spec, source_dir)
-        used = {raw.name: fetch_file(raw, partial, sources).label for raw in spec.files.values()}
+        fetched = {raw.name: fetch_file(raw, staging, sources, parts, retry) for raw in spec.files.values()}
         shutil.rmtree(dest, ignore_errors=True)
-        os.replace(partial, dest)
-        return used
+        os.replace(staging, dest)
+        shutil.rmtree(parts, ignore_errors=True)
+        _remove_if_empty(parts.parent)
+        return fetched
     finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_if_empty(directory: Path) -> None:
+    if directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()

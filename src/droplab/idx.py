@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from droplab.arrays import Arrays, RawDataset
 from droplab.errors import DroplabError
 
 # The third byte of the magic number names the element type; only unsigned bytes are
@@ -64,3 +65,26 @@ def read_idx(path: str | Path) -> np.ndarray:
             f"{path}: header declares shape {shape} ({expected} bytes) but the file holds {len(data)} bytes"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def load_idx_pair(images_path: Path, labels_path: Path, num_classes: int) -> Arrays:
+    images = read_idx(images_path)
+    labels = read_idx(labels_path)
+    if images.ndim != 3:
+        raise IDXError(f"{images_path}: expected 3 dimensions (N, H, W), header declares {images.shape}")
+    if labels.ndim != 1:
+        raise IDXError(f"{labels_path}: expected 1 dimension (N,), header declares {labels.shape}")
+    if len(images) != len(labels):
+        raise IDXError(
+            f"{labels_path}: {len(labels)} labels but {images_path.name} holds {len(images)} images"
+        )
+    if labels.size and labels.max() >= num_classes:
+        raise IDXError(f"{labels_path}: label {labels.max()} outside the class range 0..{num_classes - 1}")
+    return Arrays(images[:, None, :, :].copy(), labels.astype(np.int64))
+
+
+def read_idx_dataset(files: dict[str, Path], classes: tuple[str, ...]) -> RawDataset:
+    """(Fashion-)MNIST: four IDX files, images (N, 28, 28) with one label byte each."""
+    train = load_idx_pair(files["train_images"], files["train_labels"], len(classes))
+    test = load_idx_pair(files["test_images"], files["test_labels"], len(classes))
+    return RawDataset(train, test, classes)

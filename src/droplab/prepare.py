@@ -6,39 +6,19 @@ after this one never need to know which dataset they are training on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from droplab.arrays import Arrays, RawDataset
 from droplab.atomic import atomic_path, write_json
+from droplab.cifar import read_cifar10_binary
 from droplab.datasets import DatasetSpec
 from droplab.errors import DroplabError
-from droplab.idx import IDXError, read_idx
+from droplab.idx import read_idx_dataset
+from droplab.tiny_imagenet import read_tiny_imagenet
 
 SPLITS = ("train", "val", "test")
-
-
-@dataclass(frozen=True)
-class Arrays:
-    images: np.ndarray  # (N, C, H, W) uint8
-    labels: np.ndarray  # (N,) int64
-
-
-def load_idx_pair(images_path: Path, labels_path: Path, num_classes: int) -> Arrays:
-    images = read_idx(images_path)
-    labels = read_idx(labels_path)
-    if images.ndim != 3:
-        raise IDXError(f"{images_path}: expected 3 dimensions (N, H, W), header declares {images.shape}")
-    if labels.ndim != 1:
-        raise IDXError(f"{labels_path}: expected 1 dimension (N,), header declares {labels.shape}")
-    if len(images) != len(labels):
-        raise IDXError(
-            f"{labels_path}: {len(labels)} labels but {images_path.name} holds {len(images)} images"
-        )
-    if labels.size and labels.max() >= num_classes:
-        raise IDXError(f"{labels_path}: label {labels.max()} outside the class range 0..{num_classes - 1}")
-    return Arrays(images[:, None, :, :].copy(), labels.astype(np.int64))
 
 
 def split_train_val(full: Arrays, val_size: int, seed: int) -> tuple[Arrays, Arrays]:
@@ -69,21 +49,29 @@ def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     return scaled.mean(axis=axes).tolist(), scaled.std(axis=axes).tolist()
 
 
-def prepare(spec: DatasetSpec, raw_dir: Path, out_dir: Path, val_size: int, split_seed: int,
-            train_limit: int | None, test_limit: int | None = None) -> dict:
-    """Write out_dir/arrays.npz and out_dir/meta.json; return the meta."""
-    num_classes = len(spec.classes)
+def read_raw(spec: DatasetSpec, raw_dir: Path) -> RawDataset:
+    """The official train and test splits of any supported format, in the common layout."""
     files = {role: raw_dir / raw.name for role, raw in spec.files.items()}
-    full = load_idx_pair(files["train_images"], files["train_labels"], num_classes)
-    test = load_idx_pair(files["test_images"], files["test_labels"], num_classes)
-    train, val = split_train_val(full, val_size, split_seed)
+    if spec.format == "cifar10_binary":
+        return read_cifar10_binary(files["archive"])
+    if spec.format == "tiny_imagenet":
+        return read_tiny_imagenet(files["archive"])
+    return read_idx_dataset(files, spec.classes)
+
+
+def prepare(spec: DatasetSpec, raw_dir: Path, out_dir: Path, val_size: int, split_seed: int,
+            train_limit: int | None, test_limit: int | None = None) -> tuple[dict, tuple[str, ...]]:
+    """Write out_dir/arrays.npz and out_dir/meta.json; return the meta and the reader's notes."""
+    raw = read_raw(spec, raw_dir)
+    train, val = split_train_val(raw.train, val_size, split_seed)
+    test = raw.test
     train = limit(train, train_limit, split_seed + 1)
     test = limit(test, test_limit, split_seed + 2)
     mean, std = channel_stats(train.images)
     splits = {"train": train, "val": val, "test": test}
     meta = {
         "dataset": spec.name,
-        "classes": list(spec.classes),
+        "classes": list(raw.classes),
         "input_shape": list(train.images.shape[1:]),
         "mean": mean,
         "std": std,
@@ -94,4 +82,4 @@ def prepare(spec: DatasetSpec, raw_dir: Path, out_dir: Path, val_size: int, spli
             np.savez(handle, **{f"{name}_{kind}": getattr(arrays, kind)
                                 for name, arrays in splits.items() for kind in ("images", "labels")})
     write_json(out_dir / "meta.json", meta)
-    return meta
+    return meta, raw.notes
