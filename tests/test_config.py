@@ -49,6 +49,12 @@ def _with(raw: dict, path: str, value) -> dict:
         ("variants.s2_mlp.train", {"lr": -1}, ["variants.s2_mlp.train.lr", "greater than 0"]),
         ("fixed_p.s4_p1_low", [0.1, 0.2, 0.3], ["gives 3 rates", "give 1 (for all) or 2"]),
         ("fixed_p", {"a.b": 0.1}, ["fixed_p: ", "'a.b'"]),
+        ("variants.resnet18_avg.p", "dropout", ["resnet18_avg.p -> dropout = 0.5, but this resnet builds no dropout",
+                                                "head avg has no dropout; placement is none"]),
+        ("variants.s1_resnet18_after_bn.p", "fixed_p.s3_head",
+         ["gives rate 0.5 to dropout site 2 of 2, where this resnet builds no dropout (head avg has no dropout)"]),
+        ("variants.s3_resnet18_dropout_head.p", "fixed_p.s1_blocks", ["site 1 of 2", "(placement is none)"]),
+        ("variants.s2_mlp.block", ["linear", "relu"], ["this mlp builds no dropout (its block has no 'dropout'"]),
     ],
 )
 def test_bad_params_name_the_key_and_what_is_allowed(real_params, path, value, expected):

@@ -1,10 +1,13 @@
-"""End to end: the real dvc.yaml on the real Fashion-MNIST, shrunk to a few hundred images.
+"""End to end: the real dvc.yaml on the real Fashion-MNIST, shrunk to a few hundred images, and
+once more on a synthetic CIFAR-10 downloaded from a local HTTP server.
 
-Runs in a copy of the repository in a temporary directory, as a user's clone would.
+Runs in a copy of the repository in a temporary directory, as a user's clone would. Each run
+keeps a handful of variants, one or more per model family, so the suite stays fast.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,8 +19,10 @@ import pytest
 import yaml
 
 from droplab.config import load_params
+from synthetic import CIFAR10_CLASSES, cifar10_arrays, write_cifar10_tar
 
 from conftest import REPO, shrink
+from http_server import serve
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +42,14 @@ def snapshot(root: Path, folder: str) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted((root / folder).glob("*"))}
 
 
-@pytest.fixture(scope="module")
-def clone(tmp_path_factory) -> Path:
-    if not SYSTEM_COPY.is_dir() and not os.environ.get("DROPLAB_DATA_DIR"):
-        message = "Fashion-MNIST is not installed (make data) and DROPLAB_DATA_DIR is not set"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI must run the end-to-end test, not skip it
-        pytest.skip(message)
-    root = tmp_path_factory.mktemp("clone")
+# Followers of `dropout` and fixed-rate variants of every model family, both ResNet placements.
+FASHION_VARIANTS = ("s2_mlp", "s2_mlp_no_dropout", "s2_cnn", "s4_mlp_p2_p5", "lenet_bn_dropout",
+                    "s1_resnet18_before_bn", "s3_resnet18_dropout_head")
+CIFAR_VARIANTS = ("s2_mlp", "s2_cnn", "lenet_bn_dropout", "s1_resnet18_before_bn")
+
+
+def make_clone(root: Path, params: dict) -> Path:
+    """Copy the repository's tracked files (no results) to `root`, commit them with `params`, `dvc repro`."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for rel in files:
@@ -53,13 +58,23 @@ def clone(tmp_path_factory) -> Path:
         if (REPO / rel).is_file():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, root / rel)
-    raw = shrink(yaml.safe_load((REPO / "params.yaml").read_text()))
-    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "clone"], root)
     run(["dvc", "repro"], root)
     return root
+
+
+@pytest.fixture(scope="module")
+def clone(tmp_path_factory) -> Path:
+    if not SYSTEM_COPY.is_dir() and not os.environ.get("DROPLAB_DATA_DIR"):
+        message = "Fashion-MNIST is not installed (make data) and DROPLAB_DATA_DIR is not set"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI must run the end-to-end test, not skip it
+        pytest.skip(message)
+    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=FASHION_VARIANTS)
+    return make_clone(tmp_path_factory.mktemp("clone"), params)
 
 
 def test_repro_writes_every_output(clone: Path):
@@ -104,8 +119,7 @@ def test_second_repro_is_a_no_op(clone: Path):
 def test_forced_rerun_is_byte_identical(clone: Path):
     folders = ("metrics/train", "metrics/profile", "metrics/bn", "plots/train")
     before = [snapshot(clone, folder) for folder in folders]
-    stages = ["train@s2_mlp", "train@s2_cnn", "train@lenet_bn_dropout", "train@s4_mlp_p2_p5", "profile@s2_cnn",
-              "train@s1_resnet18_before_bn", "analyze@s1_resnet18_before_bn"]
+    stages = [f"train@{name}" for name in FASHION_VARIANTS] + ["profile@s2_cnn", "analyze@s1_resnet18_before_bn"]
     run(["dvc", "repro", "--force", "--single-item", *stages], clone)
     assert [snapshot(clone, folder) for folder in folders] == before
 
@@ -136,3 +150,33 @@ def test_experiment_retrains_only_variants_that_follow_dropout(clone: Path):
     run(["dvc", "plots", "diff", "HEAD", "-o", "plots_diff"], clone)
     html = (clone / "plots_diff" / "index.html").read_text()
     assert "S2 CNN: train and validation top-1 accuracy" in html
+
+
+def test_the_pipeline_runs_unchanged_on_cifar10_served_over_http(tmp_path_factory):
+    """dataset: a synthetic CIFAR-10 in the exact binary format, declared in extra_datasets and
+    downloaded by the real download stage from a local server: nothing after it is dataset-specific."""
+    served = tmp_path_factory.mktemp("served")
+    archive = write_cifar10_tar(served / "cifar-10-binary.tar.gz", cifar10_arrays(per_batch=120, n_test=200))
+    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=CIFAR_VARIANTS)
+    params["data"].update(val_size=100, train_limit=300, test_limit=200)
+    with serve(served) as server:
+        params["dataset"] = "cifar10_served"
+        params["extra_datasets"] = {"cifar10_served": {
+            "format": "cifar10_binary", "urls": [server.url],
+            "files": {"archive": {"name": archive.name, "size": archive.stat().st_size,
+                                  "sha256": hashlib.sha256(archive.read_bytes()).hexdigest()}}}}
+        root = make_clone(tmp_path_factory.mktemp("cifar_clone"), params)
+    assert [(r.path, r.status) for r in server.requests] == [("/cifar-10-binary.tar.gz", 200)]
+    meta = json.loads((root / "data/prepared/meta.json").read_text())
+    assert meta["dataset"] == "cifar10_served" and meta["classes"] == list(CIFAR10_CLASSES)
+    assert meta["input_shape"] == [3, 32, 32] and meta["sizes"] == {"train": 300, "val": 100, "test": 200}
+    for name in CIFAR_VARIANTS:
+        metrics = json.loads((root / f"metrics/train/{name}.json").read_text())
+        assert 0.0 <= metrics["test"]["acc1"] <= metrics["test"]["acc5"] <= 1.0
+        assert json.loads((root / f"metrics/profile/{name}.json").read_text())["input_shape"] == [3, 32, 32]
+        assert (root / f"report/bn/{name}.png").read_bytes()[:4] == b"\x89PNG"
+    # Class-coloured synthetic images are easy: a CNN must clearly beat chance (0.1) after one epoch.
+    assert json.loads((root / "metrics/train/s2_cnn.json").read_text())["test"]["acc1"] > 0.5
+    summary = (root / "report/summary.md").read_text()
+    assert all(name in summary for name in CIFAR_VARIANTS)
+    assert json.loads(run(["dvc", "status", "--json"], root)) == {}

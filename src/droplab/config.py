@@ -97,6 +97,10 @@ class VariantBase(Strict):
     normalize: bool = True
     train: TrainOverride = TrainOverride()  # type: ignore[valid-type]
 
+    def unbuilt_sites(self) -> dict[int, str]:
+        """Dropout sites this spec builds no Dropout at -> why; a rate there would do nothing."""
+        return {}
+
 
 MLP_LAYERS = ("linear", "bn", "relu", "dropout")
 CONV_LAYERS = ("conv", "bn", "relu", "dropout", "pool")
@@ -115,6 +119,10 @@ def _check_order(order: list[str], allowed: tuple[str, ...], required: tuple[str
     return order
 
 
+def _without_dropout_layer(block: list[str], sites: int) -> dict[int, str]:
+    return {} if "dropout" in block else dict.fromkeys(range(sites), "its block has no 'dropout' layer")
+
+
 class MLPSpec(VariantBase):
     """Dropout sites: one per hidden layer."""
 
@@ -130,6 +138,9 @@ class MLPSpec(VariantBase):
 
     def dropout_sites(self) -> int:
         return len(self.hidden)
+
+    def unbuilt_sites(self) -> dict[int, str]:
+        return _without_dropout_layer(self.block, self.dropout_sites())
 
 
 class CNNSpec(VariantBase):
@@ -153,6 +164,9 @@ class CNNSpec(VariantBase):
 
     def dropout_sites(self) -> int:
         return len(self.channels)
+
+    def unbuilt_sites(self) -> dict[int, str]:
+        return _without_dropout_layer(self.block, self.dropout_sites())
 
 
 class LeNetSpec(VariantBase):
@@ -179,6 +193,12 @@ class ResNetSpec(VariantBase):
 
     def dropout_sites(self) -> int:
         return 2
+
+    def unbuilt_sites(self) -> dict[int, str]:
+        unbuilt = {0: "placement is none"} if self.placement == "none" else {}
+        if self.head != "dropout_classifier":
+            unbuilt[1] = f"head {self.head} has no dropout"
+        return unbuilt
 
 
 MODEL_SPECS = {"mlp": MLPSpec, "cnn": CNNSpec, "lenet5": LeNetSpec, "resnet": ResNetSpec}
@@ -302,12 +322,21 @@ class Params(Strict):
             choices = ", ".join(["dropout", *(f"fixed_p.{k}" for k in self.fixed_p)])
             raise ValueError(f"variants.{variant}.p: {ref!r} is not a rate key; allowed: {choices}")
         rates = [float(v) for v in (value if isinstance(value, list) else [value])]
-        sites = self.variants[variant].dropout_sites()
+        spec = self.variants[variant]
+        sites = spec.dropout_sites()
         if len(rates) not in (1, sites):
             raise ValueError(
-                f"variants.{variant}.p -> {ref} gives {len(rates)} rates; this {self.variants[variant].model} "
+                f"variants.{variant}.p -> {ref} gives {len(rates)} rates; this {spec.model} "
                 f"has {sites} dropout sites, so give 1 (for all) or {sites}"
             )
+        unbuilt = spec.unbuilt_sites()
+        if len(rates) == 1 and rates[0] > 0 and len(unbuilt) == sites:
+            raise ValueError(f"variants.{variant}.p -> {ref} = {rates[0]}, but this {spec.model} builds no dropout "
+                             f"({'; '.join(sorted(set(unbuilt.values())))}): use a rate of 0 or add dropout")
+        for site, rate in enumerate(rates if len(rates) == sites else []):
+            if rate > 0 and site in unbuilt:
+                raise ValueError(f"variants.{variant}.p -> {ref} gives rate {rate} to dropout site {site + 1} of "
+                                 f"{sites}, where this {spec.model} builds no dropout ({unbuilt[site]})")
         return rates
 
     def train_config(self, variant: str) -> TrainConfig:
