@@ -137,6 +137,9 @@ def test_a_grayscale_tiny_imagenet_jpeg_becomes_rgb(tmp_path: Path):
     np.testing.assert_array_equal(image[0], image[1])  # gray: three equal channels
     np.testing.assert_array_equal(image.transpose(1, 2, 0), written["images"][member])
     assert "images/s on 2 processes" in raw.notes[0]
+    in_process = read_tiny_imagenet(tmp_path / "t.zip", workers=1)
+    np.testing.assert_array_equal(in_process.train.images, raw.train.images)
+    np.testing.assert_array_equal(in_process.test.labels, raw.test.labels)
 
 
 # --- corrupt and hostile inputs are refused, naming the file --------------------------------------------------

@@ -13,6 +13,7 @@ import os
 import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from io import BytesIO
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from PIL import Image
 
 from droplab.archives import ArchiveError, open_zip, read_zip_member
 from droplab.arrays import Arrays, RawDataset
+from droplab.errors import DroplabError
 
 ROOT = "tiny-imagenet-200/"
 SIZE = 64
@@ -59,11 +61,19 @@ def decode_all(archive: Path, names: list[str], workers: int) -> np.ndarray:
     if not names:
         return np.zeros((0, 3, SIZE, SIZE), np.uint8)
     chunks = [names[i:i + CHUNK] for i in range(0, len(names), CHUNK)]
-    # forkserver: safe beside threads the parent may run (torch, tqdm), cheap after the first fork
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context, initializer=_open_in_worker,
-                             initargs=(archive,)) as pool:
-        decoded = list(pool.map(_decode_chunk, chunks))
+    if workers == 1:
+        _open_in_worker(archive)
+        decoded = [_decode_chunk(chunk) for chunk in chunks]
+    else:
+        # forkserver: safe beside threads the parent may run (torch, tqdm), cheap after the first fork
+        context = multiprocessing.get_context("forkserver")
+        try:
+            with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context, initializer=_open_in_worker,
+                                     initargs=(archive,)) as pool:
+                decoded = list(pool.map(_decode_chunk, chunks))
+        except BrokenProcessPool:
+            raise DroplabError(f"{archive}: a JPEG decoding process died (out of memory?); "
+                               "no output was written") from None
     return np.concatenate(decoded).transpose(0, 3, 1, 2).copy()
 
 
