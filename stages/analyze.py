@@ -8,7 +8,7 @@ from droplab.cli import run_stage, variant_arg
 
 def main(params) -> None:
     variant = variant_arg(params)
-    result = analyze.main(params, variant, Path("data/prepared"), Path("models") / f"{variant}.pt", Path("metrics"),
+    result = analyze.main(params, variant, Path("data/prepared"), Path("models"), Path("metrics"),
                           Path("report"))
     print(f"{variant}: {result['bn_layers']} BN layers, variance shift {result['variance_shift_mean']}, "
           f"recalibration {result['recalibration']}")

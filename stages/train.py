@@ -1,14 +1,13 @@
-"""DVC stage `train@<variant>`: train one variant and write its metrics, curves and checkpoint."""
+"""DVC stage `train@<variant>-seed<seed>`: train one run and write its metrics, curves and checkpoint."""
 
 from pathlib import Path
 
 from droplab import train
-from droplab.cli import run_stage, variant_arg
+from droplab.cli import run_arg, run_stage
 
 
 def main(params) -> None:
-    variant = variant_arg(params)
-    train.main(params, variant, Path("data/prepared"), Path("models") / f"{variant}.pt", Path("metrics"), Path("plots"))
+    train.main(params, run_arg(params), Path("data/prepared"), Path("models"), Path("metrics"), Path("plots"))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from droplab.config import parse_params
+from droplab.runs import write_runs
+
 from conftest import REPO
+
+
+def write_params(directory: Path, raw: dict) -> None:
+    """params.yaml and, where it parses, the runs.yaml that goes with it (as `droplab runs` writes it)."""
+    (directory / "params.yaml").write_text(yaml.safe_dump(raw))
+    try:
+        write_runs(parse_params(raw), directory / "runs.yaml")
+    except Exception:
+        pass  # invalid params: the stage must say so itself
 
 
 def run_stage(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -18,22 +30,34 @@ def run_stage(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("script", ["download.py", "preprocess.py", "report.py"])
 def test_invalid_params_stop_every_stage_with_the_key_path(tmp_path: Path, real_params, script):
     real_params["variants"]["s2_cnn"]["blok"] = ["conv"]
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
+    write_params(tmp_path, real_params)
     done = run_stage(tmp_path, script)
     assert done.returncode == 2
     assert "params.yaml is invalid" in done.stderr and "variants.s2_cnn.blok: unknown key" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_unknown_variant_lists_the_known_ones(tmp_path: Path, real_params):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
-    done = run_stage(tmp_path, "train.py", "s2_cnnn")
+def test_unknown_run_lists_the_known_ones(tmp_path: Path, real_params):
+    write_params(tmp_path, real_params)
+    done = run_stage(tmp_path, "train.py", "s2_cnn")
+    assert done.returncode == 2 and "unknown run 's2_cnn'" in done.stderr and "s2_cnn-seed0," in done.stderr
+    done = run_stage(tmp_path, "analyze.py", "s2_cnnn")
     assert done.returncode == 2 and "unknown variant 's2_cnnn'" in done.stderr and "s2_cnn," in done.stderr
+
+
+def test_a_stale_runs_file_stops_every_stage(tmp_path: Path, real_params):
+    write_params(tmp_path, real_params)
+    real_params["studies"]["s4_d2l"]["seeds"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
+    done = run_stage(tmp_path, "download.py")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "runs.yaml is out of date with params.yaml (not in params.yaml: s4_mlp_p2_p5-seed3" in done.stderr
+    assert "run `droplab runs`" in done.stderr
 
 
 def test_unreachable_data_lists_every_source(tmp_path: Path, real_params):
     real_params["data"]["source_dir"] = str(tmp_path / "empty")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
+    write_params(tmp_path, real_params)
     done = subprocess.run(
         [sys.executable, "-c",
          "import droplab.datasets as d, dataclasses as dc;"

@@ -32,7 +32,7 @@ def _with(raw: dict, path: str, value) -> dict:
 @pytest.mark.parametrize(
     "path, value, expected",
     [
-        ("epochz", 3, ["epochz: unknown key", "allowed: seed, dataset, dropout"]),
+        ("epochz", 3, ["epochz: unknown key", "allowed: seeds, dataset, dropout"]),
         ("variants.s2_cnn.blok", ["conv"], ["variants.s2_cnn.blok: unknown key", "allowed: p, normalize, train"]),
         ("train.epochs", "three", ["train.epochs:", "valid integer", "'three'"]),
         ("dropout", 1.0, ["dropout:", "less than 1"]),

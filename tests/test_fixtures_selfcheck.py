@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, UnidentifiedImageError
 
+from http_server import Request, serve, serve_directory
 from synthetic import (
     CIFAR10_BATCHES,
     CIFAR10_CLASSES,
@@ -25,8 +26,6 @@ from synthetic import (
     write_mnist,
     write_tiny_imagenet_zip,
 )
-
-from http_server import Request, serve, serve_directory
 
 
 def test_mnist_files_are_gzipped_idx_with_big_endian_dims(tmp_path: Path):

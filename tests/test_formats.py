@@ -23,6 +23,8 @@ from droplab.idx import IDXError
 from droplab.prepare import prepare
 from droplab.tiny_imagenet import read_tiny_imagenet
 from droplab.transfer import Retry
+
+from http_server import serve
 from synthetic import (
     CIFAR10_CLASSES,
     CIFAR10_TOP,
@@ -36,8 +38,6 @@ from synthetic import (
     write_mnist,
     write_tiny_imagenet_zip,
 )
-
-from http_server import serve
 
 FAST = Retry(attempts=2, backoff=0.01, timeout=5)
 

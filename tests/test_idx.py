@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from droplab.idx import IDXError, load_idx_pair, read_idx
+
 from synthetic import idx_bytes, write_idx_gz
 
 

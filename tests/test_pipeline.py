@@ -19,10 +19,10 @@ import pytest
 import yaml
 
 from droplab.config import load_params
-from synthetic import CIFAR10_CLASSES, cifar10_arrays, write_cifar10_tar
 
 from conftest import REPO, shrink
 from http_server import serve
+from synthetic import CIFAR10_CLASSES, cifar10_arrays, write_cifar10_tar
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,10 @@ def run(args: list[str], cwd: Path) -> str:
 
 
 def snapshot(root: Path, folder: str) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((root / folder).glob("*"))}
+    """Every file under `folder` (or the file itself), by path relative to it."""
+    base = root / folder
+    files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+    return {p.relative_to(base).as_posix(): p.read_bytes() for p in files}
 
 
 # Followers of `dropout` and fixed-rate variants of every model family, both ResNet placements.
@@ -59,6 +62,7 @@ def make_clone(root: Path, params: dict) -> Path:
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, root / rel)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["droplab", "runs"], root)
     run(["git", "init", "-q"], root)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "clone"], root)
@@ -80,24 +84,33 @@ def clone(tmp_path_factory) -> Path:
 def test_repro_writes_every_output(clone: Path):
     params = load_params(clone / "params.yaml")
     variants = list(params.variants)
-    for name in variants:
-        metrics = json.loads((clone / f"metrics/train/{name}.json").read_text())
+    runs = params.runs()
+    assert len(runs) > len(variants)  # the multi-seed studies train more than one run per variant
+    for run_ in runs.values():
+        metrics = json.loads(run_.path(clone / "metrics/train", ".json").read_text())
         assert set(metrics) == {"best_epoch", "train", "val", "test"}
         for split in ("train", "val", "test"):
             assert set(metrics[split]) == {"loss", "acc1", "acc5", "f1_macro"}
             assert 0.0 <= metrics[split]["acc1"] <= metrics[split]["acc5"] <= 1.0
         # S2's models (Adam, lr 1e-3) beat chance (0.1) after one epoch on 300 images. S4 (SGD
         # from a N(0, 0.01) init) and S5 (lr 0.01, heavy dropout) need more steps than this.
-        if name.startswith("s2_"):
-            assert metrics["test"]["acc1"] > 0.3, name
+        if run_.variant.startswith("s2_"):
+            assert metrics["test"]["acc1"] > 0.3, run_
+        speed = json.loads(run_.path(clone / "metrics/speed", ".json").read_text())
+        assert speed["device"] in ("cpu", "cuda") and speed["images_per_sec"] > 0
+        header = run_.path(clone / "plots/train", ".tsv").read_text().splitlines()[0]
+        assert header == "epoch\ttrain_loss\ttrain_acc1\tval_loss\tval_acc1\tval_acc5"
+    summary_json = json.loads((clone / "metrics/summary.json").read_text())
+    assert set(summary_json) == set(variants)
+    for name in variants:
+        seeds = params.seed_count(name)
+        assert summary_json[name]["seeds"] == seeds and ("test_acc1_sd" in summary_json[name]) == (seeds > 1)
         profile = json.loads((clone / f"metrics/profile/{name}.json").read_text())
         assert profile["params"] > 0 and profile["flops"] > 0 and profile["input_shape"] == [1, 28, 28]
-        speed = json.loads((clone / f"metrics/speed/{name}.json").read_text())
-        assert speed["device"] in ("cpu", "cuda") and speed["images_per_sec"] > 0
-        header = (clone / f"plots/train/{name}.tsv").read_text().splitlines()[0]
-        assert header == "epoch\ttrain_loss\ttrain_acc1\tval_loss\tval_acc1\tval_acc5"
+    stats = json.loads((clone / "report/stats.json").read_text())
+    assert {claim["id"] for claim in stats["claims"]} >= {"s4-orders-alike", "s1-after-bn-beats-before-bn"}
     summary = (clone / "report/summary.md").read_text()
-    assert all(name in summary for name in variants)
+    assert all(name in summary for name in variants) and "## Claims of the original studies" in summary
     meta = json.loads((clone / "data/prepared/meta.json").read_text())
     assert meta["sizes"] == {"train": 300, "val": 200, "test": 500}
     for name in variants:
@@ -109,6 +122,8 @@ def test_repro_writes_every_output(clone: Path):
     for study in params.studies:
         assert (clone / f"report/studies/{study}.png").read_bytes()[:4] == b"\x89PNG"
         assert f"## {study}:" in summary
+        rows = (clone / f"plots/test/{study}.tsv").read_text().splitlines()
+        assert [row.split("\t")[0] for row in rows[1:]] == params.studies[study].variants
 
 
 def test_second_repro_is_a_no_op(clone: Path):
@@ -117,26 +132,27 @@ def test_second_repro_is_a_no_op(clone: Path):
 
 
 def test_forced_rerun_is_byte_identical(clone: Path):
-    folders = ("metrics/train", "metrics/profile", "metrics/bn", "plots/train")
+    folders = ("metrics/train", "metrics/profile", "metrics/bn", "plots/train", "metrics/summary.json")
     before = [snapshot(clone, folder) for folder in folders]
-    stages = [f"train@{name}" for name in FASHION_VARIANTS] + ["profile@s2_cnn", "analyze@s1_resnet18_before_bn"]
+    stages = [f"train@{name}-seed0" for name in FASHION_VARIANTS] + ["train@s4_mlp_p2_p5-seed1", "profile@s2_cnn",
+                                                                     "analyze@s1_resnet18_before_bn", "aggregate"]
     run(["dvc", "repro", "--force", "--single-item", *stages], clone)
     assert [snapshot(clone, folder) for folder in folders] == before
 
 
-def test_experiment_retrains_only_variants_that_follow_dropout(clone: Path):
+def test_experiment_retrains_only_runs_that_follow_dropout(clone: Path):
     run(["git", "add", "-A"], clone)
     run(["git", "commit", "-qm", "results"], clone)
-    params = yaml.safe_load((clone / "params.yaml").read_text())
-    followers = {name for name, spec in params["variants"].items() if spec["p"] == "dropout"}
-    assert followers and followers != set(params["variants"])
+    params = load_params(clone / "params.yaml")
+    followers = {name for name, run_ in params.runs().items() if run_.p == "dropout"}
+    assert followers and followers != set(params.runs())
     train_before, speed_before = snapshot(clone, "metrics/train"), snapshot(clone, "metrics/speed")
 
     run(["dvc", "exp", "run", "-S", "dropout=0.8"], clone)
 
     train_after, speed_after = snapshot(clone, "metrics/train"), snapshot(clone, "metrics/speed")
-    for name in params["variants"]:
-        key = f"{name}.json"
+    for name, run_ in params.runs().items():
+        key = f"{run_.variant}/seed{run_.seed}.json"
         if name in followers:
             assert train_after[key] != train_before[key], f"{name} follows dropout but its metrics did not change"
         else:  # not retrained: even its timing file, which differs on every run, is untouched
@@ -146,10 +162,11 @@ def test_experiment_retrains_only_variants_that_follow_dropout(clone: Path):
     shown = json.loads(run(["dvc", "exp", "show", "--json"], clone))
     assert shown, "dvc exp show listed no experiments"
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], clone))
-    assert any("metrics/train/s2_cnn.json" in path for path in diff)
+    assert "s2_cnn.test_acc1" in diff["metrics/summary.json"]
     run(["dvc", "plots", "diff", "HEAD", "-o", "plots_diff"], clone)
     html = (clone / "plots_diff" / "index.html").read_text()
     assert "S2 CNN: train and validation top-1 accuracy" in html
+    assert "S2 CNN: test top-1 accuracy, mean over seeds" in html
 
 
 def test_the_pipeline_runs_unchanged_on_cifar10_served_over_http(tmp_path_factory):
@@ -171,12 +188,12 @@ def test_the_pipeline_runs_unchanged_on_cifar10_served_over_http(tmp_path_factor
     assert meta["dataset"] == "cifar10_served" and meta["classes"] == list(CIFAR10_CLASSES)
     assert meta["input_shape"] == [3, 32, 32] and meta["sizes"] == {"train": 300, "val": 100, "test": 200}
     for name in CIFAR_VARIANTS:
-        metrics = json.loads((root / f"metrics/train/{name}.json").read_text())
+        metrics = json.loads((root / f"metrics/train/{name}/seed0.json").read_text())
         assert 0.0 <= metrics["test"]["acc1"] <= metrics["test"]["acc5"] <= 1.0
         assert json.loads((root / f"metrics/profile/{name}.json").read_text())["input_shape"] == [3, 32, 32]
         assert (root / f"report/bn/{name}.png").read_bytes()[:4] == b"\x89PNG"
     # Class-coloured synthetic images are easy: a CNN must clearly beat chance (0.1) after one epoch.
-    assert json.loads((root / "metrics/train/s2_cnn.json").read_text())["test"]["acc1"] > 0.5
+    assert json.loads((root / "metrics/train/s2_cnn/seed0.json").read_text())["test"]["acc1"] > 0.5
     summary = (root / "report/summary.md").read_text()
     assert all(name in summary for name in CIFAR_VARIANTS)
     assert json.loads(run(["dvc", "status", "--json"], root)) == {}

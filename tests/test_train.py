@@ -68,22 +68,35 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
     tiny_params["variants"][variant].get("train", {}).pop("epochs", None)
     params = parse_params(tiny_params)
     prepared = _fake_prepared(tmp_path / "prepared")
+    run = params.first_run(variant)
     outputs = []
-    for run in ("a", "b"):
-        out = tmp_path / run
-        result = train.main(params, variant, prepared, out / "model.pt", out / "metrics", out / "plots")
+    for copy in ("a", "b"):
+        out = tmp_path / copy
+        result = train.main(params, run, prepared, out / "models", out / "metrics", out / "plots")
         outputs.append(out)
     first, second = outputs
-    for rel in (f"metrics/train/{variant}.json", f"plots/train/{variant}.tsv"):
+    for rel in (f"metrics/train/{variant}/seed0.json", f"plots/train/{variant}/seed0.tsv"):
         assert (first / rel).read_bytes() == (second / rel).read_bytes()
     assert set(result) == {"best_epoch", "train", "val", "test"}
     assert set(result["test"]) == {"loss", "acc1", "acc5", "f1_macro"}
-    rows = (first / f"plots/train/{variant}.tsv").read_text().splitlines()
+    rows = (first / f"plots/train/{variant}/seed0.tsv").read_text().splitlines()
     assert rows[0].split("\t") == list(train.CURVE_COLUMNS) and len(rows) == 3
-    speed = json.loads((first / f"metrics/speed/{variant}.json").read_text())
+    speed = json.loads((first / f"metrics/speed/{variant}/seed0.json").read_text())
     assert set(speed) == {"seconds", "images_per_sec", "device"} and speed["device"] == "cpu"
-    checkpoint = torch.load(first / "model.pt", weights_only=True)
+    checkpoint = torch.load(first / f"models/{variant}/seed0.pt", weights_only=True)
     assert checkpoint["variant"] == variant and checkpoint["best_epoch"] == result["best_epoch"]
+    assert checkpoint["seed"] == 0
+
+
+def test_another_seed_is_another_run(tiny_params, tmp_path: Path):
+    tiny_params["studies"]["s2_mlp"]["seeds"] = 2
+    params = parse_params(tiny_params)
+    prepared = _fake_prepared(tmp_path / "prepared")
+    runs = [params.runs()["s2_mlp-seed0"], params.runs()["s2_mlp-seed1"]]
+    results = [train.main(params, run, prepared, tmp_path / "models", tmp_path / "metrics", tmp_path / "plots")
+               for run in runs]
+    assert results[0] != results[1]  # other initial weights, data order and dropout masks
+    assert sorted(p.name for p in (tmp_path / "metrics/train/s2_mlp").iterdir()) == ["seed0.json", "seed1.json"]
 
 
 @pytest.mark.parametrize("scripted_val_acc1, best", [([0.5, 0.9, 0.7, 0.6], 2), ([0.5, 0.8, 0.8, 0.3], 2)])
@@ -105,7 +118,8 @@ def test_test_split_is_evaluated_with_the_best_epochs_weights(tiny_params, tmp_p
         return metrics
 
     monkeypatch.setattr(train, "evaluate", scripted_evaluate)
-    result = train.main(params, "s2_mlp", prepared, tmp_path / "m.pt", tmp_path / "metrics", tmp_path / "plots")
+    result = train.main(params, params.first_run("s2_mlp"), prepared, tmp_path / "models", tmp_path / "metrics",
+                        tmp_path / "plots")
     assert result["best_epoch"] == best and result["val"]["acc1"] == scripted_val_acc1[best - 1]
     *per_epoch, at_test = weights_seen
     assert len(per_epoch) == len(scripted_val_acc1)
@@ -118,8 +132,9 @@ def test_saved_checkpoint_reproduces_the_test_metrics(tiny_params, tmp_path: Pat
     tiny_params["train"]["epochs"] = 2
     params = parse_params(tiny_params)
     prepared = _fake_prepared(tmp_path / "prepared")
-    result = train.main(params, "s2_mlp", prepared, tmp_path / "m.pt", tmp_path / "metrics", tmp_path / "plots")
-    checkpoint = torch.load(tmp_path / "m.pt", weights_only=True)
+    result = train.main(params, params.first_run("s2_mlp"), prepared, tmp_path / "models", tmp_path / "metrics",
+                        tmp_path / "plots")
+    checkpoint = torch.load(tmp_path / "models/s2_mlp/seed0.pt", weights_only=True)
     model = create_model(params.variants["s2_mlp"], params.rates("s2_mlp"), [1, 28, 28], 10)
     model.load_state_dict(checkpoint["state_dict"])
     ctx = train.Context(BatchTransform([0.4], [0.3], True, torch.device("cpu")), 10, torch.device("cpu"), False)

@@ -24,15 +24,18 @@ def _summary(values: list[float]) -> dict[str, float]:
             "min": round(min(values), 6), "max": round(max(values), 6)}
 
 
-def main(params: Params, variant: str, prepared: Path, checkpoint: Path, metrics_dir: Path, report_dir: Path) -> dict:
+def main(params: Params, variant: str, prepared: Path, models_dir: Path, metrics_dir: Path, report_dir: Path) -> dict:
+    """Analyze the first-seed run of `variant` (every variant has one)."""
     spec = params.variants[variant]
     cfg = params.train_config(variant)
-    seed_everything(params.seed, cfg.threads)
+    run = params.first_run(variant)
+    seed_everything(run.seed, cfg.threads)
     device = pick_device()
     meta = json.loads((prepared / "meta.json").read_text())
     splits = load_splits(prepared / "arrays.npz", device)
     model = create_model(spec, params.rates(variant), meta["input_shape"], len(meta["classes"])).to(device)
-    model.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True)["state_dict"])
+    checkpoint = torch.load(run.path(models_dir, ".pt"), map_location=device, weights_only=True)
+    model.load_state_dict(checkpoint["state_dict"])
     transform = BatchTransform(meta["mean"], meta["std"], spec.normalize, device)
     ctx = Context(transform, len(meta["classes"]), device, autocast=False)
     limit = params.analysis.train_images

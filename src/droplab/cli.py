@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from droplab.config import Params, load_params
+from droplab.config import Params, Run, load_params
 from droplab.errors import DroplabError
+from droplab.runs import check_runs
 
 PARAMS = Path("params.yaml")
 
 
 def run_stage(stage: str, body: Callable[[Params], object]) -> None:
     try:
-        body(load_params(PARAMS))
+        params = load_params(PARAMS)
+        check_runs(params)
+        body(params)
     except DroplabError as exc:
         print(f"droplab {stage}: error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -24,7 +27,19 @@ def variant_arg(params: Params) -> str:
     """The variant named on the command line, checked against params.yaml."""
     if len(sys.argv) != 2:
         raise DroplabError(f"usage: {Path(sys.argv[0]).name} VARIANT")
-    name = sys.argv[1]
-    if name not in params.variants:
-        raise DroplabError(f"unknown variant {name!r}; params.yaml variants: {', '.join(params.variants)}")
+    return _known(sys.argv[1], params.variants, "variant", "variants")
+
+
+def run_arg(params: Params) -> Run:
+    """The run (`<variant>-seed<seed>`) named on the command line, checked against params.yaml."""
+    if len(sys.argv) != 2:
+        raise DroplabError(f"usage: {Path(sys.argv[0]).name} VARIANT-seedSEED")
+    runs = params.runs()
+    return runs[_known(sys.argv[1], runs, "run", "runs")]
+
+
+def _known(name: str, names: Iterable[str], kind: str, plural: str) -> str:
+    names = list(names)
+    if name not in names:
+        raise DroplabError(f"unknown {kind} {name!r}; params.yaml {plural}: {', '.join(names)}")
     return name

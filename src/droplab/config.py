@@ -208,7 +208,20 @@ VariantSpec = Annotated[MLPSpec | CNNSpec | LeNetSpec | ResNetSpec, Field(discri
 class Study(Strict):
     title: str
     variants: list[str] = Field(min_length=1)
+    seeds: int = Field(1, gt=0)  # train each variant under the first `seeds` entries of the top-level list
     profile_table: bool = False  # put parameters and FLOPs beside accuracy (S3 did)
+
+
+class Run(Strict):
+    """One (variant, seed) pair: one DVC stage `train@<variant>-seed<seed>`."""
+
+    variant: str
+    seed: int
+    p: str  # the variant's rate key, for DVC to track
+
+    def path(self, folder: Path, suffix: str) -> Path:
+        """This run's file in `folder` (models/, metrics/train/, ...): <folder>/<variant>/seed<seed><suffix>."""
+        return folder / self.variant / f"seed{self.seed}{suffix}"
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -254,7 +267,7 @@ class DatasetDecl(Strict):
 
 
 class Params(Strict):
-    seed: int
+    seeds: list[int] = Field(min_length=1)
     dataset: str
     dropout: float = Field(ge=0, lt=1)
     fixed_p: dict[str, float | list[float]] = {}
@@ -303,13 +316,37 @@ class Params(Strict):
             self.rates(name)
         return self
 
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+        if repeated:
+            raise ValueError(f"seed {repeated[0]} appears more than once")
+        return seeds
+
     @model_validator(mode="after")
     def _studies_name_variants(self) -> Params:
         for study, group in self.studies.items():
             unknown = [name for name in group.variants if name not in self.variants]
             if unknown:
                 raise ValueError(f"studies.{study}.variants: {unknown[0]!r} is not in variants")
+            if group.seeds > len(self.seeds):
+                raise ValueError(f"studies.{study}.seeds = {group.seeds}, but the top-level seeds list has only "
+                                 f"{len(self.seeds)}: add seeds to it")
         return self
+
+    def seed_count(self, variant: str) -> int:
+        """Seeds a variant trains under: the most any of its studies asks for (1 outside studies)."""
+        return max([study.seeds for study in self.studies.values() if variant in study.variants], default=1)
+
+    def first_run(self, variant: str) -> Run:
+        """The run every variant has (the first seed): what profile and analyze look at."""
+        return Run(variant=variant, seed=self.seeds[0], p=self.variants[variant].p)
+
+    def runs(self) -> dict[str, Run]:
+        """Every (variant, seed) pair to train, named `<variant>-seed<seed>`."""
+        return {f"{name}-seed{seed}": Run(variant=name, seed=seed, p=spec.p)
+                for name, spec in self.variants.items() for seed in self.seeds[:self.seed_count(name)]}
 
     def rates(self, variant: str) -> list[float]:
         """The dropout rate(s) a variant's `p` points to, each checked to lie in [0, 1)."""

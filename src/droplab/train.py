@@ -20,7 +20,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from droplab.atomic import atomic_path, write_json, write_text
-from droplab.config import Params, TrainConfig
+from droplab.config import Params, Run, TrainConfig
 from droplab.determinism import pick_device, seed_everything
 from droplab.device_data import BatchTransform, Split, augment, eval_batches, load_splits, train_batches
 from droplab.metrics import Meter
@@ -127,11 +127,12 @@ def curves_tsv(rows: list[dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(params: Params, variant: str, prepared: Path, checkpoint: Path, metrics_dir: Path, plots_dir: Path) -> dict:
-    """Train `variant`, then write its checkpoint, metrics, speed and curves."""
+def main(params: Params, run: Run, prepared: Path, models_dir: Path, metrics_dir: Path, plots_dir: Path) -> dict:
+    """Train one (variant, seed) run, then write its checkpoint, metrics, speed and curves."""
+    variant = run.variant
     spec = params.variants[variant]
     cfg = params.train_config(variant)
-    generator = seed_everything(params.seed, cfg.threads)
+    generator = seed_everything(run.seed, cfg.threads)
     device = pick_device()
     meta = json.loads((prepared / "meta.json").read_text())
     splits = load_splits(prepared / "arrays.npz", device)
@@ -155,12 +156,12 @@ def main(params: Params, variant: str, prepared: Path, checkpoint: Path, metrics
     result = {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
               "val": _rounded(history.best_val), "test": _rounded(test)}
     trained_images = cfg.epochs * (len(splits["train"]) // cfg.batch_size) * cfg.batch_size
-    with atomic_path(checkpoint) as tmp:
-        torch.save({"variant": variant, "spec": spec.model_dump(), "rates": params.rates(variant),
+    with atomic_path(run.path(models_dir, ".pt")) as tmp:
+        torch.save({"variant": variant, "seed": run.seed, "spec": spec.model_dump(), "rates": params.rates(variant),
                     "best_epoch": history.best_epoch, "state_dict": best_state}, tmp)
-    write_text(plots_dir / "train" / f"{variant}.tsv", curves_tsv(history.rows))
-    write_json(metrics_dir / "speed" / f"{variant}.json",
+    write_text(run.path(plots_dir / "train", ".tsv"), curves_tsv(history.rows))
+    write_json(run.path(metrics_dir / "speed", ".json"),
                {"seconds": round(seconds, 3), "images_per_sec": round(trained_images / train_seconds, 1),
                 "device": str(device)})
-    write_json(metrics_dir / "train" / f"{variant}.json", result)
+    write_json(run.path(metrics_dir / "train", ".json"), result)
     return result

@@ -1,0 +1,82 @@
+"""`droplab` (or `python -m droplab`): the commands around the pipeline that DVC does not run itself.
+
+  droplab runs     write runs.yaml, the (variant, seed) pairs of params.yaml, for dvc.yaml
+  droplab sweep    the S2 dropout sweep through the DVC experiment queue, then its report
+  droplab review   the markdown a pull request gets: metrics and params against a base revision,
+                   the claims, and the plots rendered as images
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from droplab.cli import PARAMS
+from droplab.config import load_params
+from droplab.errors import DroplabError
+from droplab.runs import RUNS, write_runs
+
+
+def _runs(args: argparse.Namespace) -> None:
+    document = write_runs(load_params(args.params), args.out)
+    print(f"{args.out}: {len(document['runs'])} runs")
+
+
+def _sweep(args: argparse.Namespace) -> None:
+    from droplab import sweep
+
+    report = sweep.run_sweep(args.rates, args.jobs, args.variants, args.out, queue=not args.report_only)
+    print(report)
+
+
+def _review(args: argparse.Namespace) -> None:
+    from droplab import review
+
+    print(review.build_review(args.base, args.out))
+
+
+def _rates(text: str) -> list[float]:
+    try:
+        rates = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected rates like 0.1,0.3,0.5") from None
+    if not all(0 <= rate < 1 for rate in rates):
+        raise argparse.ArgumentTypeError(f"{text!r}: every rate must lie in [0, 1)")
+    return rates
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="droplab", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = root.add_subparsers(dest="command", required=True)
+    runs = commands.add_parser("runs", help="write runs.yaml from params.yaml")
+    runs.add_argument("--params", type=Path, default=PARAMS)
+    runs.add_argument("--out", type=Path, default=RUNS)
+    runs.set_defaults(func=_runs)
+    sweep = commands.add_parser("sweep", help="queue the dropout sweep as DVC experiments, run them, report")
+    sweep.add_argument("--rates", type=_rates, default=[round(0.1 * i, 1) for i in range(1, 10)],
+                       help="comma-separated dropout rates (default 0.1,...,0.9)")
+    sweep.add_argument("--jobs", type=int, default=1, help="experiments run at once (dvc queue start -j)")
+    sweep.add_argument("--variants", default="s2_mlp,s2_cnn", help="comma-separated variants to report")
+    sweep.add_argument("--out", type=Path, default=Path("report/sweep"))
+    sweep.add_argument("--report-only", action="store_true", help="skip queueing; report the finished experiments")
+    sweep.set_defaults(func=_sweep)
+    review = commands.add_parser("review", help="markdown for a pull request comment (CML)")
+    review.add_argument("--base", default="main", help="git revision to compare against (default main)")
+    review.add_argument("--out", type=Path, default=Path("review"))
+    review.set_defaults(func=_review)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    try:
+        args.func(args)
+    except DroplabError as exc:
+        print(f"droplab {args.command}: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""runs.yaml: the (variant, seed) pairs, one DVC stage each, and the check that keeps it current."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from droplab.config import ConfigError, parse_params
+from droplab.errors import DroplabError
+from droplab.runs import check_runs, write_runs
+
+
+def test_each_variant_trains_under_the_most_seeds_any_of_its_studies_asks_for(real_params):
+    real_params["seeds"] = [7, 3, 11]
+    for study in real_params["studies"].values():
+        study["seeds"] = min(study.get("seeds", 1), 3)
+    real_params["studies"]["extra"] = {"title": "t", "variants": ["s4_mlp_p2_p5"], "seeds": 2}
+    runs = parse_params(real_params).runs()
+    assert [name for name in runs if name.startswith("s4_mlp_p2_p5-")] == [
+        "s4_mlp_p2_p5-seed7", "s4_mlp_p2_p5-seed3", "s4_mlp_p2_p5-seed11"]
+    assert [name for name in runs if name.startswith("s2_cnn-")] == ["s2_cnn-seed7"]  # a 1-seed study
+    assert runs["s4_mlp_p2_p5-seed3"].p == "fixed_p.s4_p1_low" and runs["s2_cnn-seed7"].p == "dropout"
+    assert runs["s4_mlp_p2_p5-seed3"].path(Path("metrics/train"), ".json") == Path(
+        "metrics/train/s4_mlp_p2_p5/seed3.json")
+
+
+def test_adding_a_seed_adds_runs_and_changes_none_of_the_others(real_params):
+    before = parse_params(real_params).runs()
+    real_params["studies"]["s2_cnn"]["seeds"] = 2
+    after = parse_params(real_params).runs()
+    assert set(after) - set(before) == {f"{v}-seed1" for v in real_params["studies"]["s2_cnn"]["variants"]}
+    assert all(after[name] == run for name, run in before.items())
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"seeds": []}, "seeds: List should have at least 1 item"),
+    ({"seeds": [0, 1, 0]}, "seed 0 appears more than once"),
+    ({"studies.s4_d2l.seeds": 9}, "studies.s4_d2l.seeds = 9, but the top-level seeds list has only 5"),
+])
+def test_bad_seeds_are_named(real_params, change, expected):
+    for path, value in change.items():
+        *parents, last = path.split(".")
+        node = real_params
+        for key in parents:
+            node = node[key]
+        node[last] = value
+    with pytest.raises(ConfigError, match=expected.replace("[", r"\[")):
+        parse_params(real_params)
+
+
+def test_the_committed_runs_file_matches_params(real_params):
+    check_runs(parse_params(real_params), Path(__file__).resolve().parents[1] / "runs.yaml")
+
+
+def test_check_runs_names_missing_extra_and_changed_runs(real_params, tmp_path: Path):
+    path = tmp_path / "runs.yaml"
+    write_runs(parse_params(real_params), path)
+    document = yaml.safe_load(path.read_text())
+    del document["runs"]["s2_cnn-seed0"]
+    document["runs"]["ghost-seed0"] = {"variant": "ghost", "seed": 0, "p": "dropout"}
+    document["runs"]["s2_mlp-seed1"]["p"] = "fixed_p.none"
+    path.write_text(yaml.safe_dump(document))
+    with pytest.raises(DroplabError) as info:
+        check_runs(parse_params(real_params), path)
+    message = str(info.value)
+    for fragment in ("missing: s2_cnn-seed0", "not in params.yaml: ghost-seed0", "changed: s2_mlp-seed1"):
+        assert fragment in message
+    with pytest.raises(DroplabError, match="out of date"):
+        check_runs(parse_params(real_params), tmp_path / "absent.yaml")
+
+
+def test_droplab_runs_writes_what_dvc_reads(real_params, tmp_path: Path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
+    done = subprocess.run([sys.executable, "-m", "droplab", "runs"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = yaml.safe_load((tmp_path / "runs.yaml").read_text())["runs"]
+    assert written == {name: run.model_dump() for name, run in parse_params(real_params).runs().items()}
+    assert f"runs.yaml: {len(written)} runs" in done.stdout
