@@ -7,18 +7,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from droplab.config import parse_params
+from droplab.config import ConfigError, parse_params
 from droplab.runs import write_runs
 
 from conftest import REPO
 
 
 def write_params(directory: Path, raw: dict) -> None:
-    """params.yaml and, where it parses, the runs.yaml that goes with it (as `droplab runs` writes it)."""
+    """params.yaml, and dvc.yaml with the runs that go with it where it parses (as `droplab runs` writes them)."""
     (directory / "params.yaml").write_text(yaml.safe_dump(raw))
+    (directory / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
     try:
-        write_runs(parse_params(raw), directory / "runs.yaml")
-    except Exception:
+        write_runs(parse_params(raw), directory / "dvc.yaml")
+    except ConfigError:
         pass  # invalid params: the stage must say so itself
 
 
@@ -51,7 +52,7 @@ def test_a_stale_runs_file_stops_every_stage(tmp_path: Path, real_params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
     done = run_stage(tmp_path, "download.py")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "runs.yaml is out of date with params.yaml (not in params.yaml: s4_mlp_p2_p5-seed3" in done.stderr
+    assert "dvc.yaml: the runs are out of date with params.yaml (not in params.yaml: s4_mlp_p2_p5-seed3" in done.stderr
     assert "run `droplab runs`" in done.stderr
 
 

@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from droplab.config import load_params
+from droplab.tiny import shrink
 
-from conftest import REPO, shrink
+from conftest import REPO
 from http_server import serve
 from synthetic import CIFAR10_CLASSES, cifar10_arrays, write_cifar10_tar
 

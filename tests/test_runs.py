@@ -1,4 +1,4 @@
-"""runs.yaml: the (variant, seed) pairs, one DVC stage each, and the check that keeps it current."""
+"""The runs block of dvc.yaml: the (variant, seed) pairs, one DVC stage each, and the check that keeps it current."""
 
 import subprocess
 import sys
@@ -9,7 +9,9 @@ import yaml
 
 from droplab.config import ConfigError, parse_params
 from droplab.errors import DroplabError
-from droplab.runs import check_runs, write_runs
+from droplab.runs import BEGIN, BLOCK, END, check_runs, runs_mapping, write_runs
+
+from conftest import REPO
 
 
 def test_each_variant_trains_under_the_most_seeds_any_of_its_studies_asks_for(real_params):
@@ -50,31 +52,45 @@ def test_bad_seeds_are_named(real_params, change, expected):
         parse_params(real_params)
 
 
-def test_the_committed_runs_file_matches_params(real_params):
-    check_runs(parse_params(real_params), Path(__file__).resolve().parents[1] / "runs.yaml")
+def test_the_committed_pipeline_matches_params(real_params):
+    check_runs(parse_params(real_params), REPO / "dvc.yaml")
 
 
 def test_check_runs_names_missing_extra_and_changed_runs(real_params, tmp_path: Path):
-    path = tmp_path / "runs.yaml"
-    write_runs(parse_params(real_params), path)
-    document = yaml.safe_load(path.read_text())
-    del document["runs"]["s2_cnn-seed0"]
-    document["runs"]["ghost-seed0"] = {"variant": "ghost", "seed": 0, "p": "dropout"}
-    document["runs"]["s2_mlp-seed1"]["p"] = "fixed_p.none"
-    path.write_text(yaml.safe_dump(document))
+    params = parse_params(real_params)
+    runs = runs_mapping(params)
+    del runs["s2_cnn-seed0"]
+    runs["ghost-seed0"] = {"variant": "ghost", "seed": 0, "p": "dropout"}
+    runs["s2_mlp-seed1"]["p"] = "fixed_p.none"
+    block = BEGIN + "    foreach:\n" + "".join(f"      {name}: {yaml.safe_dump(run, default_flow_style=True)}"
+                                               for name, run in runs.items()) + END
+    path = tmp_path / "dvc.yaml"
+    path.write_text(BLOCK.sub(lambda _: block, (REPO / "dvc.yaml").read_text()))
     with pytest.raises(DroplabError) as info:
-        check_runs(parse_params(real_params), path)
+        check_runs(params, path)
     message = str(info.value)
     for fragment in ("missing: s2_cnn-seed0", "not in params.yaml: ghost-seed0", "changed: s2_mlp-seed1"):
         assert fragment in message
-    with pytest.raises(DroplabError, match="out of date"):
-        check_runs(parse_params(real_params), tmp_path / "absent.yaml")
+    with pytest.raises(DroplabError, match="cannot read the train stage's runs"):
+        check_runs(params, tmp_path / "absent.yaml")
 
 
-def test_droplab_runs_writes_what_dvc_reads(real_params, tmp_path: Path):
+def test_droplab_runs_rewrites_only_the_block(real_params, tmp_path: Path):
+    real_params["studies"]["s2_cnn"]["seeds"] = 2
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
+    original = (REPO / "dvc.yaml").read_text()
+    (tmp_path / "dvc.yaml").write_text(original)
     done = subprocess.run([sys.executable, "-m", "droplab", "runs"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    written = yaml.safe_load((tmp_path / "runs.yaml").read_text())["runs"]
-    assert written == {name: run.model_dump() for name, run in parse_params(real_params).runs().items()}
-    assert f"runs.yaml: {len(written)} runs" in done.stdout
+    written = (tmp_path / "dvc.yaml").read_text()
+    assert BLOCK.sub("", written) == BLOCK.sub("", original)  # comments and every other stage untouched
+    params = parse_params(real_params)
+    assert yaml.safe_load(written)["stages"]["train"]["foreach"] == runs_mapping(params)
+    assert f"dvc.yaml: {len(params.runs())} runs" in done.stdout
+    check_runs(params, tmp_path / "dvc.yaml")
+
+
+def test_a_pipeline_without_the_block_is_refused(real_params, tmp_path: Path):
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    with pytest.raises(DroplabError, match="no runs block"):
+        write_runs(parse_params(real_params), tmp_path / "dvc.yaml")

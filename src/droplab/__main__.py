@@ -1,6 +1,7 @@
 """`droplab` (or `python -m droplab`): the commands around the pipeline that DVC does not run itself.
 
-  droplab runs     write runs.yaml, the (variant, seed) pairs of params.yaml, for dvc.yaml
+  droplab runs     write the (variant, seed) pairs of params.yaml into dvc.yaml's train stage
+  droplab tiny     shrink params.yaml in place to the tiny config (what the tests and PR review run)
   droplab sweep    the S2 dropout sweep through the DVC experiment queue, then its report
   droplab review   the markdown a pull request gets: metrics and params against a base revision,
                    the claims, and the plots rendered as images
@@ -12,21 +13,32 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
+from droplab.atomic import write_text
 from droplab.cli import PARAMS
 from droplab.config import load_params
 from droplab.errors import DroplabError
-from droplab.runs import RUNS, write_runs
+from droplab.runs import PIPELINE, write_runs
+from droplab.tiny import shrink
 
 
 def _runs(args: argparse.Namespace) -> None:
-    document = write_runs(load_params(args.params), args.out)
-    print(f"{args.out}: {len(document['runs'])} runs")
+    count = write_runs(load_params(args.params), args.pipeline)
+    print(f"{args.pipeline}: {count} runs")
+
+
+def _tiny(args: argparse.Namespace) -> None:
+    keep = [name.strip() for name in args.keep.split(",")] if args.keep else None
+    raw = yaml.safe_load(args.params.read_text())
+    write_text(args.params, yaml.safe_dump(shrink(raw, keep), sort_keys=False))
+    _runs(args)
 
 
 def _sweep(args: argparse.Namespace) -> None:
     from droplab import sweep
 
-    report = sweep.run_sweep(args.rates, args.jobs, args.variants, args.out, queue=not args.report_only)
+    report = sweep.run_sweep(args.rates, args.jobs, args.variants, args.out, queue_first=not args.report_only)
     print(report)
 
 
@@ -50,10 +62,15 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="droplab", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = root.add_subparsers(dest="command", required=True)
-    runs = commands.add_parser("runs", help="write runs.yaml from params.yaml")
+    runs = commands.add_parser("runs", help="write params.yaml's runs into dvc.yaml")
     runs.add_argument("--params", type=Path, default=PARAMS)
-    runs.add_argument("--out", type=Path, default=RUNS)
+    runs.add_argument("--pipeline", type=Path, default=PIPELINE)
     runs.set_defaults(func=_runs)
+    tiny = commands.add_parser("tiny", help="shrink params.yaml to the tiny config, then write runs")
+    tiny.add_argument("--keep", default="", help="comma-separated variants to keep (default: all)")
+    tiny.add_argument("--params", type=Path, default=PARAMS)
+    tiny.add_argument("--pipeline", type=Path, default=PIPELINE)
+    tiny.set_defaults(func=_tiny)
     sweep = commands.add_parser("sweep", help="queue the dropout sweep as DVC experiments, run them, report")
     sweep.add_argument("--rates", type=_rates, default=[round(0.1 * i, 1) for i in range(1, 10)],
                        help="comma-separated dropout rates (default 0.1,...,0.9)")

@@ -24,6 +24,7 @@ METRICS = ("acc1", "acc5", "f1_macro", "loss")
 COMPARED = "test.acc1"  # the metric the studies compare variants on
 SUMMARY_KEYS = {"test_acc1": "test.acc1", "test_acc5": "test.acc5", "test_f1": "test.f1_macro",
                 "test_loss": "test.loss", "val_acc1": "val.acc1", "val_loss": "val.loss"}
+SPREAD_KEYS = ("test_acc1", "val_acc1", "val_loss")  # their seed SD too, where there are seeds
 
 
 def run_values(params: Params, metrics_dir: Path) -> dict[str, dict[str, list[float]]]:
@@ -42,15 +43,15 @@ def _rounded(record: dict) -> dict:
 
 
 def summary(values: dict[str, dict[str, list[float]]]) -> dict:
-    """metrics/summary.json: means over seeds, and the seed SD of test acc1 where there are seeds."""
+    """metrics/summary.json: means over seeds, and seed SDs where there are seeds."""
     result = {}
     for variant, metrics in values.items():
         row: dict = {"seeds": len(metrics[COMPARED])}
         for key, metric in SUMMARY_KEYS.items():
-            row[key] = summarize(metrics[metric], CONFIDENCE).mean
-        spread = summarize(metrics[COMPARED], CONFIDENCE).sd
-        if spread is not None:
-            row["test_acc1_sd"] = spread
+            stat = summarize(metrics[metric], CONFIDENCE)
+            row[key] = stat.mean
+            if key in SPREAD_KEYS and stat.sd is not None:
+                row[f"{key}_sd"] = stat.sd
         result[variant] = _rounded(row)
     return result
 

@@ -1,13 +1,15 @@
-"""runs.yaml: the (variant, seed) pairs of params.yaml, spelled out for dvc.yaml's `foreach`.
+"""The train stage's `foreach` in dvc.yaml: the (variant, seed) pairs of params.yaml, spelled out.
 
 DVC cannot compute a product of variants and per-study seed counts, and its `matrix` cannot
-carry a variant's rate key, so droplab writes the list for it. Every stage checks that the
-file still matches params.yaml, so a stale list stops the pipeline instead of silently
-training the old set.
+carry a variant's rate key, so `droplab runs` writes the list into dvc.yaml, between two marker
+comments. It lives there rather than in a `vars` file because DVC would show every value of a
+vars file as a parameter column in `dvc exp show`. Every stage checks that the list still
+matches params.yaml, so a stale list stops the pipeline instead of training the old set.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -16,30 +18,39 @@ from droplab.atomic import write_text
 from droplab.config import Params
 from droplab.errors import DroplabError
 
-RUNS = Path("runs.yaml")
-HEADER = ("# Generated from params.yaml by `droplab runs` (make runs): do not edit.\n"
-          "# One DVC stage train@<run> per entry; dvc.yaml reads this file through `vars`.\n")
+PIPELINE = Path("dvc.yaml")
+BEGIN = "    # runs: generated from params.yaml by `droplab runs` (make runs); do not edit by hand\n"
+END = "    # end of runs\n"
+BLOCK = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
 
 
-def runs_document(params: Params) -> dict:
-    return {"runs": {name: run.model_dump() for name, run in params.runs().items()}}
+def runs_mapping(params: Params) -> dict[str, dict]:
+    return {name: run.model_dump() for name, run in params.runs().items()}
 
 
-def write_runs(params: Params, path: Path = RUNS) -> dict:
-    document = runs_document(params)
-    write_text(path, HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=None))
-    return document
+def _block(params: Params) -> str:
+    lines = [f"      {name}: {{variant: {run['variant']}, seed: {run['seed']}, p: {run['p']}}}\n"
+             for name, run in runs_mapping(params).items()]
+    return BEGIN + "    foreach:\n" + "".join(lines) + END
 
 
-def check_runs(params: Params, path: Path = RUNS) -> None:
-    """Refuse to run when runs.yaml no longer spells out params.yaml's runs."""
-    expected = runs_document(params)["runs"]
+def write_runs(params: Params, path: Path = PIPELINE) -> int:
+    """Rewrite the runs block of `path`; return the number of runs."""
+    text = path.read_text()
+    if not BLOCK.search(text):
+        raise DroplabError(f"{path}: no runs block (the lines from {BEGIN.strip()!r} to {END.strip()!r}) "
+                           "in the train stage")
+    write_text(path, BLOCK.sub(lambda _: _block(params), text))
+    return len(params.runs())
+
+
+def check_runs(params: Params, path: Path = PIPELINE) -> None:
+    """Refuse to run when dvc.yaml's runs no longer spell out params.yaml's."""
+    expected = runs_mapping(params)
     try:
-        found = (yaml.safe_load(path.read_text()) or {}).get("runs") or {}
-    except FileNotFoundError:
-        found = {}
-    except (yaml.YAMLError, AttributeError) as exc:
-        raise DroplabError(f"{path}: not a runs file ({exc}); regenerate it with `droplab runs`") from None
+        found = yaml.safe_load(path.read_text())["stages"]["train"]["foreach"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        raise DroplabError(f"{path}: cannot read the train stage's runs ({exc!r})") from None
     if found != expected:
         missing = sorted(set(expected) - set(found))
         extra = sorted(set(found) - set(expected))
@@ -47,5 +58,5 @@ def check_runs(params: Params, path: Path = RUNS) -> None:
         details = "; ".join(f"{label}: {', '.join(names[:5])}{' ...' if len(names) > 5 else ''}"
                             for label, names in (("missing", missing), ("not in params.yaml", extra),
                                                  ("changed", changed)) if names)
-        raise DroplabError(f"{path} is out of date with params.yaml ({details}); run `droplab runs` "
-                           "(or `make runs`), then `dvc repro`, and commit runs.yaml")
+        raise DroplabError(f"{path}: the runs are out of date with params.yaml ({details}); run `droplab runs` "
+                           "(or `make runs`), then `dvc repro`, and commit dvc.yaml")

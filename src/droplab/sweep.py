@@ -1,0 +1,130 @@
+"""The S2 dropout sweep, the DVC way: one queued experiment per rate, run by the DVC queue,
+then a report read back from `dvc exp show --json`.
+
+The report plots validation loss and accuracy against p for each model (with the seed spread
+as error bars where a variant has several seeds), picks the best p on validation accuracy, and
+gives that p's test metrics; test metrics never choose p.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from droplab.atomic import write_json, write_text
+from droplab.errors import DroplabError
+from droplab.figures import COLORS, save
+
+SUMMARY = "metrics/summary.json"
+POLL_SECONDS = 5.0
+COLUMNS = ["variant", "p", "experiment", "seeds", "val_acc1", "val_acc1_sd", "val_loss", "val_loss_sd",
+           "test_acc1", "test_acc1_sd", "test_loss"]
+
+
+def _dvc(*args: str) -> str:
+    done = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DroplabError(f"`dvc {' '.join(args)}` failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
+def queue(rates: list[float], jobs: int) -> None:
+    """Queue one experiment per rate (DVC's own grid syntax) and start `jobs` queue workers."""
+    _dvc("exp", "run", "--queue", "-S", "dropout=" + ",".join(f"{rate:g}" for rate in rates))
+    _dvc("queue", "start", "-j", str(jobs))
+
+
+def _experiments(shown: list[dict]) -> Iterator[tuple[str, str, dict]]:
+    """(name, executor state, data) of every experiment in `dvc exp show --json` output."""
+    for commit in shown:
+        for group in commit.get("experiments") or []:
+            state = (group.get("executor") or {}).get("state", "success")
+            for rev in group.get("revs") or []:
+                yield rev.get("name") or rev["rev"][:7], state, rev.get("data") or {}
+
+
+def wait_for_queue(timeout: float) -> list[dict]:
+    """Poll until no experiment is queued or running; fail naming any experiment that failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        shown = json.loads(_dvc("exp", "show", "--json"))
+        states = {name: state for name, state, _ in _experiments(shown)}
+        if not any(state in ("queued", "running") for state in states.values()):
+            failed = sorted(name for name, state in states.items() if state == "failed")
+            if failed:
+                raise DroplabError(f"experiments failed: {', '.join(failed)}; see `dvc queue logs <name>`")
+            return shown
+        if time.monotonic() > deadline:
+            raise DroplabError(f"the queue did not finish within {timeout:.0f} s; see `dvc queue status`")
+        time.sleep(POLL_SECONDS)
+
+
+def collect(shown: list[dict], variants: list[str]) -> pd.DataFrame:
+    """One row per (variant, p) from the successful experiments' params and metrics/summary.json."""
+    rows = []
+    for name, state, data in _experiments(shown):
+        summary = ((data.get("metrics") or {}).get(SUMMARY) or {}).get("data")
+        params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
+        if state != "success" or not summary or not params:
+            continue
+        for variant in variants:
+            if variant in summary:
+                rows.append({"variant": variant, "p": params["dropout"], "experiment": name, **summary[variant]})
+    if not rows:
+        raise DroplabError(f"no finished experiment has {SUMMARY} for {', '.join(variants)}; "
+                           "run `droplab sweep` (without --report-only) first")
+    frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    return frame.drop_duplicates(["variant", "p"], keep="first").sort_values(["variant", "p"], ignore_index=True)
+
+
+def best_rates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per variant, the p with the highest validation accuracy (the lowest p on ties), and its test metrics."""
+    ranked = frame.sort_values(["variant", "val_acc1", "p"], ascending=[True, False, True])
+    return ranked.groupby("variant", sort=True).head(1).reset_index(drop=True)
+
+
+def figure(frame: pd.DataFrame, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for index, (variant, rows) in enumerate(frame.groupby("variant", sort=True)):
+        for ax, metric in zip(axes, ("val_loss", "val_acc1"), strict=True):
+            spread = rows[f"{metric}_sd"].fillna(0.0)
+            ax.errorbar(rows["p"], rows[metric], yerr=spread, marker="o", capsize=3,
+                        color=COLORS[index % len(COLORS)], label=variant)
+    for ax, label in zip(axes, ("validation cross-entropy loss", "validation top-1 accuracy"), strict=True):
+        ax.set_xlabel("dropout rate p")
+        ax.set_ylabel(label)
+        ax.set_title(f"S2 dropout sweep: {label} against p (error bars: seed SD)")
+        ax.grid(alpha=0.3)
+    axes[1].legend()
+    fig.tight_layout()
+    save(fig, path)
+
+
+def report(frame: pd.DataFrame, out_dir: Path) -> str:
+    best = best_rates(frame)
+    figure(frame, out_dir / "sweep.png")
+    write_json(out_dir / "sweep.json", {"points": frame.to_dict(orient="records"),
+                                        "best": best.to_dict(orient="records")})
+    text = "\n".join([
+        "# S2 dropout sweep", "",
+        "Best p per model on validation top-1 accuracy, and that p's test metrics (mean over seeds):", "",
+        best.to_markdown(index=False, floatfmt=".4f", missingval="-"), "",
+        "![sweep](sweep.png)", "", "Every point:", "",
+        frame.to_markdown(index=False, floatfmt=".4f", missingval="-"), ""])
+    write_text(out_dir / "sweep.md", text)
+    return text
+
+
+def run_sweep(rates: list[float], jobs: int, variants: str, out_dir: Path, queue_first: bool = True,
+              timeout: float = 24 * 3600) -> str:
+    if queue_first:
+        queue(rates, jobs)
+    shown = wait_for_queue(timeout)
+    frame = collect(shown, [name.strip() for name in variants.split(",") if name.strip()])
+    return report(frame, out_dir)
