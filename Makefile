@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup data repro test lint
+.PHONY: setup data runs repro sweep test lint
 
 setup: $(VENV)/.installed
 
@@ -23,8 +23,16 @@ data:
 	@if [ ! -d $(FASHION_MNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
 
-repro: setup data
+# The (variant, seed) pairs of params.yaml into dvc.yaml's train stage (after editing seeds).
+runs: setup
+	droplab runs
+
+repro: setup data runs
 	dvc repro
+
+# The S2 dropout sweep as DVC experiments (p = 0.1 ... 0.9), then report/sweep/.
+sweep: setup data
+	droplab sweep --jobs $(or $(JOBS),1)
 
 test: setup data
 	pytest

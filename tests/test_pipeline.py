@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -169,6 +170,17 @@ def test_experiment_retrains_only_runs_that_follow_dropout(clone: Path):
     assert "S2 CNN: train and validation top-1 accuracy" in html
     assert "S2 CNN: test top-1 accuracy, mean over seeds" in html
 
+    # What the pull-request workflow posts: the working tree (dropout 0.8) against HEAD.
+    run(["droplab", "review", "--base", "HEAD", "--out", "review"], clone)
+    review = (clone / "review" / "report.md").read_text()
+    assert "| metrics/summary.json | s2_mlp.test_acc1 " in review  # dvc metrics diff --md, row per change
+    assert re.search(r"\| params\.yaml +\| dropout +\| 0\.5 +\| 0\.8 +\|", review)  # dvc params diff --md
+    assert "`s4-orders-alike`" in review
+    images = sorted(p.name for p in (clone / "review" / "plots").iterdir())
+    assert "s2_mlp_acc1.png" in images and "s4_loss.png" not in images  # only plots that changed
+    assert all(f"(plots/{name})" in review for name in images)
+    assert (clone / "review" / "plots" / "s2_mlp_acc1.png").read_bytes()[:4] == b"\x89PNG"
+
 
 def test_the_pipeline_runs_unchanged_on_cifar10_served_over_http(tmp_path_factory):
     """dataset: a synthetic CIFAR-10 in the exact binary format, declared in extra_datasets and
@@ -198,3 +210,47 @@ def test_the_pipeline_runs_unchanged_on_cifar10_served_over_http(tmp_path_factor
     summary = (root / "report/summary.md").read_text()
     assert all(name in summary for name in CIFAR_VARIANTS)
     assert json.loads(run(["dvc", "status", "--json"], root)) == {}
+
+
+@pytest.fixture(scope="module")
+def small_clone(tmp_path_factory) -> Path:
+    """A clone with S2's MLP alone (two seeds): cheap enough to run many times over."""
+    if not SYSTEM_COPY.is_dir():
+        pytest.skip("Fashion-MNIST is not installed (make data)")
+    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=("s2_mlp",))
+    return make_clone(tmp_path_factory.mktemp("small"), params)
+
+
+def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
+    """`droplab sweep`: three rates queued as DVC experiments, two at a time, then the report."""
+    root = small_clone
+    run(["droplab", "sweep", "--rates", "0.2,0.5,0.8", "--jobs", "2", "--variants", "s2_mlp"], root)
+
+    sweep = json.loads((root / "report/sweep/sweep.json").read_text())
+    points = {point["p"]: point for point in sweep["points"]}
+    assert sorted(points) == [0.2, 0.5, 0.8]
+    assert all(point["seeds"] == 2 and point["val_acc1_sd"] is not None for point in points.values())
+    best = max(sorted(points), key=lambda p: points[p]["val_acc1"])  # ties: the lowest p, as documented
+    assert [(row["variant"], row["p"]) for row in sweep["best"]] == [("s2_mlp", best)]
+    assert sweep["best"][0]["test_acc1"] == points[best]["test_acc1"]
+    assert (root / "report/sweep/sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert "# S2 dropout sweep" in (root / "report/sweep/sweep.md").read_text()
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], root))
+    states = [group["executor"]["state"] for commit in shown for group in commit.get("experiments") or []]
+    assert states == ["success"] * 3
+
+
+def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Path):
+    """.ci/review, as the GitHub workflow calls it: the base in a worktree, the head here, then the markdown."""
+    root = small_clone
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["dropout"] = 0.3  # the "pull request"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "commit", "-qam", "lower dropout"], root)
+    run(["bash", ".ci/review", "HEAD~1", "review"], root)
+    review = (root / "review" / "report.md").read_text()
+    assert "| metrics/summary.json | s2_mlp.test_acc1 " in review
+    assert re.search(r"\| params\.yaml +\| dropout +\| 0\.5 +\| 0\.3 +\|", review)  # and no other param
+    assert "(plots/s2_mlp_loss.png)" in review and (root / "review/plots/s2_mlp_loss.png").exists()
+    assert run(["git", "status", "--porcelain", "params.yaml", "dvc.yaml"], root).strip() == ""
+    assert run(["git", "worktree", "list"], root).count("\n") == 1  # the base worktree is gone

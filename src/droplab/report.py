@@ -75,7 +75,9 @@ def study_figure(name: str, study: Study, table: pd.DataFrame, curves: dict[str,
 
 
 def _markdown(frame: pd.DataFrame) -> str:
-    return frame.to_markdown(index=False, floatfmt=".4f", intfmt=",", missingval="-")
+    """A table with "-" where a value does not exist (an interval of one seed, BN figures without BN)."""
+    cells = frame.astype(object).where(frame.notna(), None)
+    return cells.to_markdown(index=False, floatfmt=".4f", intfmt=",", missingval="-")
 
 
 def build_report(params: Params, metrics_dir: Path, plots_dir: Path, out_dir: Path) -> pd.DataFrame:

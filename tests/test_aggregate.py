@@ -1,0 +1,83 @@
+"""The aggregate stage on hand-made run metrics: means, intervals, comparisons, claims, bar-plot data."""
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+from scipy import stats as sps
+
+from droplab import aggregate
+from droplab.config import parse_params
+
+
+def _write_runs(params, metrics_dir: Path, acc1: dict[str, list[float]]) -> None:
+    """Per-run metrics files as the train stage writes them; test acc1 as given, the rest derived."""
+    for run in params.runs().values():
+        value = acc1[run.variant][params.seeds.index(run.seed)]
+        split = {"loss": 1 - value, "acc1": value, "acc5": min(1.0, value + 0.1), "f1_macro": value - 0.01}
+        path = run.path(metrics_dir / "train", ".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"best_epoch": 1, "train": split, "val": split, "test": split}))
+
+
+@pytest.fixture
+def small(real_params, tmp_path: Path):
+    raw = real_params
+    raw["variants"] = {name: raw["variants"][name] for name in ("s4_mlp_p2_p5", "s4_mlp_p5_p2", "s2_cnn")}
+    raw["studies"] = {"s4_d2l": {**raw["studies"]["s4_d2l"], "seeds": 4},
+                      "s2_cnn": {"title": "one seed", "variants": ["s2_cnn"]}}
+    params = parse_params(raw)
+    acc1 = {"s4_mlp_p2_p5": [0.80, 0.81, 0.79, 0.80], "s4_mlp_p5_p2": [0.90, 0.91, 0.89, 0.90], "s2_cnn": [0.7]}
+    _write_runs(params, tmp_path / "metrics", acc1)
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(yaml.safe_dump([
+        {"id": "planted", "study": "S4", "says": "p5_p2 is better", "metric": "test.acc1",
+         "expect": "s4_mlp_p5_p2 > s4_mlp_p2_p5"},
+        {"id": "one-seed", "study": "S2", "says": "cnn beats the mlp", "metric": "test.acc1",
+         "expect": "s2_cnn > s4_mlp_p2_p5"},
+        {"id": "absent", "study": "S1", "says": "x", "metric": "val.acc5", "expect": "resnet18_avg > s2_cnn"}]))
+    stats = aggregate.main(params, tmp_path / "metrics", tmp_path / "plots", tmp_path / "report", claims)
+    return params, acc1, stats, tmp_path
+
+
+def test_summary_holds_means_and_seed_sds(small):
+    _, acc1, _, root = small
+    summary = json.loads((root / "metrics/summary.json").read_text())
+    values = acc1["s4_mlp_p2_p5"]
+    assert summary["s4_mlp_p2_p5"]["seeds"] == 4
+    assert summary["s4_mlp_p2_p5"]["test_acc1"] == pytest.approx(statistics.fmean(values), abs=1e-6)
+    assert summary["s4_mlp_p2_p5"]["test_acc1_sd"] == pytest.approx(statistics.stdev(values), abs=1e-6)
+    assert summary["s4_mlp_p2_p5"]["test_loss"] == pytest.approx(1 - statistics.fmean(values), abs=1e-6)
+    assert summary["s2_cnn"] == {"seeds": 1, "test_acc1": 0.7, "test_acc5": 0.8, "test_f1": 0.69,
+                                 "test_loss": 0.3, "val_acc1": 0.7, "val_loss": 0.3}  # no SD with one seed
+
+
+def test_intervals_and_comparisons_match_scipy(small):
+    _, acc1, stats, _ = small
+    values = acc1["s4_mlp_p5_p2"]
+    interval = sps.t.interval(0.95, len(values) - 1, loc=statistics.fmean(values), scale=sps.sem(values))
+    stat = stats["variants"]["s4_mlp_p5_p2"]["test.acc1"]
+    assert (stat["ci_low"], stat["ci_high"]) == pytest.approx(interval, abs=1e-6)
+    [comparison] = stats["comparisons"]["s4_d2l"]
+    assert (comparison["a"], comparison["b"], comparison["metric"]) == ("s4_mlp_p2_p5", "s4_mlp_p5_p2", "test.acc1")
+    assert comparison["difference"] == pytest.approx(-0.1, abs=1e-6) and comparison["verdict"] == "differs"
+    assert stats["comparisons"]["s2_cnn"] == []
+
+
+def test_claims_get_verdicts(small):
+    _, _, stats, _ = small
+    verdicts = {claim["id"]: claim["verdict"] for claim in stats["claims"]}
+    assert verdicts == {"planted": "confirmed", "one-seed": "inconclusive (within seed noise)", "absent": "not run"}
+
+
+def test_bar_plot_data_per_study(small):
+    params, _, stats, root = small
+    rows = [line.split("\t") for line in (root / "plots/test/s4_d2l.tsv").read_text().splitlines()]
+    assert rows[0] == ["variant", "test_acc1", "test_acc1_low", "test_acc1_high", "seeds"]
+    assert [row[0] for row in rows[1:]] == params.studies["s4_d2l"].variants
+    stat = stats["variants"]["s4_mlp_p2_p5"]["test.acc1"]
+    assert [float(v) for v in rows[1][1:4]] == pytest.approx([stat["mean"], stat["ci_low"], stat["ci_high"]])
+    one_seed = (root / "plots/test/s2_cnn.tsv").read_text().splitlines()[1].split("\t")
+    assert one_seed == ["s2_cnn", "0.700000", "0.700000", "0.700000", "1"]

@@ -1,0 +1,58 @@
+"""The sweep report from `dvc exp show --json` output (shaped as DVC 3 prints it); the real queue
+runs in test_pipeline.py."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from droplab import sweep
+from droplab.errors import DroplabError
+
+
+def _experiment(name: str, state: str, dropout: float, summary: dict | None) -> dict:
+    data = {"params": {"params.yaml": {"data": {"dropout": dropout, "seeds": [0, 1]}}},
+            "metrics": {sweep.SUMMARY: {"data": summary} if summary else {"error": {"type": "FileNotFoundError"}}}}
+    return {"revs": [{"rev": "f" * 40, "name": name, "data": data, "experiments": None}],
+            "executor": {"state": state}, "name": name}
+
+
+def _row(val_acc1: float, test_acc1: float) -> dict:
+    return {"seeds": 2, "val_acc1": val_acc1, "val_acc1_sd": 0.01, "val_loss": 1 - val_acc1, "val_loss_sd": 0.02,
+            "test_acc1": test_acc1, "test_acc1_sd": 0.01, "test_loss": 1 - test_acc1}
+
+
+SHOWN = [
+    {"rev": "workspace", "name": None, "data": {}, "experiments": None},
+    {"rev": "a" * 40, "name": "main", "data": {}, "experiments": [
+        _experiment("exp-a", "success", 0.2, {"s2_mlp": _row(0.80, 0.70), "s2_cnn": _row(0.60, 0.61)}),
+        _experiment("exp-b", "success", 0.5, {"s2_mlp": _row(0.85, 0.71), "s2_cnn": _row(0.60, 0.65)}),
+        _experiment("exp-c", "success", 0.8, {"s2_mlp": _row(0.85, 0.90), "s2_cnn": _row(0.55, 0.99)}),
+        _experiment("exp-d", "failed", 0.9, None),
+    ]},
+]
+
+
+def test_best_p_is_chosen_on_validation_never_on_test():
+    frame = sweep.collect(SHOWN, ["s2_mlp", "s2_cnn"])
+    assert sorted(frame["p"].unique()) == [0.2, 0.5, 0.8]  # the failed experiment is left out
+    best = sweep.best_rates(frame).set_index("variant")
+    # s2_mlp: 0.5 and 0.8 tie on validation; the lower p wins although 0.8 has the higher test acc1.
+    assert best.loc["s2_mlp", "p"] == 0.5 and best.loc["s2_mlp", "test_acc1"] == 0.71
+    # s2_cnn: 0.2 and 0.5 tie; 0.8, with the best test accuracy by far, is never picked.
+    assert best.loc["s2_cnn", "p"] == 0.2
+
+
+def test_report_writes_table_figure_and_json(tmp_path: Path):
+    text = sweep.report(sweep.collect(SHOWN, ["s2_mlp"]), tmp_path)
+    written = json.loads((tmp_path / "sweep.json").read_text())
+    assert [(row["variant"], row["p"]) for row in written["best"]] == [("s2_mlp", 0.5)]
+    assert [row["p"] for row in written["points"]] == [0.2, 0.5, 0.8]
+    assert "![sweep](sweep.png)" in text
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "sweep.md").read_text() == text
+
+
+def test_no_finished_experiment_is_an_error():
+    with pytest.raises(DroplabError, match="no finished experiment has metrics/summary.json for s2_mlp"):
+        sweep.collect([{"rev": "workspace", "experiments": None}], ["s2_mlp"])
