@@ -1,0 +1,45 @@
+"""`python -m bench [--quick] [--out FILE] [--only NAME ...]`: run the benchmarks, print one markdown table."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from bench import decode, efficiency, machine, pipeline, train_throughput
+
+COLUMNS = ["benchmark", "case", "measured", "baseline", "ratio", "note"]
+BENCHMARKS = ("train", "efficiency", "pipeline", "decode")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test, numbers mean nothing")
+    parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=BENCHMARKS)
+    args = parser.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)  # the same for droplab and every baseline
+    description = machine.describe()  # before the benchmarks load the machine themselves
+
+    rows: list[dict[str, str]] = []
+    if "train" in args.only or "efficiency" in args.only:  # efficiency reuses the measured training speeds
+        throughputs = train_throughput.run(args.quick)
+        rows += train_throughput.rows(throughputs) if "train" in args.only else []
+        rows += efficiency.run(throughputs) if "efficiency" in args.only else []
+    rows += pipeline.run(args.quick) if "pipeline" in args.only else []
+    rows += decode.run(args.quick) if "decode" in args.only else []
+
+    mode = "quick (smoke test)" if args.quick else "full"
+    text = (f"Machine: {description}. Mode: {mode}. Speeds are medians of repeats after a warm-up; "
+            f"ratios are against the baseline measured in the same run.\n\n"
+            f"{pd.DataFrame(rows, columns=COLUMNS).to_markdown(index=False)}\n")
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
