@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,17 +16,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from droplab.atomic import write_text
-from droplab.errors import DroplabError
+from droplab.dvc_command import dvc
 from droplab.figures import COLORS, save
 
 STATS = Path("report/stats.json")
-
-
-def _dvc(*args: str) -> str:
-    done = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise DroplabError(f"`dvc {' '.join(args)}` failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
 
 
 def _find(node: object, key: str) -> Iterator[dict]:
@@ -104,9 +96,9 @@ def _claims_table() -> str:
 
 
 def build_review(base: str, out_dir: Path) -> str:
-    metrics = _dvc("metrics", "diff", base, "--md").strip() or "No metric changed."
-    params = _dvc("params", "diff", base, "--md").strip() or "No parameter changed."
-    plots = json.loads(_dvc("plots", "diff", base, "--json"))
+    metrics = dvc("metrics", "diff", base, "--md").strip() or "No metric changed."
+    params = dvc("params", "diff", base, "--md").strip() or "No parameter changed."
+    plots = json.loads(dvc("plots", "diff", base, "--json"))
     images = []
     for plot_id, entries in plots.get("data", {}).items():
         spec = entries[0]["content"] if entries else {}

@@ -9,7 +9,6 @@ gives that p's test metrics; test metrics never choose p.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from droplab.atomic import write_json, write_text
+from droplab.dvc_command import dvc
 from droplab.errors import DroplabError
 from droplab.figures import COLORS, save
 
@@ -27,17 +27,10 @@ COLUMNS = ["variant", "p", "experiment", "seeds", "val_acc1", "val_acc1_sd", "va
            "test_acc1", "test_acc1_sd", "test_loss"]
 
 
-def _dvc(*args: str) -> str:
-    done = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise DroplabError(f"`dvc {' '.join(args)}` failed:\n{done.stdout}{done.stderr}")
-    return done.stdout
-
-
 def queue(rates: list[float], jobs: int) -> None:
     """Queue one experiment per rate (DVC's own grid syntax) and start `jobs` queue workers."""
-    _dvc("exp", "run", "--queue", "-S", "dropout=" + ",".join(f"{rate:g}" for rate in rates))
-    _dvc("queue", "start", "-j", str(jobs))
+    dvc("exp", "run", "--queue", "-S", "dropout=" + ",".join(f"{rate:g}" for rate in rates))
+    dvc("queue", "start", "-j", str(jobs))
 
 
 def _experiments(shown: list[dict]) -> Iterator[tuple[str, str, dict]]:
@@ -53,7 +46,7 @@ def wait_for_queue(timeout: float) -> list[dict]:
     """Poll until no experiment is queued or running; fail naming any experiment that failed."""
     deadline = time.monotonic() + timeout
     while True:
-        shown = json.loads(_dvc("exp", "show", "--json"))
+        shown = json.loads(dvc("exp", "show", "--json"))
         states = {name: state for name, state, _ in _experiments(shown)}
         if not any(state in ("queued", "running") for state in states.values()):
             failed = sorted(name for name, state in states.items() if state == "failed")

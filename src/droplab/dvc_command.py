@@ -1,0 +1,15 @@
+"""Running the `dvc` command line, for the commands that read experiments and diffs."""
+
+from __future__ import annotations
+
+import subprocess
+
+from droplab.errors import DroplabError
+
+
+def dvc(*args: str) -> str:
+    """stdout of `dvc <args>`; a failure becomes a DroplabError carrying DVC's own output."""
+    done = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise DroplabError(f"`dvc {' '.join(args)}` failed:\n{done.stdout}{done.stderr}")
+    return done.stdout
