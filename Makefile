@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup data runs repro sweep test lint
+.PHONY: setup data runs repro sweep bench test lint
 
 setup: $(VENV)/.installed
 
@@ -34,8 +34,12 @@ repro: setup data runs
 sweep: setup data
 	droplab sweep --jobs $(or $(JOBS),1)
 
+# Every benchmark in bench/ (about 15 minutes on 2 cores); the table goes to bench/results.md too.
+bench: setup
+	python -m bench --out bench/results.md
+
 test: setup data
 	pytest
 
 lint: setup
-	ruff check src stages tests
+	ruff check src stages tests bench

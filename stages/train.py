@@ -1,13 +1,18 @@
-"""DVC stage `train@<variant>-seed<seed>`: train one run and write its metrics, curves and checkpoint."""
+"""DVC stage `train@<variant>-seed<seed>`: train one run and write its metrics, curves and checkpoint.
+
+With `train.nproc_per_node > 1` the stage re-executes itself under torchrun (data-parallel).
+"""
 
 from pathlib import Path
 
-from droplab import train
+from droplab import distributed, train
 from droplab.cli import run_arg, run_stage
 
 
 def main(params) -> None:
-    train.main(params, run_arg(params), Path("data/prepared"), Path("models"), Path("metrics"), Path("plots"))
+    run = run_arg(params)
+    distributed.relaunch_under_torchrun(params.train_config(run.variant).nproc_per_node)
+    train.main(params, run, Path("data/prepared"), Path("models"), Path("metrics"), Path("plots"))
 
 
 if __name__ == "__main__":

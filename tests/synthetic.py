@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -299,3 +300,19 @@ def write_tiny_imagenet_zip(
         test=[member for member in test if member not in omit],
         images=images,
     )
+
+
+def write_prepared(root: Path, n_train: int = 120) -> Path:
+    """data/prepared as the preprocess stage writes it: 28x28 grey images, learnable labels, 40 val and test."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", n_train), ("val", 40), ("test", 40)):
+        labels = np.arange(n) % 10
+        images = (rng.integers(0, 60, (n, 1, 28, 28)) + labels[:, None, None, None] * 19).astype(np.uint8)
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels.astype(np.int64)
+    root.mkdir(parents=True)
+    np.savez(root / "arrays.npz", **arrays)
+    meta = {"dataset": "fake", "classes": [str(i) for i in range(10)], "input_shape": [1, 28, 28],
+            "mean": [0.4], "std": [0.3], "sizes": {"train": n_train, "val": 40, "test": 40}}
+    (root / "meta.json").write_text(json.dumps(meta))
+    return root

@@ -3,7 +3,6 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -12,6 +11,8 @@ from droplab.config import parse_params
 from droplab.device_data import BatchTransform, Split, augment, load_splits, train_batches
 from droplab.errors import DroplabError
 from droplab.models import create_model
+
+from synthetic import write_prepared
 
 
 def test_train_batches_visit_each_image_once_and_drop_the_remainder():
@@ -47,27 +48,12 @@ def test_batched_crop_and_flip_match_a_per_image_loop():
         torch.testing.assert_close(out[i], crop.flip(2) if flips[i] else crop)
 
 
-def _fake_prepared(root: Path, n_train: int = 120) -> Path:
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in (("train", n_train), ("val", 40), ("test", 40)):
-        labels = np.arange(n) % 10
-        images = (rng.integers(0, 60, (n, 1, 28, 28)) + labels[:, None, None, None] * 19).astype(np.uint8)
-        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels.astype(np.int64)
-    root.mkdir(parents=True)
-    np.savez(root / "arrays.npz", **arrays)
-    meta = {"dataset": "fake", "classes": [str(i) for i in range(10)], "input_shape": [1, 28, 28],
-            "mean": [0.4], "std": [0.3], "sizes": {"train": n_train, "val": 40, "test": 40}}
-    (root / "meta.json").write_text(json.dumps(meta))
-    return root
-
-
 @pytest.mark.parametrize("variant", ["s4_mlp_p2_p5", "s2_cnn", "lenet_inbn_bn"])
 def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path: Path, variant: str):
     tiny_params["train"]["epochs"] = 2
     tiny_params["variants"][variant].get("train", {}).pop("epochs", None)
     params = parse_params(tiny_params)
-    prepared = _fake_prepared(tmp_path / "prepared")
+    prepared = write_prepared(tmp_path / "prepared")
     run = params.first_run(variant)
     outputs = []
     for copy in ("a", "b"):
@@ -82,7 +68,7 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
     rows = (first / f"plots/train/{variant}/seed0.tsv").read_text().splitlines()
     assert rows[0].split("\t") == list(train.CURVE_COLUMNS) and len(rows) == 3
     speed = json.loads((first / f"metrics/speed/{variant}/seed0.json").read_text())
-    assert set(speed) == {"seconds", "images_per_sec", "device"} and speed["device"] == "cpu"
+    assert set(speed) == {"seconds", "images_per_sec", "device", "processes"} and speed["device"] == "cpu"
     checkpoint = torch.load(first / f"models/{variant}/seed0.pt", weights_only=True)
     assert checkpoint["variant"] == variant and checkpoint["best_epoch"] == result["best_epoch"]
     assert checkpoint["seed"] == 0
@@ -91,7 +77,7 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
 def test_another_seed_is_another_run(tiny_params, tmp_path: Path):
     tiny_params["studies"]["s2_mlp"]["seeds"] = 2
     params = parse_params(tiny_params)
-    prepared = _fake_prepared(tmp_path / "prepared")
+    prepared = write_prepared(tmp_path / "prepared")
     runs = [params.runs()["s2_mlp-seed0"], params.runs()["s2_mlp-seed1"]]
     results = [train.main(params, run, prepared, tmp_path / "models", tmp_path / "metrics", tmp_path / "plots")
                for run in runs]
@@ -106,7 +92,7 @@ def test_test_split_is_evaluated_with_the_best_epochs_weights(tiny_params, tmp_p
     must then see exactly the weights the model had after that epoch."""
     tiny_params["train"]["epochs"] = len(scripted_val_acc1)
     params = parse_params(tiny_params)
-    prepared = _fake_prepared(tmp_path / "prepared")
+    prepared = write_prepared(tmp_path / "prepared")
     real_evaluate = train.evaluate
     weights_seen: list[dict[str, torch.Tensor]] = []
 
@@ -131,7 +117,7 @@ def test_test_split_is_evaluated_with_the_best_epochs_weights(tiny_params, tmp_p
 def test_saved_checkpoint_reproduces_the_test_metrics(tiny_params, tmp_path: Path):
     tiny_params["train"]["epochs"] = 2
     params = parse_params(tiny_params)
-    prepared = _fake_prepared(tmp_path / "prepared")
+    prepared = write_prepared(tmp_path / "prepared")
     result = train.main(params, params.first_run("s2_mlp"), prepared, tmp_path / "models", tmp_path / "metrics",
                         tmp_path / "plots")
     checkpoint = torch.load(tmp_path / "models/s2_mlp/seed0.pt", weights_only=True)
@@ -140,3 +126,38 @@ def test_saved_checkpoint_reproduces_the_test_metrics(tiny_params, tmp_path: Pat
     ctx = train.Context(BatchTransform([0.4], [0.3], True, torch.device("cpu")), 10, torch.device("cpu"), False)
     again = train.evaluate(model, load_splits(prepared / "arrays.npz", torch.device("cpu"))["test"], 1000, ctx)
     assert again["acc1"] == pytest.approx(result["test"]["acc1"], abs=1e-6)
+
+
+def _one_epoch_loss(params, prepared: Path, variant: str, autocast: bool, channels_last: bool) -> float:
+    """One epoch of `variant` from the seed-0 weights, on the CPU, with the GPU path's switches."""
+    cfg = params.train_config(variant)
+    cpu = torch.device("cpu")
+    splits = load_splits(prepared / "arrays.npz", cpu)
+    torch.manual_seed(0)
+    model = create_model(params.variants[variant], params.rates(variant), [1, 28, 28], 10)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    ctx = train.Context(BatchTransform([0.4], [0.3], True, cpu, channels_last), 10, cpu, autocast)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    loss = train.train_one_epoch(model, optimizer, splits["train"], cfg, ctx, torch.Generator().manual_seed(0), None)
+    kernels = [p for p in model.parameters() if p.ndim == 4 and p.shape[1] > 1]  # layout-sensitive conv weights
+    assert kernels and all(k.is_contiguous() != channels_last for k in kernels)
+    return loss["loss"]
+
+
+def test_bf16_autocast_and_channels_last_match_fp32_on_the_cpu(tiny_params, tmp_path: Path):
+    """The GPU path's switches, run on the CPU: same loss as fp32 NCHW within bf16's precision,
+    and not bit-equal (bf16 really ran). No dropout: its masks follow the memory layout."""
+    params = parse_params(tiny_params)
+    prepared = write_prepared(tmp_path / "prepared", n_train=200)
+    fp32 = _one_epoch_loss(params, prepared, "s2_cnn_no_dropout", autocast=False, channels_last=False)
+    nhwc = _one_epoch_loss(params, prepared, "s2_cnn_no_dropout", autocast=False, channels_last=True)
+    bf16 = _one_epoch_loss(params, prepared, "s2_cnn_no_dropout", autocast=True, channels_last=True)
+    assert nhwc == pytest.approx(fp32, rel=1e-4)
+    assert bf16 == pytest.approx(fp32, rel=2e-2) and bf16 != fp32
+
+
+@pytest.mark.parametrize("setting, on_cuda, expected", [("auto", True, True), ("auto", False, False),
+                                                         (True, False, True), (False, True, False)])
+def test_auto_switches_follow_the_device(setting, on_cuda: bool, expected: bool):
+    assert train._resolve(setting, on_cuda) is expected

@@ -68,8 +68,12 @@ class TrainConfig(Strict):
     augment: Augment = Augment()
     eval_batch_size: int = Field(1000, gt=0)
     threads: int = Field(2, gt=0)
-    amp: bool = True
-    channels_last: bool = True
+    # "auto": on for CUDA, off on the CPU (where bf16 and NHWC convolutions are slower here and
+    # would change the numbers); true or false force it on any device.
+    amp: bool | Literal["auto"] = "auto"
+    channels_last: bool | Literal["auto"] = "auto"
+    compile: bool = False
+    nproc_per_node: int = Field(1, gt=0)  # > 1: data-parallel under torchrun, batch_size is the global batch
 
 
 def _all_optional(model: type[BaseModel], name: str) -> type[BaseModel]:

@@ -53,19 +53,39 @@ class BatchTransform:
         return x.contiguous(memory_format=self.memory_format)
 
 
-def augment(x: torch.Tensor, crop_pad: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
-    """Random crop after zero padding and random horizontal flip, for a whole batch at once."""
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of every global batch under data parallelism: rank r of w takes
+    rows [r*b/w, (r+1)*b/w) of each batch b of the shared permutation. The default is one process."""
+
+    rank: int = 0
+    world: int = 1
+
+    def rows(self, global_size: int) -> slice:
+        local = global_size // self.world
+        return slice(self.rank * local, (self.rank + 1) * local)
+
+
+def augment(x: torch.Tensor, crop_pad: int, flip: bool, generator: torch.Generator,
+            shard: Shard = Shard()) -> torch.Tensor:
+    """Random crop after zero padding and random horizontal flip, for a whole batch at once.
+
+    `x` is this process's shard of the global batch. The draws are made for the whole global
+    batch (every rank's generator is in the same state) and sliced, so the augmentation of an
+    image does not depend on how many processes train.
+    """
     n, _, h, w = x.shape
+    total, rows = n * shard.world, shard.rows(n * shard.world)
     if crop_pad:
         padded = torch.nn.functional.pad(x, (crop_pad,) * 4)
-        dy = torch.randint(0, 2 * crop_pad + 1, (n,), generator=generator).to(x.device)
-        dx = torch.randint(0, 2 * crop_pad + 1, (n,), generator=generator).to(x.device)
-        rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (n, h)
-        cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (n, w)
+        dy = torch.randint(0, 2 * crop_pad + 1, (total,), generator=generator)[rows].to(x.device)
+        dx = torch.randint(0, 2 * crop_pad + 1, (total,), generator=generator)[rows].to(x.device)
+        ys = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (n, h)
+        xs = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (n, w)
         batch = torch.arange(n, device=x.device)[:, None, None]
-        x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        x = padded.permute(0, 2, 3, 1)[batch, ys[:, :, None], xs[:, None, :]].permute(0, 3, 1, 2)
     if flip:
-        mask = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        mask = (torch.rand(total, generator=generator)[rows] < 0.5).to(x.device)
         x = torch.where(mask[:, None, None, None], x.flip(3), x)
     return x
 
@@ -73,13 +93,15 @@ def augment(x: torch.Tensor, crop_pad: int, flip: bool, generator: torch.Generat
 Batch = tuple[torch.Tensor, torch.Tensor]
 
 
-def train_batches(split: Split, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
-    """Full batches in a seeded random order; the ragged remainder is dropped (BN needs > 1)."""
+def train_batches(split: Split, batch_size: int, generator: torch.Generator, shard: Shard = Shard()) -> Iterator[Batch]:
+    """This process's shard of each full global batch, in a seeded random order shared by all
+    processes; the ragged remainder is dropped (BN needs > 1)."""
     if len(split) < batch_size:
         raise DroplabError(f"the train split has {len(split)} images, fewer than train.batch_size={batch_size}")
     order = torch.randperm(len(split), generator=generator).to(split.labels.device)
+    rows = shard.rows(batch_size)
     for start in range(0, len(split) - batch_size + 1, batch_size):
-        index = order[start : start + batch_size]
+        index = order[start + rows.start : start + rows.stop]
         yield split.images[index], split.labels[index]
 
 

@@ -1,44 +1,64 @@
 """Classification metrics accumulated on the device, read back once per pass.
 
-Top-k hits and a confusion matrix are summed per batch without `.item()`, so the training
-loop never waits for the device; `summary()` is the single synchronisation point.
+Each step only keeps its top-k predictions, labels and summed loss (one `topk`, no host
+synchronisation); `summary()` turns them into counts in a few batched ops and is the single
+point where the host waits for the device. Under data parallelism the counts are summed
+across ranks there too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch.nn import functional as F
+
+Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
 class Meter:
     def __init__(self, num_classes: int, device: torch.device):
         self.num_classes = num_classes
-        self.loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        self.top5_hits = torch.zeros((), dtype=torch.int64, device=device)
-        self.confusion = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+        self.device = device
+        self.losses: list[torch.Tensor] = []
+        self.topk: list[torch.Tensor] = []
+        self.labels: list[torch.Tensor] = []
 
     @torch.no_grad()
     def update(self, logits: torch.Tensor, labels: torch.Tensor, loss_sum: torch.Tensor) -> None:
         """`loss_sum` is the *summed* loss of the batch, so batches of any size weigh right."""
-        self.loss_sum += loss_sum.detach().double()
-        k = min(5, self.num_classes)
-        topk = logits.detach().topk(k, dim=1).indices
-        self.top5_hits += (topk == labels[:, None]).any(dim=1).sum()
-        # A one-hot product rather than bincount: exact, and deterministic on CUDA too.
-        truth = F.one_hot(labels, self.num_classes).float()
-        predicted = F.one_hot(topk[:, 0], self.num_classes).float()
-        self.confusion += (truth.T @ predicted).long()
+        self.losses.append(loss_sum.detach())
+        self.topk.append(logits.detach().topk(min(5, self.num_classes), dim=1).indices)
+        self.labels.append(labels)
 
-    def summary(self) -> dict[str, float]:
-        confusion = self.confusion.double().cpu()
+    def counts(self) -> torch.Tensor:
+        """[confusion matrix (true x predicted, flattened), summed loss, top-5 hits] as one float64 vector."""
+        if not self.labels:
+            return torch.zeros(self.num_classes ** 2 + 2, dtype=torch.float64, device=self.device)
+        topk, labels = torch.cat(self.topk), torch.cat(self.labels)
+        # A one-hot product rather than bincount: exact, and deterministic on CUDA too.
+        truth = F.one_hot(labels, self.num_classes).double()
+        predicted = F.one_hot(topk[:, 0], self.num_classes).double()
+        top5_hits = (topk == labels[:, None]).any(dim=1).sum().double()
+        loss_sum = torch.stack(self.losses).double().sum()
+        return torch.cat([(truth.T @ predicted).flatten(), loss_sum[None], top5_hits[None]])
+
+    def summary(self, reduce: Reduce | None = None) -> dict[str, float]:
+        """Loss, top-1/top-5 accuracy and macro F1; `reduce` sums the counts across processes."""
+        counts = self.counts()
+        if reduce is not None:
+            counts = reduce(counts)
+        counts = counts.cpu()
+        c = self.num_classes
+        confusion, loss_sum, top5_hits = counts[: c * c].view(c, c), counts[c * c].item(), counts[c * c + 1].item()
         count = confusion.sum().item()
         true_pos = confusion.diag()
         # F1 per class = 2TP / (2TP + FP + FN); a class never seen nor predicted scores 0.
         denominator = confusion.sum(0) + confusion.sum(1)
         f1 = torch.where(denominator > 0, 2 * true_pos / denominator.clamp(min=1), torch.zeros_like(true_pos))
         return {
-            "loss": self.loss_sum.item() / count,
+            "loss": loss_sum / count,
             "acc1": true_pos.sum().item() / count,
-            "acc5": self.top5_hits.item() / count,
+            "acc5": top5_hits / count,
             "f1_macro": f1.mean().item(),
         }

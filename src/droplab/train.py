@@ -2,6 +2,8 @@
 
 Validation runs every epoch; the weights of the best validation epoch (highest val acc1,
 earliest on ties) are kept and the test split is evaluated once, with those weights.
+Under torchrun every process trains its shard of each batch (DDP averages the gradients),
+every process evaluates the whole split, and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from droplab import distributed
 from droplab.atomic import atomic_path, write_json, write_text
 from droplab.config import Params, Run, TrainConfig
-from droplab.determinism import pick_device, seed_everything
-from droplab.device_data import BatchTransform, Split, augment, eval_batches, load_splits, train_batches
+from droplab.determinism import seed_everything
+from droplab.device_data import BatchTransform, Shard, Split, augment, eval_batches, load_splits, train_batches
 from droplab.metrics import Meter
 from droplab.models import create_model
 from droplab.optim import build_optimizer, build_scheduler
@@ -38,6 +42,7 @@ class Context:
     num_classes: int
     device: torch.device
     autocast: bool
+    shard: Shard = Shard()
 
 
 @dataclass
@@ -58,10 +63,10 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, split: S
                     ctx: Context, generator: torch.Generator, progress: tqdm | None) -> dict[str, float]:
     model.train()
     meter = Meter(ctx.num_classes, ctx.device)
-    for images, labels in train_batches(split, cfg.batch_size, generator):
+    for images, labels in train_batches(split, cfg.batch_size, generator, ctx.shard):
         x = ctx.transform(images)
         if cfg.augment.crop_pad or cfg.augment.flip:
-            x = augment(x, cfg.augment.crop_pad, cfg.augment.flip, generator)
+            x = augment(x, cfg.augment.crop_pad, cfg.augment.flip, generator, ctx.shard)
         with _autocast(ctx):
             logits = model(x)
             loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum")
@@ -71,7 +76,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, split: S
         meter.update(logits, labels, loss_sum)
         if progress is not None:
             progress.update(1)
-    return meter.summary()
+    return meter.summary(distributed.sum_across(ctx.shard))
 
 
 @torch.no_grad()
@@ -85,20 +90,30 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, ctx: Context) -> d
     return meter.summary()
 
 
+def for_training(model: nn.Module, cfg: TrainConfig, ctx: Context) -> nn.Module:
+    """The module the training steps call: DDP across processes, then torch.compile when asked.
+    Both share `model`'s parameters, so evaluation and checkpoints use `model` itself."""
+    if ctx.shard.world > 1:
+        model = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    return torch.compile(model) if cfg.compile else model
+
+
 def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Context, generator: torch.Generator,
         name: str) -> tuple[History, dict[str, torch.Tensor], float]:
     """Train for cfg.epochs; return the history, the best epoch's weights and the training seconds."""
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
+    trainable = for_training(model, cfg, ctx)
     history = History()
     best_state: dict[str, torch.Tensor] = {}
     steps = len(splits["train"]) // cfg.batch_size
-    on_terminal = sys.stderr.isatty()
+    main_process = ctx.shard.rank == 0
+    on_terminal = sys.stderr.isatty() and main_process
     train_seconds = 0.0
     for epoch in range(1, cfg.epochs + 1):
         progress = tqdm(total=steps, desc=f"{name} {epoch}/{cfg.epochs}", leave=False) if on_terminal else None
         start = time.perf_counter()
-        train = train_one_epoch(model, optimizer, splits["train"], cfg, ctx, generator, progress)
+        train = train_one_epoch(trainable, optimizer, splits["train"], cfg, ctx, generator, progress)
         if ctx.device.type == "cuda":
             torch.cuda.synchronize()  # the loop never waits for the GPU; the clock must
         train_seconds += time.perf_counter() - start
@@ -108,8 +123,9 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
             progress.close()
         history.rows.append({"epoch": epoch, "train_loss": train["loss"], "train_acc1": train["acc1"],
                              "val_loss": val["loss"], "val_acc1": val["acc1"], "val_acc5": val["acc5"]})
-        print(f"{name} epoch {epoch}/{cfg.epochs}: train loss {train['loss']:.4f} acc1 {train['acc1']:.4f} | "
-              f"val loss {val['loss']:.4f} acc1 {val['acc1']:.4f}", flush=True)
+        if main_process:
+            print(f"{name} epoch {epoch}/{cfg.epochs}: train loss {train['loss']:.4f} acc1 {train['acc1']:.4f} | "
+                  f"val loss {val['loss']:.4f} acc1 {val['acc1']:.4f}", flush=True)
         if not history.best_val or val["acc1"] > history.best_val["acc1"]:
             history.best_epoch, history.best_val, history.best_train = epoch, val, train
             best_state = copy.deepcopy(model.state_dict())
@@ -127,25 +143,35 @@ def curves_tsv(rows: list[dict[str, float]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _resolve(setting: bool | str, auto: bool) -> bool:
+    return auto if setting == "auto" else bool(setting)
+
+
 def main(params: Params, run: Run, prepared: Path, models_dir: Path, metrics_dir: Path, plots_dir: Path) -> dict:
-    """Train one (variant, seed) run, then write its checkpoint, metrics, speed and curves."""
+    """Train one (variant, seed) run, then write its checkpoint, metrics, speed and curves (rank 0)."""
     variant = run.variant
     spec = params.variants[variant]
     cfg = params.train_config(variant)
+    shard = distributed.start("cuda" if torch.cuda.is_available() else "cpu")
+    distributed.check_divides(cfg.batch_size, shard)
+    device = distributed.device_for(shard)
     generator = seed_everything(run.seed, cfg.threads)
-    device = pick_device()
     meta = json.loads((prepared / "meta.json").read_text())
     splits = load_splits(prepared / "arrays.npz", device)
     on_gpu = device.type == "cuda"
+    channels_last = _resolve(cfg.channels_last, on_gpu)
     ctx = Context(
-        transform=BatchTransform(meta["mean"], meta["std"], spec.normalize, device, on_gpu and cfg.channels_last),
+        transform=BatchTransform(meta["mean"], meta["std"], spec.normalize, device, channels_last),
         num_classes=len(meta["classes"]),
         device=device,
-        autocast=on_gpu and cfg.amp and torch.cuda.is_bf16_supported(including_emulation=False),
+        autocast=_resolve(cfg.amp, on_gpu and torch.cuda.is_bf16_supported(including_emulation=False)),
+        shard=shard,
     )
     model = create_model(spec, params.rates(variant), meta["input_shape"], ctx.num_classes).to(device)
-    if on_gpu and cfg.channels_last:
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if shard.rank:  # DDP copies rank 0's weights; the other ranks draw their own dropout masks
+        torch.manual_seed(run.seed + 1000 * shard.rank)
 
     start = time.perf_counter()
     history, best_state, train_seconds = fit(model, splits, cfg, ctx, generator, variant)
@@ -155,13 +181,22 @@ def main(params: Params, run: Run, prepared: Path, models_dir: Path, metrics_dir
 
     result = {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
               "val": _rounded(history.best_val), "test": _rounded(test)}
-    trained_images = cfg.epochs * (len(splits["train"]) // cfg.batch_size) * cfg.batch_size
-    with atomic_path(run.path(models_dir, ".pt")) as tmp:
-        torch.save({"variant": variant, "seed": run.seed, "spec": spec.model_dump(), "rates": params.rates(variant),
-                    "best_epoch": history.best_epoch, "state_dict": best_state}, tmp)
-    write_text(run.path(plots_dir / "train", ".tsv"), curves_tsv(history.rows))
-    write_json(run.path(metrics_dir / "speed", ".json"),
-               {"seconds": round(seconds, 3), "images_per_sec": round(trained_images / train_seconds, 1),
-                "device": str(device)})
-    write_json(run.path(metrics_dir / "train", ".json"), result)
+    if shard.rank == 0:
+        _write_outputs(params, run, history, best_state, result, models_dir, metrics_dir, plots_dir,
+                       {"seconds": round(seconds, 3),
+                        "images_per_sec": round(cfg.epochs * (len(splits["train"]) // cfg.batch_size)
+                                                * cfg.batch_size / train_seconds, 1),
+                        "device": str(device), "processes": shard.world})
+    distributed.stop()
     return result
+
+
+def _write_outputs(params: Params, run: Run, history: History, best_state: dict[str, torch.Tensor], result: dict,
+                   models_dir: Path, metrics_dir: Path, plots_dir: Path, speed: dict) -> None:
+    with atomic_path(run.path(models_dir, ".pt")) as tmp:
+        torch.save({"variant": run.variant, "seed": run.seed, "spec": params.variants[run.variant].model_dump(),
+                    "rates": params.rates(run.variant), "best_epoch": history.best_epoch, "state_dict": best_state},
+                   tmp)
+    write_text(run.path(plots_dir / "train", ".tsv"), curves_tsv(history.rows))
+    write_json(run.path(metrics_dir / "speed", ".json"), speed)
+    write_json(run.path(metrics_dir / "train", ".json"), result)
