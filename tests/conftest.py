@@ -14,6 +14,11 @@ from synthetic import mnist_arrays, write_mnist
 REPO = Path(__file__).resolve().parents[1]
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/golden/tiny from this run's end-to-end clone (after a deliberate change)")
+
+
 @pytest.fixture
 def real_params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())

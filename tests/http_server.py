@@ -41,10 +41,12 @@ class Server:
 class _FileServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, root: Path, ranges: bool, cut_after: dict[str, int], log: list[Request]) -> None:
+    def __init__(self, root: Path, ranges: bool, cut_after: dict[str, int], cut_every: dict[str, int],
+                 log: list[Request]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.root, self.ranges, self.log = root.resolve(), ranges, log
         self.cuts = dict(cut_after)  # popped on first use, so only the first GET is cut
+        self.cut_every = dict(cut_every)
         self.lock = threading.Lock()
 
 
@@ -99,7 +101,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not body:
             return
         with self.server.lock:
-            cut = self.server.cuts.pop(relative, None)
+            cut = self.server.cuts.pop(relative, self.server.cut_every.get(relative))
         remaining = end - start + 1 if cut is None else min(cut, end - start + 1)
         with target.open("rb") as source:
             source.seek(start)
@@ -112,15 +114,17 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def serve(root: Path, *, ranges: bool = True, cut_after: dict[str, int] | None = None) -> Iterator[Server]:
+def serve(root: Path, *, ranges: bool = True, cut_after: dict[str, int] | None = None,
+          cut_every: dict[str, int] | None = None) -> Iterator[Server]:
     """Serve the files under `root` until the block ends.
 
     `ranges=False` answers every GET with 200 and the whole file, like servers without range support.
     `cut_after={"a/b.bin": n}` makes the first GET of /a/b.bin announce its full length but send only n bytes of
-    body before closing the connection; later requests are served normally.
+    body before closing the connection; later requests are served normally. `cut_every` cuts every GET of
+    the path that way: a connection that keeps dropping.
     """
     log: list[Request] = []
-    server = _FileServer(root, ranges, cut_after or {}, log)
+    server = _FileServer(root, ranges, cut_after or {}, cut_every or {}, log)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -128,6 +128,24 @@ def test_repro_writes_every_output(clone: Path):
         assert [row.split("\t")[0] for row in rows[1:]] == params.studies[study].variants
 
 
+GOLDEN = REPO / "tests" / "golden" / "tiny"
+BIT_EXACT = ("metrics/train", "metrics/profile", "plots/train")
+
+
+def test_results_reproduce_the_committed_golden_bytes(clone: Path, request):
+    """A fresh clone's `dvc repro` on the tiny config gives the committed results byte for byte: with
+    them copied over its own, `git status --porcelain` shows nothing. `--update-golden` rewrites them."""
+    if request.config.getoption("--update-golden"):
+        shutil.rmtree(GOLDEN, ignore_errors=True)
+        for folder in BIT_EXACT:
+            shutil.copytree(clone / folder, GOLDEN / folder)
+    run(["git", "add", "-A"], clone)
+    run(["git", "commit", "-qm", "fresh results", "--allow-empty"], clone)
+    for folder in BIT_EXACT:
+        shutil.copytree(GOLDEN / folder, clone / folder, dirs_exist_ok=True)
+    assert run(["git", "status", "--porcelain", *BIT_EXACT], clone) == ""
+
+
 def test_second_repro_is_a_no_op(clone: Path):
     assert json.loads(run(["dvc", "status", "--json"], clone)) == {}
     assert "Running stage" not in run(["dvc", "repro"], clone)

@@ -14,6 +14,7 @@ from droplab.atomic import write_json
 from droplab.config import Params
 from droplab.determinism import pick_device, seed_everything
 from droplab.device_data import BatchTransform, Split, eval_batches, load_splits
+from droplab.errors import DroplabError
 from droplab.figures import bn_figure
 from droplab.models import create_model
 from droplab.train import Context, evaluate
@@ -22,6 +23,17 @@ from droplab.train import Context, evaluate
 def _summary(values: list[float]) -> dict[str, float]:
     return {"mean": round(statistics.fmean(values), 6), "std": round(statistics.pstdev(values), 6),
             "min": round(min(values), 6), "max": round(max(values), 6)}
+
+
+def load_model_file(path: Path, device: torch.device) -> dict:
+    """A trained model file, loaded weights-only: tensors and plain containers, never code."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise DroplabError(f"{path}: no trained model; run its train stage first") from None
+    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError: all one answer
+        raise DroplabError(f"{path}: not a droplab model file; it is loaded weights-only and refused "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
 
 
 def main(params: Params, variant: str, prepared: Path, models_dir: Path, metrics_dir: Path, report_dir: Path) -> dict:
@@ -34,7 +46,7 @@ def main(params: Params, variant: str, prepared: Path, models_dir: Path, metrics
     meta = json.loads((prepared / "meta.json").read_text())
     splits = load_splits(prepared / "arrays.npz", device)
     model = create_model(spec, params.rates(variant), meta["input_shape"], len(meta["classes"])).to(device)
-    checkpoint = torch.load(run.path(models_dir, ".pt"), map_location=device, weights_only=True)
+    checkpoint = load_model_file(run.path(models_dir, ".pt"), device)
     model.load_state_dict(checkpoint["state_dict"])
     transform = BatchTransform(meta["mean"], meta["std"], spec.normalize, device)
     ctx = Context(transform, len(meta["classes"]), device, autocast=False)

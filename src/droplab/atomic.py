@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -32,10 +32,41 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
         yield handle
 
 
+@contextmanager
+def atomic_files() -> Iterator[Callable[[str | Path], Path]]:
+    """Several files that appear together or not at all. `stage(path)` gives the temporary path to
+    write `path` to; every file moves into place when the block succeeds (a rename needs no free
+    space), none when anything in it fails, e.g. a full disk half way through."""
+    staged: dict[Path, Path] = {}
+
+    def stage(path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        staged[path] = Path(tmp)
+        return Path(tmp)
+
+    try:
+        yield stage
+        for path, tmp in staged.items():
+            os.replace(tmp, path)
+    except OSError as exc:  # name the output, not its temporary file
+        target = next((path for path, tmp in staged.items() if str(tmp) == exc.filename), None)
+        if target is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
+    finally:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+
+
+def json_text(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=False) + "\n"
+
+
 def write_json(path: str | Path, data: Any) -> None:
-    with atomic_open(path) as handle:
-        json.dump(data, handle, indent=2, sort_keys=False)
-        handle.write("\n")
+    write_text(path, json_text(data))
 
 
 def write_text(path: str | Path, text: str) -> None:

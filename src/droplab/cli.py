@@ -21,6 +21,11 @@ def run_stage(stage: str, body: Callable[[Params], object]) -> None:
     except DroplabError as exc:
         print(f"droplab {stage}: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:  # a full disk, a read-only or missing directory: name the file, skip the traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"droplab {stage}: error: {where}{exc.strerror or exc}. Every output is written to a temporary "
+              "file and moved into place only when complete, so earlier outputs are unchanged", file=sys.stderr)
+        sys.exit(2)
 
 
 def variant_arg(params: Params) -> str:

@@ -27,12 +27,19 @@ class Split:
 
 
 def load_splits(path: str | Path, device: torch.device) -> dict[str, Split]:
-    with np.load(path) as arrays:
-        return {
-            name: Split(torch.from_numpy(arrays[f"{name}_images"]).to(device),
-                        torch.from_numpy(arrays[f"{name}_labels"]).to(device))
-            for name in SPLITS
-        }
+    """The prepared arrays; never unpickled (an object array in the file is refused)."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            return {
+                name: Split(torch.from_numpy(arrays[f"{name}_images"]).to(device),
+                            torch.from_numpy(arrays[f"{name}_labels"]).to(device))
+                for name in SPLITS
+            }
+    except ValueError as exc:  # numpy's answer to an object (pickled) array under allow_pickle=False
+        raise DroplabError(f"{path}: holds pickled objects, which droplab never loads ({exc}); "
+                           "rerun the preprocess stage to rewrite it") from None
+    except (KeyError, OSError) as exc:
+        raise DroplabError(f"{path}: not the preprocess stage's arrays ({exc}); rerun the preprocess stage") from None
 
 
 class BatchTransform:

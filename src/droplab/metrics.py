@@ -31,6 +31,17 @@ class Meter:
         self.topk.append(logits.detach().topk(min(5, self.num_classes), dim=1).indices)
         self.labels.append(labels)
 
+    def first_nonfinite_loss(self) -> tuple[int, float] | None:
+        """(1-based step, loss) of the first batch whose loss was NaN or infinite; None if none was."""
+        if not self.losses:
+            return None
+        losses = torch.stack(self.losses)
+        bad = (~torch.isfinite(losses)).nonzero()
+        if not len(bad):
+            return None
+        step = int(bad[0, 0])
+        return step + 1, losses[step].item()
+
     def counts(self) -> torch.Tensor:
         """[confusion matrix (true x predicted, flattened), summed loss, top-5 hits] as one float64 vector."""
         if not self.labels:

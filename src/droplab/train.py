@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,11 +22,12 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from droplab import distributed
-from droplab.atomic import atomic_path, write_json, write_text
+from droplab import checkpoint, distributed
+from droplab.atomic import atomic_files, json_text
 from droplab.config import Params, Run, TrainConfig
 from droplab.determinism import seed_everything
 from droplab.device_data import BatchTransform, Shard, Split, augment, eval_batches, load_splits, train_batches
+from droplab.errors import DroplabError
 from droplab.metrics import Meter
 from droplab.models import create_model
 from droplab.optim import build_optimizer, build_scheduler
@@ -53,6 +54,20 @@ class History:
     best_train: dict[str, float] = field(default_factory=dict)
 
 
+class NonFiniteLoss(Exception):
+    def __init__(self, step: int, value: float):
+        super().__init__(step, value)
+        self.step, self.value = step, value
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a run's per-epoch checkpoint lives, and what a checkpoint must match to be resumed."""
+
+    path: Path
+    identity: dict[str, str]
+
+
 def _autocast(ctx: Context):
     if not ctx.autocast:
         return nullcontext()
@@ -76,6 +91,9 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, split: S
         meter.update(logits, labels, loss_sum)
         if progress is not None:
             progress.update(1)
+    bad = meter.first_nonfinite_loss()
+    if bad is not None:
+        raise NonFiniteLoss(*bad)
     return meter.summary(distributed.sum_across(ctx.shard))
 
 
@@ -99,8 +117,9 @@ def for_training(model: nn.Module, cfg: TrainConfig, ctx: Context) -> nn.Module:
 
 
 def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Context, generator: torch.Generator,
-        name: str) -> tuple[History, dict[str, torch.Tensor], float]:
-    """Train for cfg.epochs; return the history, the best epoch's weights and the training seconds."""
+        name: str, resume: Resume | None = None) -> tuple[History, dict[str, torch.Tensor], float]:
+    """Train for cfg.epochs, checkpointing every epoch to `resume` and starting after its last
+    epoch when it has one; return the history, the best epoch's weights and the training seconds."""
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg)
     trainable = for_training(model, cfg, ctx)
@@ -110,10 +129,28 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
     main_process = ctx.shard.rank == 0
     on_terminal = sys.stderr.isatty() and main_process
     train_seconds = 0.0
-    for epoch in range(1, cfg.epochs + 1):
+    first_epoch = 1
+    saved = checkpoint.load(resume.path, resume.identity) if resume else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        history, best_state, train_seconds = History(**saved["history"]), saved["best_state"], saved["train_seconds"]
+        checkpoint.restore_rng_states(saved["rng"], generator)
+        first_epoch = saved["epoch"] + 1
+        if main_process:
+            print(f"{name}: resuming after epoch {saved['epoch']} from {resume.path}", flush=True)
+    for epoch in range(first_epoch, cfg.epochs + 1):
         progress = tqdm(total=steps, desc=f"{name} {epoch}/{cfg.epochs}", leave=False) if on_terminal else None
         start = time.perf_counter()
-        train = train_one_epoch(trainable, optimizer, splits["train"], cfg, ctx, generator, progress)
+        try:
+            train = train_one_epoch(trainable, optimizer, splits["train"], cfg, ctx, generator, progress)
+        except NonFiniteLoss as bad:
+            raise DroplabError(
+                f"{name}: the training loss became {bad.value} at epoch {epoch}, step {bad.step} of {steps}. "
+                f"Try a lower learning rate (train.lr or variants.{name}.train.lr, now {cfg.lr:g}). "
+                + (f"The checkpoint of epoch {epoch - 1} is kept in {resume.path}" if resume and epoch > 1
+                   else "Nothing was written")) from None
         if ctx.device.type == "cuda":
             torch.cuda.synchronize()  # the loop never waits for the GPU; the clock must
         train_seconds += time.perf_counter() - start
@@ -129,6 +166,11 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
         if not history.best_val or val["acc1"] > history.best_val["acc1"]:
             history.best_epoch, history.best_val, history.best_train = epoch, val, train
             best_state = copy.deepcopy(model.state_dict())
+        if resume and main_process:
+            checkpoint.save(resume.path, resume.identity, {
+                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "history": asdict(history), "best_state": best_state,
+                "train_seconds": train_seconds, "rng": checkpoint.rng_states(generator)})
     return history, best_state, train_seconds
 
 
@@ -147,8 +189,19 @@ def _resolve(setting: bool | str, auto: bool) -> bool:
     return auto if setting == "auto" else bool(setting)
 
 
-def main(params: Params, run: Run, prepared: Path, models_dir: Path, metrics_dir: Path, plots_dir: Path) -> dict:
-    """Train one (variant, seed) run, then write its checkpoint, metrics, speed and curves (rank 0)."""
+def run_identity(params: Params, run: Run, prepared: Path, processes: int) -> dict[str, str]:
+    """What a checkpoint must match to be resumed by this run."""
+    config = {"spec": params.variants[run.variant].model_dump(mode="json"), "rates": params.rates(run.variant),
+              "train": params.train_config(run.variant).model_dump(mode="json"), "processes": processes}
+    return checkpoint.identity(run.variant, run.seed, config, prepared)
+
+
+def main(params: Params, run: Run, prepared: Path, models_dir: Path, metrics_dir: Path, plots_dir: Path,
+         checkpoints_dir: Path | None = None) -> dict:
+    """Train one (variant, seed) run, then write its model, metrics, speed and curves (rank 0).
+
+    With `checkpoints_dir`, every epoch is checkpointed there and a killed run resumes from it;
+    the checkpoint is deleted once the outputs are written."""
     variant = run.variant
     spec = params.variants[variant]
     cfg = params.train_config(variant)
@@ -173,8 +226,12 @@ def main(params: Params, run: Run, prepared: Path, models_dir: Path, metrics_dir
     if shard.rank:  # DDP copies rank 0's weights; the other ranks draw their own dropout masks
         torch.manual_seed(run.seed + 1000 * shard.rank)
 
+    resume = None
+    if checkpoints_dir is not None:
+        resume = Resume(run.path(checkpoints_dir, ".pt"), run_identity(params, run, prepared, shard.world))
+
     start = time.perf_counter()
-    history, best_state, train_seconds = fit(model, splits, cfg, ctx, generator, variant)
+    history, best_state, train_seconds = fit(model, splits, cfg, ctx, generator, variant, resume)
     model.load_state_dict(best_state)
     test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx)
     seconds = time.perf_counter() - start
@@ -187,16 +244,19 @@ def main(params: Params, run: Run, prepared: Path, models_dir: Path, metrics_dir
                         "images_per_sec": round(cfg.epochs * (len(splits["train"]) // cfg.batch_size)
                                                 * cfg.batch_size / train_seconds, 1),
                         "device": str(device), "processes": shard.world})
+        if resume is not None:
+            resume.path.unlink(missing_ok=True)
     distributed.stop()
     return result
 
 
 def _write_outputs(params: Params, run: Run, history: History, best_state: dict[str, torch.Tensor], result: dict,
                    models_dir: Path, metrics_dir: Path, plots_dir: Path, speed: dict) -> None:
-    with atomic_path(run.path(models_dir, ".pt")) as tmp:
+    """All four files or none: a failure half way (a full disk) leaves the earlier ones untouched."""
+    with atomic_files() as stage:
         torch.save({"variant": run.variant, "seed": run.seed, "spec": params.variants[run.variant].model_dump(),
                     "rates": params.rates(run.variant), "best_epoch": history.best_epoch, "state_dict": best_state},
-                   tmp)
-    write_text(run.path(plots_dir / "train", ".tsv"), curves_tsv(history.rows))
-    write_json(run.path(metrics_dir / "speed", ".json"), speed)
-    write_json(run.path(metrics_dir / "train", ".json"), result)
+                   stage(run.path(models_dir, ".pt")))
+        stage(run.path(plots_dir / "train", ".tsv")).write_text(curves_tsv(history.rows))
+        stage(run.path(metrics_dir / "speed", ".json")).write_text(json_text(speed))
+        stage(run.path(metrics_dir / "train", ".json")).write_text(json_text(result))

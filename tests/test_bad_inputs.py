@@ -1,0 +1,308 @@
+"""The bad-input catalogue: README's table, one test per row.
+
+Each case builds a project with earlier good outputs in place, makes one input bad, and runs
+the real stage script (in this process, for speed). It must exit 2 with one line that names the
+file, key or value and what was expected, print no traceback, leave no partial or temporary
+file, and leave every earlier output byte-identical.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import hashlib
+import pickle
+import re
+import runpy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from droplab import checkpoint, train
+from droplab.config import parse_params
+from test_cli import write_params
+
+from conftest import REPO
+from http_server import serve
+from synthetic import (
+    MNIST_FILES,
+    cifar10_arrays,
+    idx_bytes,
+    mnist_arrays,
+    write_cifar10_tar,
+    write_idx_gz,
+    write_mnist,
+    write_prepared,
+    write_tiny_imagenet_zip,
+)
+
+RUN = "s2_mlp-seed0"
+EARLIER = {  # earlier good outputs of every stage, which no failure may touch
+    "data/raw/lab/earlier.txt": b"an earlier good download\n",
+    "models/s2_mlp/seed0.pt": b"an earlier good model\n",
+    "metrics/train/s2_mlp/seed0.json": b'{"earlier": "good"}\n',
+    "plots/train/s2_mlp/seed0.tsv": b"epoch\tearlier\n",
+    "metrics/bn/s2_mlp.json": b'{"earlier": "good"}\n',
+}
+# Left on purpose, for the next run to resume from: the bytes an interrupted download already has,
+# and the checkpoint of the last finished epoch.
+RESUME_STATE = re.compile(r"data/raw/\.downloads/.*\.part$|checkpoints/")
+
+
+@dataclass
+class Project:
+    root: Path
+    raw: dict  # params.yaml, before it is written
+    monkeypatch: pytest.MonkeyPatch
+    server_url: str  # a local HTTP server serving root/../served
+
+    def lab_dataset(self, fmt: str, files: dict[str, str], urls: list[str] | None = None) -> Path:
+        """Declare `lab`, a dataset of our own in `fmt`; return its data/raw folder."""
+        pinned = {role: {"name": name, "sha256": "0" * 64} for role, name in files.items()}
+        self.raw["extra_datasets"] = {"lab": {"format": fmt, "urls": urls or ["https://example.org/lab/"],
+                                              "files": pinned}}
+        if fmt == "idx":
+            self.raw["extra_datasets"]["lab"]["classes"] = [f"class {i}" for i in range(10)]
+        self.raw["dataset"] = "lab"
+        return self.root / "data" / "raw" / "lab"
+
+    def pin(self, role: str, path: Path) -> None:
+        self.raw["extra_datasets"]["lab"]["files"][role]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Bad:
+    id: str
+    stage: tuple[str, ...]  # script and arguments
+    expected: tuple[str, ...]  # what the one-line message must say
+    arrange: Callable[[Project], object]
+    cut_every: dict[str, int] | None = None  # the local server drops every transfer of a file after n bytes
+
+
+IDX_ROLES = dict(zip(("train_images", "train_labels", "test_images", "test_labels"), MNIST_FILES, strict=True))
+
+
+def _idx_dataset(project: Project, change: Callable[[dict[str, np.ndarray]], None]) -> None:
+    raw_dir = project.lab_dataset("idx", IDX_ROLES)
+    arrays = mnist_arrays()
+    change(arrays)
+    write_mnist(raw_dir, arrays)
+
+
+def _corrupt_idx_header(project: Project) -> None:
+    _idx_dataset(project, lambda arrays: None)
+    path = project.root / "data/raw/lab" / MNIST_FILES[0]
+    data = bytearray(gzip.decompress(path.read_bytes()))
+    data[2] = 0x0C  # element type byte: 0x0C (int32) where the images are 0x08 (uint8)
+    path.write_bytes(gzip.compress(bytes(data)))
+
+
+def _label_count_mismatch(project: Project) -> None:
+    _idx_dataset(project, lambda arrays: arrays.update({MNIST_FILES[1]: arrays[MNIST_FILES[1]][:-1]}))
+
+
+def _truncated_archive(project: Project) -> None:
+    raw_dir = project.lab_dataset("cifar10_binary", {"archive": "cifar-10-binary.tar.gz"})
+    path = write_cifar10_tar(raw_dir / "cifar-10-binary.tar.gz", cifar10_arrays())
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _zip_path_traversal(project: Project) -> None:
+    raw_dir = project.lab_dataset("tiny_imagenet", {"archive": "tiny-imagenet-200.zip"})
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    write_tiny_imagenet_zip(raw_dir / "tiny-imagenet-200.zip", extra_members={"../../evil.txt": b"escaped"})
+
+
+def _served_idx(project: Project, server_url: str) -> Path:
+    """The four IDX files on the local HTTP server, declared as `lab` and pinned to their bytes."""
+    served = project.root.parent / "served"
+    write_mnist(served, mnist_arrays())
+    project.lab_dataset("idx", IDX_ROLES, [server_url])
+    for role, name in IDX_ROLES.items():
+        project.pin(role, served / name)
+    return served
+
+
+def _checksum_mismatch(project: Project) -> None:
+    served = _served_idx(project, project.server_url)
+    write_idx_gz(served / MNIST_FILES[3], np.zeros(40, np.uint8))  # not the pinned test labels
+
+
+def _no_source_reachable(project: Project) -> None:
+    project.lab_dataset("idx", IDX_ROLES, ["http://127.0.0.1:9/"])  # the discard port: connection refused
+
+
+def _interrupted_download(project: Project) -> None:
+    """2.4 MB of training images behind a connection that drops every 100 kB (see `cut_every`)."""
+    served = _served_idx(project, project.server_url)
+    big = served / MNIST_FILES[0]
+    big.write_bytes(gzip.compress(idx_bytes(np.random.default_rng(0).integers(0, 256, (3000, 28, 28), np.uint8)),
+                                  compresslevel=0))
+    project.pin("train_images", big)
+
+
+def _typo(path: str, value: object) -> Callable[[Project], None]:
+    def arrange(project: Project) -> None:
+        *parents, key = path.split(".")
+        node = project.raw
+        for name in parents:
+            node = node[name]
+        node[key] = value
+
+    return arrange
+
+
+def _mismatched_checkpoint(project: Project) -> None:
+    params = parse_params(project.raw)
+    other = train.run_identity(params, params.first_run("s2_cnn"), project.root / "data/prepared", 1)
+    checkpoint.save(project.root / "checkpoints/s2_mlp/seed0.pt", other, {"epoch": 1})
+
+
+def _disk_full(project: Project) -> None:
+    real_write_text = Path.write_text
+
+    def full_disk(self: Path, *args, **kwargs):
+        if "metrics" in self.parts:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real_write_text(self, *args, **kwargs)
+
+    project.monkeypatch.setattr(Path, "write_text", full_disk)
+
+
+def _pickled_arrays(project: Project) -> None:
+    path = project.root / "data/prepared/arrays.npz"
+    with np.load(path) as arrays:
+        content = dict(arrays)
+    content["train_labels"] = np.array([{"not": "an array"}] * len(content["train_labels"]), dtype=object)
+    np.savez(path, **content)
+
+
+class _RunsCode:
+    """A pickle payload: unpickling it would create the file `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code from the data directory ran"))
+
+
+def _code_in_model_file(project: Project) -> None:
+    (project.root / "models/s2_mlp/seed0.pt").write_bytes(pickle.dumps(
+        {"state_dict": _RunsCode(project.root.parent / "pwned")}))
+
+CATALOGUE = [
+    Bad("unknown-params-key", ("train.py", RUN), ("params.yaml is invalid", "trian: unknown key; allowed: seeds"),
+        _typo("trian", {"epochs": 3})),
+    Bad("variant-field-typo", ("train.py", RUN), ("variants.s2_cnn.blok: unknown key; allowed:",),
+        _typo("variants.s2_cnn.blok", ["conv"])),
+    Bad("wrong-type", ("train.py", RUN), ("train.epochs: Input should be a valid integer (got 'ten')",),
+        _typo("train.epochs", "ten")),
+    Bad("dropout-rate-1", ("train.py", RUN), ("dropout: Input should be less than 1 (got 1.0)",),
+        _typo("dropout", 1.0)),
+    Bad("dropout-rate-negative", ("train.py", RUN), ("dropout: Input should be greater than or equal to 0 (got -0.1)",),
+        _typo("dropout", -0.1)),
+    Bad("unknown-model", ("train.py", RUN), ("variants.s2_cnn: Input tag 'transformer'", "'mlp', 'cnn', 'lenet5'"),
+        _typo("variants.s2_cnn.model", "transformer")),
+    Bad("unknown-dataset", ("download.py",), ("dataset: unknown dataset 'imagenet'; allowed: fashion_mnist",),
+        _typo("dataset", "imagenet")),
+    Bad("no-source-reachable", ("download.py",),
+        ("no source could supply", "-idx3-ubyte.gz; tried:", "official URL http://127.0.0.1:9/",
+         "gave up after 5 attempts", "Connection refused"), _no_source_reachable),
+    Bad("checksum-mismatch", ("download.py",),
+        ("no source could supply t10k-labels-idx1-ubyte.gz", "SHA-256 is", ", expected"), _checksum_mismatch),
+    Bad("interrupted-download", ("download.py",),
+        ("train-images-idx3-ubyte.gz", "bytes kept in", ".part to resume from"), _interrupted_download,
+        cut_every={MNIST_FILES[0]: 100_000}),
+    Bad("truncated-archive", ("preprocess.py",), ("data/raw/lab/cifar-10-binary.tar.gz", "truncated"),
+        _truncated_archive),
+    Bad("corrupt-idx-header", ("preprocess.py",), ("data/raw/lab/train-images-idx3-ubyte.gz",),
+        _corrupt_idx_header),
+    Bad("label-count-mismatch", ("preprocess.py",), ("train-labels-idx1-ubyte.gz", "119", "120"),
+        _label_count_mismatch),
+    Bad("zip-path-traversal", ("preprocess.py",), ("tiny-imagenet-200.zip", "../../evil.txt"), _zip_path_traversal),
+    Bad("mismatched-checkpoint", ("train.py", RUN),
+        ("checkpoints/s2_mlp/seed0.pt was written by another run and is not resumed: variant", "Delete it"),
+        _mismatched_checkpoint),
+    Bad("disk-full", ("train.py", RUN),
+        ("metrics/speed/s2_mlp/seed0.json: No space left on device", "earlier outputs are unchanged"),
+        _disk_full),
+    Bad("nan-loss", ("train.py", RUN), ("s2_mlp: the training loss became", "at epoch 1, step",
+                                         "Try a lower learning rate"), _typo("train.lr", 1e30)),
+    Bad("pickled-arrays", ("train.py", RUN), ("data/prepared/arrays.npz: holds pickled objects",), _pickled_arrays),
+    Bad("code-in-model-file", ("analyze.py", "s2_mlp"),
+        ("models/s2_mlp/seed0.pt: not a droplab model file; it is loaded weights-only and refused",),
+        _code_in_model_file),
+]
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*"))
+            if path.is_file() and path.name not in ("params.yaml", "dvc.yaml")}
+
+
+def _outputs(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {name: content for name, content in files.items() if not RESUME_STATE.match(name)}
+
+
+def _run_stage(root: Path, script: str, *args: str, monkeypatch, capsys) -> tuple[int, str]:
+    monkeypatch.chdir(root)
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    monkeypatch.setattr("droplab.transfer.time.sleep", lambda seconds: None)  # retries without the wait
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / "stages" / script), run_name="__main__")
+    return exit_.value.code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", CATALOGUE, ids=[bad.id for bad in CATALOGUE])
+def test_bad_input_stops_with_a_clear_message_and_harms_nothing(bad: Bad, tiny_params, tmp_path: Path,
+                                                                monkeypatch, capsys):
+    root = tmp_path / "project"
+    write_prepared(root / "data" / "prepared")
+    for name, content in EARLIER.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(content)
+    (tmp_path / "served").mkdir()
+    with serve(tmp_path / "served", cut_every=bad.cut_every) as server:
+        bad.arrange(Project(root, tiny_params, monkeypatch, server.url))
+        write_params(root, tiny_params)
+        before = _files(root)
+        code, stderr = _run_stage(root, *bad.stage, monkeypatch=monkeypatch, capsys=capsys)
+
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert lines[0].startswith(f"droplab {bad.stage[0].removesuffix('.py')}: error: "), stderr
+    for fragment in bad.expected:
+        assert fragment in stderr, f"{fragment!r} not in:\n{stderr}"
+    assert "Traceback" not in stderr
+    after = _files(root)
+    assert _outputs(after) == _outputs(before)
+    assert not [name for name in after if name.endswith(".tmp") or ".partial" in name]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_the_readme_table_lists_exactly_the_catalogue():
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("<!-- bad-input catalogue -->")[1]
+    ids = re.findall(r"^\| `([a-z0-9-]+)` \|", table, flags=re.MULTILINE)
+    assert ids == [bad.id for bad in CATALOGUE]
+
+
+def test_the_payload_would_run_if_unpickled(tmp_path: Path):
+    """The code-in-model-file case is a real attack: plain pickle runs it."""
+    marker = tmp_path / "ran"
+    pickle.loads(pickle.dumps(_RunsCode(marker)))
+    assert marker.read_text() == "code from the data directory ran"
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(_write(tmp_path / "model.pt", pickle.dumps(_RunsCode(tmp_path / "again"))), weights_only=True)
+    assert not (tmp_path / "again").exists()
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
