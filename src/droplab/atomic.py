@@ -12,27 +12,6 @@ from typing import IO, Any
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-@contextmanager
-def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
-    with atomic_path(path) as tmp, open(tmp, mode) as handle:
-        yield handle
-
-
-@contextmanager
 def atomic_files() -> Iterator[Callable[[str | Path], Path]]:
     """Several files that appear together or not at all. `stage(path)` gives the temporary path to
     write `path` to; every file moves into place when the block succeeds (a rename needs no free
@@ -59,6 +38,19 @@ def atomic_files() -> Iterator[Callable[[str | Path], Path]]:
     finally:
         for tmp in staged.values():
             tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
+    with atomic_files() as stage:
+        yield stage(path)
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    with atomic_path(path) as tmp, open(tmp, mode) as handle:
+        yield handle
 
 
 def json_text(data: Any) -> str:
