@@ -5,11 +5,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from bench.timing import median_seconds
+from droplab.dvc_command import dvc as run_dvc
+from droplab.errors import DroplabError
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 3.0
@@ -18,8 +18,7 @@ SKIPPED = "dvc status, no-op dvc repro"
 
 
 def dvc(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=ROOT, capture_output=True, text=True, check=True)
-    return done.stdout
+    return run_dvc(*args, cwd=ROOT)
 
 
 def _row(case: str, measured: str, note: str) -> dict[str, str]:
@@ -46,8 +45,8 @@ def run(quick: bool) -> list[dict[str, str]]:
             return [_row("`dvc status`", f"{seconds['status']:.2f} s", note)]
         before = lock.read_bytes()
         seconds |= median_seconds({"repro": lambda: dvc("repro")}, repeats)
-    except subprocess.CalledProcessError as exc:  # e.g. another dvc holds the repository lock
-        return [_row(SKIPPED, "skipped", f"dvc failed: {exc.stderr.strip().splitlines()[-1:]}")]
+    except DroplabError as exc:  # e.g. another dvc holds the repository lock
+        return [_row(SKIPPED, "skipped", f"dvc failed: {str(exc).strip().splitlines()[-1:]}")]
     note = "clean; dvc.lock unchanged" if lock.read_bytes() == before else "dvc.lock CHANGED: repro was not a no-op"
     return [_row("`dvc status`", f"{seconds['status']:.2f} s", "clean"),
             _row("`dvc repro` (no-op)", f"{seconds['repro']:.2f} s", note)]

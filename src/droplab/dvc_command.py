@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 from droplab.errors import DroplabError
 
 
-def dvc(*args: str) -> str:
-    """stdout of `dvc <args>`; a failure becomes a DroplabError carrying DVC's own output."""
-    done = subprocess.run(["dvc", *args], capture_output=True, text=True)
+def dvc(*args: str, cwd: Path | None = None) -> str:
+    """stdout of `dvc <args>` (in `cwd`); a failure becomes a DroplabError carrying DVC's own output."""
+    done = subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise DroplabError(f"`dvc {' '.join(args)}` failed:\n{done.stdout}{done.stderr}")
     return done.stdout
