@@ -68,7 +68,9 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
     rows = (first / f"plots/train/{variant}/seed0.tsv").read_text().splitlines()
     assert rows[0].split("\t") == list(train.CURVE_COLUMNS) and len(rows) == 3
     speed = json.loads((first / f"metrics/speed/{variant}/seed0.json").read_text())
-    assert set(speed) == {"seconds", "images_per_sec", "device", "processes"} and speed["device"] == "cpu"
+    assert set(speed) == {"seconds", "images_per_sec", "device", "processes", "platform"} and speed["device"] == "cpu"
+    assert speed["platform"]["torch"] == torch.__version__ and speed["platform"]["threads"] == 2
+    assert speed["platform"]["pinned"] == (speed["platform"]["unpinned_reason"] is None)
     checkpoint = torch.load(first / f"models/{variant}/seed0.pt", weights_only=True)
     assert checkpoint["variant"] == variant and checkpoint["best_epoch"] == result["best_epoch"]
     assert checkpoint["seed"] == 0

@@ -1,20 +1,21 @@
 """Same params and same code give the same numbers: seed every generator, forbid
-nondeterministic kernels."""
+nondeterministic kernels, and keep convolutions on the pinned kernels (droplab.platform)."""
 
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
 import torch
+
+from droplab.platform import apply_torch_pins
 
 
 def seed_everything(seed: int, threads: int) -> torch.Generator:
     """Seed python, numpy and torch and fix the CPU thread count (float sums depend on how work
     is split); return a CPU generator for data order and augmentation."""
     torch.set_num_threads(threads)
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS determinism on GPU
+    apply_torch_pins()
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

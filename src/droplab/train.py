@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from droplab import checkpoint, distributed
+from droplab import checkpoint, distributed, platform
 from droplab.atomic import atomic_files, json_text
 from droplab.config import Params, Run, TrainConfig
 from droplab.determinism import seed_everything
@@ -192,7 +192,8 @@ def _resolve(setting: bool | str, auto: bool) -> bool:
 def run_identity(params: Params, run: Run, prepared: Path, processes: int) -> dict[str, str]:
     """What a checkpoint must match to be resumed by this run."""
     config = {"spec": params.variants[run.variant].model_dump(mode="json"), "rates": params.rates(run.variant),
-              "train": params.train_config(run.variant).model_dump(mode="json"), "processes": processes}
+              "train": params.train_config(run.variant).model_dump(mode="json"), "processes": processes,
+              "cpu_kernels": platform.unpinned_reason() or "pinned"}
     return checkpoint.identity(run.variant, run.seed, config, prepared)
 
 
@@ -209,6 +210,9 @@ def main(params: Params, run: Run, prepared: Path, models_dir: Path, metrics_dir
     distributed.check_divides(cfg.batch_size, shard)
     device = distributed.device_for(shard)
     generator = seed_everything(run.seed, cfg.threads)
+    if device.type == "cpu" and not platform.pinned() and shard.rank == 0:
+        print(f"droplab train: note: CPU kernels not pinned ({platform.unpinned_reason()}); the numbers will not match "
+              "other machines' bit for bit", file=sys.stderr)
     meta = json.loads((prepared / "meta.json").read_text())
     splits = load_splits(prepared / "arrays.npz", device)
     on_gpu = device.type == "cuda"
@@ -243,7 +247,8 @@ def main(params: Params, run: Run, prepared: Path, models_dir: Path, metrics_dir
                        {"seconds": round(seconds, 3),
                         "images_per_sec": round(cfg.epochs * (len(splits["train"]) // cfg.batch_size)
                                                 * cfg.batch_size / train_seconds, 1),
-                        "device": str(device), "processes": shard.world})
+                        "device": str(device), "processes": shard.world,
+                        "platform": platform.fingerprint(device.type)})
         if resume is not None:
             resume.path.unlink(missing_ok=True)
     distributed.stop()

@@ -16,6 +16,24 @@ from torch.nn import functional as F
 LayerFactory = Callable[[], nn.Module]
 
 
+class Dropout(nn.Dropout):
+    """nn.Dropout whose mask is the same on every CPU: drawn with `torch.rand` from the seeded
+    generator, in float32 whatever the input's dtype.
+
+    torch's CPU dropout draws with `bernoulli_(p)`, which takes MKL's generator on Intel CPUs
+    and ATen's elsewhere, so one seed gives other masks on AMD. Kept units are scaled by
+    1 / (1 - p), as in nn.Dropout; the mask follows the input's memory layout.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.p == 1.0:
+            return x * 0.0
+        keep = torch.rand_like(x, dtype=torch.float32) >= self.p
+        return x * keep.to(x.dtype).div_(1.0 - self.p)
+
+
 def ordered_block(order: Sequence[str], factories: dict[str, LayerFactory], rate: float) -> nn.Sequential:
     block = nn.Sequential()
     for name in order:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from droplab.models.blocks import ordered_block, output_features, per_site
+from droplab.models.blocks import Dropout, ordered_block, output_features, per_site
 
 
 def conv_stack(in_channels: int, channels: Sequence[int], kernels: Sequence[int], order: Sequence[str],
@@ -20,7 +20,7 @@ def conv_stack(in_channels: int, channels: Sequence[int], kernels: Sequence[int]
             "conv": lambda i=in_channels, o=width, k=kernel, p=pad: nn.Conv2d(i, o, k, padding=p),
             "bn": lambda o=width: nn.BatchNorm2d(o),
             "relu": lambda: nn.ReLU(inplace=False),
-            "dropout": lambda r=rate: nn.Dropout(r),
+            "dropout": lambda r=rate: Dropout(r),
             "pool": lambda: nn.MaxPool2d(2, stride=2, padding=pool_padding),
         }
         stack.add_module(f"conv{index + 1}", ordered_block(order, factories, rate))

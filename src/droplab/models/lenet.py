@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from droplab.models.blocks import Resize, output_features, per_site
+from droplab.models.blocks import Dropout, Resize, output_features, per_site
 from droplab.models.cnn import conv_stack
 from droplab.models.mlp import linear_stack
 
@@ -24,7 +24,7 @@ class LeNet5(nn.Sequential):
         if input_bn:
             self.add_module("input_bn", nn.BatchNorm2d(channels))
         if p_input:
-            self.add_module("input_dropout", nn.Dropout(p_input))
+            self.add_module("input_dropout", Dropout(p_input))
         conv_order = ["conv", "bn", "relu", "pool", "dropout"] if bn else ["conv", "relu", "pool", "dropout"]
         self.add_module("features", conv_stack(channels, [6, 16], [5, 5], conv_order, [p_conv1, p_conv2], "valid", 0))
         self.add_module("flatten", nn.Flatten())

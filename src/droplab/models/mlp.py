@@ -7,7 +7,7 @@ from math import prod
 
 from torch import nn
 
-from droplab.models.blocks import ordered_block, per_site
+from droplab.models.blocks import Dropout, ordered_block, per_site
 
 
 def linear_stack(in_features: int, hidden: Sequence[int], order: Sequence[str],
@@ -19,7 +19,7 @@ def linear_stack(in_features: int, hidden: Sequence[int], order: Sequence[str],
             "linear": lambda i=in_features, o=width: nn.Linear(i, o),
             "bn": lambda o=width: nn.BatchNorm1d(o),
             "relu": lambda: nn.ReLU(inplace=False),
-            "dropout": lambda r=rate: nn.Dropout(r),
+            "dropout": lambda r=rate: Dropout(r),
         }
         stack.add_module(f"fc{index + 1}", ordered_block(order, factories, rate))
         in_features = width

@@ -17,7 +17,7 @@ import torch
 from timm.models.resnet import BasicBlock, Bottleneck
 from torch import nn
 
-from droplab.models.blocks import Resize, output_features, per_site
+from droplab.models.blocks import Dropout, Resize, output_features, per_site
 
 PLACEMENTS = ("none", "after_bn", "before_bn")
 HEADS = ("avg", "max", "avgmax", "catavgmax", "dropout_classifier")
@@ -29,7 +29,7 @@ class DropoutBatchNorm2d(nn.BatchNorm2d):
     def __init__(self, num_features: int, p: float, placement: str, **kwargs):
         super().__init__(num_features, **kwargs)
         self.placement = placement
-        self.dropout = nn.Dropout(p)
+        self.dropout = Dropout(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.placement == "before_bn":
@@ -55,9 +55,9 @@ def _with_block_norm(block: type[nn.Module], norm_layer) -> type[nn.Module]:
 def dropout_classifier(in_features: int, width: int, num_classes: int, p: float) -> nn.Sequential:
     """S3's AlexNet-style head on the flattened final map: two hidden layers of `width`."""
     layers: list[nn.Module] = [nn.Flatten()]
-    layers += [nn.Dropout(p)] if p else []
+    layers += [Dropout(p)] if p else []
     layers += [nn.Linear(in_features, width), nn.ReLU()]
-    layers += [nn.Dropout(p)] if p else []
+    layers += [Dropout(p)] if p else []
     layers += [nn.Linear(width, width), nn.ReLU(), nn.Linear(width, num_classes)]
     return nn.Sequential(*layers)
 
