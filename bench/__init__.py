@@ -6,5 +6,7 @@ machine's absolute speed drifts from minute to minute.
 
 import warnings
 
+import droplab  # noqa: F401  (first: droplab and its baselines are timed on the pinned CPU kernels)
+
 # torchvision applies torch.jit.script at import, which torch now marks deprecated; it changes nothing measured.
 warnings.filterwarnings("ignore", message=".*torch.jit.*deprecated", category=FutureWarning)

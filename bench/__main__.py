@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench import decode, efficiency, machine, pipeline, train_throughput
+from bench import decode, efficiency, machine, pin_cost, pipeline, train_throughput
 
 COLUMNS = ["benchmark", "case", "measured", "baseline", "ratio", "note"]
-BENCHMARKS = ("train", "efficiency", "pipeline", "decode")
+BENCHMARKS = ("train", "efficiency", "pins", "pipeline", "decode")
 
 
 def main() -> None:
@@ -29,6 +29,7 @@ def main() -> None:
         throughputs = train_throughput.run(args.quick)
         rows += train_throughput.rows(throughputs) if "train" in args.only else []
         rows += efficiency.run(throughputs) if "efficiency" in args.only else []
+    rows += pin_cost.run(args.quick, rounds=2 if args.quick else 3) if "pins" in args.only else []
     rows += pipeline.run(args.quick) if "pipeline" in args.only else []
     rows += decode.run(args.quick) if "decode" in args.only else []
 

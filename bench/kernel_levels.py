@@ -15,8 +15,10 @@ import os
 import subprocess
 import sys
 
+from droplab import platform
+
 # The environments a machine of another kind would give, forced here. "pinned" rows let droplab
-# set its pins first; "raw" rows import torch directly (droplab's pins not applied).
+# set its pins first; "raw" rows run with DROPLAB_CPU_KERNELS=native and without the pins.
 FORCED = {
     "as is": {},
     "ATen default": {"ATEN_CPU_CAPABILITY": "default"},
@@ -36,8 +38,6 @@ def _digest(*tensors) -> str:
 
 def probes(pinned: bool) -> dict[str, str]:
     """Digests of every kind of computation a droplab run makes on the CPU."""
-    if pinned:
-        import droplab.platform  # noqa: F401  (sets the pins before torch loads)
     import numpy as np
     import torch
     from torch import nn
@@ -76,6 +76,8 @@ def probes(pinned: bool) -> dict[str, str]:
     y = conv(images)
     y.square().sum().backward()
     out["conv fwd+bwd"] = _digest(y, conv.weight.grad, images.grad)
+    with torch.no_grad():  # evaluation: without oneDNN, ATen would take NNPACK here
+        out["conv fwd, no grad (eval)"] = _digest(conv(images))
 
     torch.manual_seed(0)
     bn = nn.BatchNorm2d(32)
@@ -120,10 +122,11 @@ def main() -> None:
     for mode in ("raw", "pinned"):
         rows = {}
         for label, env in FORCED.items():
+            base = os.environ if mode == "pinned" else platform.native_environment()
             done = subprocess.run([sys.executable, "-m", "bench.kernel_levels", "--child", mode],
-                                  env={**os.environ, **env}, capture_output=True, text=True, check=True)
+                                  env={**base, **env}, capture_output=True, text=True, check=True)
             rows[label] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"\n{mode}: torch imported {'after droplab.platform' if mode == 'pinned' else 'directly'}; "
+        print(f"\n{mode}: {'droplab pins' if mode == 'pinned' else 'DROPLAB_CPU_KERNELS=native, no pins'}; "
               "'same' = equal to the first column\n")
         print(table(rows))
 

@@ -8,8 +8,6 @@ backward, optimizer step on one resident batch) for the benchmark's cases.
 
 from __future__ import annotations
 
-import droplab  # noqa: F401, I001  (first: the pins must be set before torch loads)
-
 import argparse
 import json
 import os
@@ -18,7 +16,7 @@ import subprocess
 import sys
 import time
 
-SIDES = {"pinned": {}, "native": {"DROPLAB_CPU_KERNELS": "native"}}
+from droplab import platform  # noqa: E402
 
 
 def child(quick: bool) -> dict[str, float]:
@@ -47,11 +45,12 @@ def child(quick: bool) -> dict[str, float]:
 
 
 def run(quick: bool, rounds: int) -> list[dict[str, str]]:
-    times: dict[str, list[dict[str, float]]] = {side: [] for side in SIDES}
+    sides = {"pinned": dict(os.environ), "native": platform.native_environment()}
+    times: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
     for _ in range(rounds):
-        for side, env in SIDES.items():
+        for side, env in sides.items():
             done = subprocess.run([sys.executable, "-m", "bench.pin_cost", "--child", *(["--quick"] * quick)],
-                                  env={**os.environ, **env}, capture_output=True, text=True, check=True)
+                                  env=env, capture_output=True, text=True, check=True)
             times[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
     rows = []
     for case in times["pinned"][0]:

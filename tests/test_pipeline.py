@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from droplab import platform
 from droplab.config import load_params
 from droplab.tiny import shrink
 
@@ -100,6 +101,7 @@ def test_repro_writes_every_output(clone: Path):
             assert metrics["test"]["acc1"] > 0.3, run_
         speed = json.loads(run_.path(clone / "metrics/speed", ".json").read_text())
         assert speed["device"] in ("cpu", "cuda") and speed["images_per_sec"] > 0
+        assert speed["platform"]["pinned"] == (UNPINNABLE is None), speed["platform"]
         header = run_.path(clone / "plots/train", ".tsv").read_text().splitlines()[0]
         assert header == "epoch\ttrain_loss\ttrain_acc1\tval_loss\tval_acc1\tval_acc5"
     summary_json = json.loads((clone / "metrics/summary.json").read_text())
@@ -130,20 +132,69 @@ def test_repro_writes_every_output(clone: Path):
 
 GOLDEN = REPO / "tests" / "golden" / "tiny"
 BIT_EXACT = ("metrics/train", "metrics/profile", "plots/train")
+UNPINNABLE = platform.why_not_pinnable()
+# Where the pin cannot hold, the same code takes other kernels and, through Adam and BN, another
+# trajectory. On the tiny config (300 images, one epoch) that moved epoch-1 train acc1 from 0.543
+# to 0.440 and train loss from 1.385 to 1.656 between two CPUs before the pin (issue 12): the
+# tolerances are that spread with a margin. They catch a broken metric, not a last-bit change.
+ACC_TOLERANCE = 0.15  # absolute, for every accuracy and F1
+LOSS_TOLERANCE = 0.30  # relative
+
+
+def golden_differences(clone: Path) -> list[str]:
+    """Paths under BIT_EXACT whose bytes differ between the clone and the golden files (or that
+    only one side has). Compares in place: the clone's outputs are left as dvc repro wrote them."""
+    differences = []
+    for folder in BIT_EXACT:
+        ours, golden = snapshot(clone, folder), snapshot(GOLDEN, folder)
+        differences += [f"{folder}/{rel}" for rel in sorted(set(ours) | set(golden))
+                        if ours.get(rel) != golden.get(rel)]
+    return differences
 
 
 def test_results_reproduce_the_committed_golden_bytes(clone: Path, request):
-    """A fresh clone's `dvc repro` on the tiny config gives the committed results byte for byte: with
-    them copied over its own, `git status --porcelain` shows nothing. `--update-golden` rewrites them."""
+    """A fresh clone's `dvc repro` on the tiny config gives the committed results byte for byte, on
+    any machine where the kernel pin holds (x86-64 with AVX2 and FMA). `--update-golden` rewrites them."""
     if request.config.getoption("--update-golden"):
         shutil.rmtree(GOLDEN, ignore_errors=True)
         for folder in BIT_EXACT:
             shutil.copytree(clone / folder, GOLDEN / folder)
-    run(["git", "add", "-A"], clone)
-    run(["git", "commit", "-qm", "fresh results", "--allow-empty"], clone)
+    if UNPINNABLE is not None:
+        pytest.skip(f"byte-for-byte holds only where the CPU kernel pin holds, and here {UNPINNABLE}; "
+                    "the tolerance and same-machine tests below still run")
+    assert golden_differences(clone) == []
+
+
+def _numbers(rel: str, data: bytes) -> dict[str, float]:
+    """Every number of a metrics JSON or curves TSV, by a name that says where it sits."""
+    if rel.endswith(".json"):
+        flat = {}
+        for split, values in json.loads(data).items():
+            flat.update({f"{split}.{k}": v for k, v in values.items()} if isinstance(values, dict) else {split: values})
+        return flat
+    header, *rows = [line.split("\t") for line in data.decode().splitlines()]
+    return {f"{row[0]}.{name}": float(value) for row in rows for name, value in zip(header[1:], row[1:], strict=True)}
+
+
+def test_results_are_within_tolerance_of_the_golden_values(clone: Path):
+    """On every machine, pinned or not: the same files, the same best epochs and architecture
+    counts, and every metric near its golden value."""
     for folder in BIT_EXACT:
-        shutil.copytree(GOLDEN / folder, clone / folder, dirs_exist_ok=True)
-    assert run(["git", "status", "--porcelain", *BIT_EXACT], clone) == ""
+        ours, golden = snapshot(clone, folder), snapshot(GOLDEN, folder)
+        assert set(ours) == set(golden), folder
+        for rel, data in golden.items():
+            if folder == "metrics/profile":  # parameter and FLOP counts do not depend on kernels
+                assert json.loads(ours[rel]) == json.loads(data), rel
+                continue
+            mine, expected = _numbers(rel, ours[rel]), _numbers(rel, data)
+            assert set(mine) == set(expected), rel
+            for name, value in expected.items():
+                if name == "best_epoch":
+                    assert mine[name] == value, f"{folder}/{rel} {name}"
+                elif "loss" in name:
+                    assert abs(mine[name] - value) <= LOSS_TOLERANCE * abs(value), f"{folder}/{rel} {name}"
+                else:
+                    assert abs(mine[name] - value) <= ACC_TOLERANCE, f"{folder}/{rel} {name}"
 
 
 def test_second_repro_is_a_no_op(clone: Path):

@@ -91,6 +91,14 @@ def pin_environment() -> str | None:
     return reason
 
 
+def native_environment() -> dict[str, str]:
+    """The environment for a child process that opts out: this process's, less the pins it set
+    (a child inherits them), with DROPLAB_CPU_KERNELS=native. For benchmarks and tests."""
+    env = {name: value for name, value in os.environ.items() if name not in PINS}
+    env[OPT_OUT] = "native"
+    return env
+
+
 PIN_FAILURE = pin_environment()  # droplab/__init__ imports this module first
 
 
@@ -100,7 +108,7 @@ def apply_torch_pins() -> None:
 
     if PIN_FAILURE is None:
         torch.backends.mkldnn.enabled = False
-        torch.backends.nnpack.enabled = False
+        torch.backends.nnpack.set_flags(False)  # used for no-grad (evaluation) convolutions otherwise
 
 
 def unpinned_reason() -> str | None:
@@ -135,7 +143,7 @@ def fingerprint(device: str = "cpu") -> dict[str, object]:
         "aten_capability": torch.backends.cpu.get_cpu_capability(),
         "mkl_cbwr": os.environ.get("MKL_CBWR", "unset"),
         "onednn": torch.backends.mkldnn.enabled,
-        "nnpack": torch.backends.nnpack.enabled,
+        "nnpack": torch._C._get_nnpack_enabled(),
         "threads": torch.get_num_threads(),
     }
     if device == "cuda":

@@ -1,0 +1,167 @@
+"""Same numbers on every machine: dropout masks from a CPU-independent draw, kernel pins in force
+before torch loads, and training results that do not move with the kernel level."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from droplab import platform
+from droplab.determinism import seed_everything
+from droplab.models.blocks import Dropout
+
+from conftest import REPO
+from synthetic import write_prepared
+
+PINNABLE = platform.why_not_pinnable()
+
+
+def mt19937_uniform(seed: int, n: int) -> np.ndarray:
+    """torch's CPU torch.rand(n) after torch.manual_seed(seed), computed without torch: numpy's
+    legacy MT19937 (seeded by init_genrand, as torch's) and torch's float recipe, the low 24
+    bits of each 32-bit draw times 2^-24."""
+    raw = np.random.RandomState(seed)._bit_generator.random_raw(n)
+    return ((raw & 0xFFFFFF).astype(np.float64) * 2.0**-24).astype(np.float32)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
+def test_dropout_mask_matches_an_independent_mt19937_reference(p: float):
+    x = torch.linspace(-3.0, 3.0, 64 * 1024).reshape(64, 1024)
+    torch.manual_seed(7)
+    out = Dropout(p).train()(x).numpy()
+
+    keep = mt19937_uniform(7, x.numel()).reshape(64, 1024) >= np.float32(p)
+    scale = np.float32(1.0) / np.float32(1.0 - p)
+    expected = x.numpy() * np.where(keep, scale, np.float32(0.0))
+    assert np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_dropout_keeps_1_minus_p_of_the_units_and_scales_them_by_1_over_1_minus_p(p: float):
+    n = 1_000_000
+    x = torch.full((n,), 2.0)
+    torch.manual_seed(0)
+    out = Dropout(p).train()(x)
+    kept = out != 0
+    sd = (p * (1 - p) / n) ** 0.5
+    assert abs(kept.float().mean().item() - (1 - p)) < 5 * sd  # a binomial fraction, 5 sd wide
+    assert torch.allclose(out[kept], torch.tensor(2.0 / (1 - p)), rtol=1e-6)
+    assert abs(out.mean().item() - 2.0) < 5 * 2.0 * sd / (1 - p)  # E[out] = x: the inverted-dropout rule
+
+
+def test_dropout_is_the_identity_in_eval_mode_and_at_p_0_and_all_zeros_at_p_1():
+    x = torch.randn(8, 5)
+    assert torch.equal(Dropout(0.5).eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)
+    assert torch.equal(Dropout(1.0).train()(x), torch.zeros_like(x))
+
+
+def test_dropout_draws_its_mask_in_float32_and_keeps_the_layout():
+    x = torch.randn(4, 3, 5, 5).to(memory_format=torch.channels_last)
+    torch.manual_seed(1)
+    out = Dropout(0.5).train()(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(1)
+    half = Dropout(0.5).train()(x.to(torch.bfloat16))
+    assert torch.equal(half != 0, out != 0)  # the same draw: bf16's coarse grid would bias the mask
+
+
+@pytest.mark.skipif(PINNABLE is not None, reason=f"the pin cannot hold here: {PINNABLE}")
+def test_the_test_process_runs_the_pinned_kernels():
+    """conftest imports droplab before torch, as every stage script does."""
+    seed_everything(0, 2)
+    facts = platform.fingerprint()
+    assert facts["pinned"] and facts["unpinned_reason"] is None
+    assert facts["aten_capability"] == "AVX2" and facts["mkl_cbwr"] == "COMPATIBLE"
+    assert not torch.backends.mkldnn.enabled and not torch._C._get_nnpack_enabled()
+    assert not facts["onednn"] and not facts["nnpack"]
+    assert all(os.environ[name] == value for name, value in platform.PINS.items())
+
+
+def _python(code: str, env: dict[str, str], *args: str) -> str:
+    """`python -c code args...` in a fresh interpreter, so the pins act at its torch import; an
+    env that opts out starts from one without this process's pins."""
+    base = platform.native_environment() if env.get(platform.OPT_OUT) == "native" else os.environ
+    done = subprocess.run([sys.executable, "-c", code, *args], env={**base, **env}, capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+FACTS = ("import droplab.platform as p; import torch; "
+         "print(p.unpinned_reason(), torch.backends.cpu.get_cpu_capability())")
+
+
+@pytest.mark.skipif(PINNABLE is not None, reason=f"the pin cannot hold here: {PINNABLE}")
+def test_the_pin_overrides_a_forced_kernel_level_and_native_opts_out():
+    assert _python(FACTS, {"ATEN_CPU_CAPABILITY": "default"}) == "None AVX2"
+    reason, capability = _python(FACTS, {"ATEN_CPU_CAPABILITY": "default", platform.OPT_OUT: "native"}).split(" ", 1)
+    assert capability.endswith("DEFAULT") and "native" in _python(FACTS, {platform.OPT_OUT: "native"})
+
+
+def test_torch_imported_before_droplab_is_reported_not_silently_unpinned():
+    out = _python("import torch; " + FACTS, {platform.OPT_OUT: "pinned"})
+    assert ("imported before droplab" in out) or (PINNABLE is not None and PINNABLE in out)
+
+
+TRAIN_CHILD = """
+import json, sys, hashlib
+import droplab
+from pathlib import Path
+import torch
+from droplab import platform, train
+from droplab.config import parse_params
+params = parse_params(json.loads(Path(sys.argv[1]).read_text()))
+prepared, out = Path(sys.argv[2]), Path(sys.argv[3])
+digests = {}
+for variant in params.variants:
+    run = params.first_run(variant)
+    train.main(params, run, prepared, out / "models", out / "metrics", out / "plots")
+    files = [run.path(out / "metrics/train", ".json"), run.path(out / "plots/train", ".tsv")]
+    weights = torch.load(run.path(out / "models", ".pt"), weights_only=True)["state_dict"]
+    h = hashlib.sha256(b"".join(f.read_bytes() for f in files))
+    for tensor in weights.values():
+        h.update(tensor.numpy().tobytes())
+    digests[variant] = h.hexdigest()
+print(json.dumps({"pinned": platform.pinned(), "digests": digests}))
+"""
+# One of each kind of computation that moved with the kernel level: normal_ init and GEMMs (S4),
+# convolutions with BN, dropout and Adam (S2 CNN, LeNet-5), a ResNet block with dropout before BN.
+LEVEL_VARIANTS = ("s4_mlp_p2_p5", "s2_cnn", "lenet_bn_dropout", "s1_resnet18_before_bn")
+FORCED_LEVELS = {"as is": {}, "ATen default": {"ATEN_CPU_CAPABILITY": "default"},
+                 "MKL AVX2 branch": {"MKL_CBWR": "AVX2"}, "oneDNN SSE4.1": {"ONEDNN_MAX_CPU_ISA": "SSE41"}}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PINNABLE is not None, reason=f"the pin cannot hold here: {PINNABLE}")
+def test_tiny_results_are_byte_identical_under_every_forced_kernel_level_and_differ_without_the_pin(
+        tiny_params, tmp_path: Path):
+    """The forced levels stand in for machines of other kinds: pinned, none of them changes a
+    byte; native (unpinned), the level alone changes the results."""
+    tiny_params["variants"] = {name: tiny_params["variants"][name] for name in LEVEL_VARIANTS}
+    tiny_params["studies"] = {}
+    config = tmp_path / "params.json"
+    config.write_text(json.dumps(tiny_params))
+    prepared = write_prepared(tmp_path / "prepared", n_train=200)
+
+    def results(label: str, env: dict[str, str]) -> dict:
+        out = tmp_path / label.replace(" ", "_")
+        return json.loads(_python(TRAIN_CHILD, env, str(config), str(prepared), str(out)).splitlines()[-1])
+
+    pinned = {label: results(f"pinned {label}", env) for label, env in FORCED_LEVELS.items()}
+    assert all(result["pinned"] for result in pinned.values())
+    reference = pinned["as is"]["digests"]
+    assert all(result["digests"] == reference for result in pinned.values()), pinned
+
+    native = {label: results(f"native {label}", {**env, platform.OPT_OUT: "native"})
+              for label, env in (("as is", {}), ("ATen default", FORCED_LEVELS["ATen default"]))}
+    assert not any(result["pinned"] for result in native.values())
+    moved = [v for v in LEVEL_VARIANTS if native["as is"]["digests"][v] != native["ATen default"]["digests"][v]]
+    assert set(moved) == set(LEVEL_VARIANTS), f"only {moved} moved with the ATen level when unpinned"
