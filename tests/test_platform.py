@@ -136,7 +136,7 @@ print(json.dumps({"pinned": platform.pinned(), "digests": digests}))
 # convolutions with BN, dropout and Adam (S2 CNN, LeNet-5), a ResNet block with dropout before BN.
 LEVEL_VARIANTS = ("s4_mlp_p2_p5", "s2_cnn", "lenet_bn_dropout", "s1_resnet18_before_bn")
 FORCED_LEVELS = {"as is": {}, "ATen default": {"ATEN_CPU_CAPABILITY": "default"},
-                 "MKL AVX2 branch": {"MKL_CBWR": "AVX2"}, "oneDNN SSE4.1": {"ONEDNN_MAX_CPU_ISA": "SSE41"}}
+                 "MKL AVX2 branch, oneDNN SSE4.1": {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "SSE41"}}
 
 
 @pytest.mark.slow
@@ -152,7 +152,7 @@ def test_tiny_results_are_byte_identical_under_every_forced_kernel_level_and_dif
     prepared = write_prepared(tmp_path / "prepared", n_train=200)
 
     def results(label: str, env: dict[str, str]) -> dict:
-        out = tmp_path / label.replace(" ", "_")
+        out = tmp_path / "".join(c if c.isalnum() else "_" for c in label)
         return json.loads(_python(TRAIN_CHILD, env, str(config), str(prepared), str(out)).splitlines()[-1])
 
     pinned = {label: results(f"pinned {label}", env) for label, env in FORCED_LEVELS.items()}
