@@ -80,8 +80,8 @@ def test_the_test_process_runs_the_pinned_kernels():
     facts = platform.fingerprint()
     assert facts["pinned"] and facts["unpinned_reason"] is None
     assert facts["aten_capability"] == "AVX2" and facts["mkl_cbwr"] == "COMPATIBLE"
-    assert not torch.backends.mkldnn.enabled and not torch._C._get_nnpack_enabled()
-    assert not facts["onednn"] and not facts["nnpack"]
+    assert facts["onednn_max_isa"] == "AVX2" and facts["onednn"] and not facts["nnpack"]
+    assert not torch._C._get_nnpack_enabled()
     assert all(os.environ[name] == value for name, value in platform.PINS.items())
 
 

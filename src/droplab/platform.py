@@ -8,14 +8,16 @@ loops likewise. Each choice changes the last bits of a sum, and training (Adam w
 all) grows last bits into other trajectories. So, before torch is imported:
 
 - ATen runs its AVX2 kernels (`ATEN_CPU_CAPABILITY=avx2`), the level every x86-64 CPU of the
-  last decade has;
+  last decade has, and so does oneDNN, which runs the convolutions (`ONEDNN_MAX_CPU_ISA=AVX2`);
 - MKL runs its COMPATIBLE branch (`MKL_CBWR`), the only conditional-numerical-reproducibility
   branch that MKL documents as giving the same results on Intel and non-Intel CPUs (its AVX2
   branch falls back to vendor dispatch on AMD), with a fixed thread count (`MKL_DYNAMIC`);
 - numpy's dispatched loops stop at AVX2 (`NPY_DISABLE_CPU_FEATURES`).
 
-After import, `apply_torch_pins` turns oneDNN and NNPACK off, so convolutions run as ATen's
-im2col plus MKL's GEMM: both pinned above. Dropout masks come from `torch.rand`
+After import, `apply_torch_pins` turns NNPACK off: without it, no-grad convolutions (evaluation)
+would take NNPACK's own kernels, which nothing pins. oneDNN stays on: ATen's fallback
+convolution (im2col plus one GEMM per image) made a ResNet-18 training step 13x slower here,
+and its backward pass 90% of the step. Dropout masks come from `torch.rand`
 (models.blocks.Dropout), not from `bernoulli_`, which draws through MKL on Intel CPUs only.
 
 `DROPLAB_CPU_KERNELS=native` opts out (faster; results then depend on the machine). Off
@@ -33,6 +35,7 @@ from pathlib import Path
 OPT_OUT = "DROPLAB_CPU_KERNELS"
 PINS = {
     "ATEN_CPU_CAPABILITY": "avx2",
+    "ONEDNN_MAX_CPU_ISA": "AVX2",
     "MKL_CBWR": "COMPATIBLE",
     "MKL_DYNAMIC": "FALSE",
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",
@@ -103,12 +106,12 @@ PIN_FAILURE = pin_environment()  # droplab/__init__ imports this module first
 
 
 def apply_torch_pins() -> None:
-    """After torch loads: convolutions through ATen and MKL (pinned), not oneDNN or NNPACK."""
+    """After torch loads: no NNPACK, whose kernels no setting pins (ATen uses it for no-grad
+    convolutions when oneDNN declines one)."""
     import torch
 
     if PIN_FAILURE is None:
-        torch.backends.mkldnn.enabled = False
-        torch.backends.nnpack.set_flags(False)  # used for no-grad (evaluation) convolutions otherwise
+        torch.backends.nnpack.set_flags(False)
 
 
 def unpinned_reason() -> str | None:
@@ -142,6 +145,7 @@ def fingerprint(device: str = "cpu") -> dict[str, object]:
         "cpu_vendor": cpu_vendor(),
         "aten_capability": torch.backends.cpu.get_cpu_capability(),
         "mkl_cbwr": os.environ.get("MKL_CBWR", "unset"),
+        "onednn_max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "unset"),
         "onednn": torch.backends.mkldnn.enabled,
         "nnpack": torch._C._get_nnpack_enabled(),
         "threads": torch.get_num_threads(),
