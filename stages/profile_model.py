@@ -6,17 +6,17 @@ review as a text diff. One stage for all variants: counting takes well under a s
 model, far less than starting a stage, and every extra stage slows `dvc status`.
 """
 
-import json
 from pathlib import Path
 
 from droplab.atomic import write_json, write_text
 from droplab.cli import run_stage
 from droplab.models import create_model
+from droplab.prepare import load_meta
 from droplab.profile import profile_model
 
 
 def main(params) -> None:
-    meta = json.loads(Path("data/prepared/meta.json").read_text())
+    meta = load_meta(Path("data/prepared"))
     for variant, spec in params.variants.items():
         model = create_model(spec, params.rates(variant), meta["input_shape"], len(meta["classes"]))
         summary, table = profile_model(model, meta["input_shape"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import json
 import pickle
 import re
 import runpy
@@ -22,8 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from droplab import checkpoint, train
+from droplab.__main__ import main as droplab_main
 from droplab.config import parse_params
 from test_cli import write_params
 
@@ -82,6 +85,7 @@ class Bad:
     expected: tuple[str, ...]  # what the one-line message must say
     arrange: Callable[[Project], object]
     cut_every: dict[str, int] | None = None  # the local server drops every transfer of a file after n bytes
+    after_write: Callable[[Path], object] | None = None  # changes params.yaml's bytes after it is written
 
 
 IDX_ROLES = dict(zip(("train_images", "train_labels", "test_images", "test_labels"), MNIST_FILES, strict=True))
@@ -196,6 +200,89 @@ def _code_in_model_file(project: Project) -> None:
     (project.root / "models/s2_mlp/seed0.pt").write_bytes(pickle.dumps(
         {"state_dict": _RunsCode(project.root.parent / "pwned")}))
 
+
+def _arrays(project: Project, change: Callable[[bytes], bytes]) -> None:
+    path = project.root / "data/prepared/arrays.npz"
+    path.write_bytes(change(path.read_bytes()))
+
+
+def _flip_a_byte(data: bytes) -> bytes:
+    middle = len(data) // 2
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+
+
+def _corrupt_npy_header(data: bytes) -> bytes:
+    """The header of the first array inside the zip, `{'descr': ...}`, made unparseable."""
+    at = data.index(b"{'descr'")
+    return data[:at] + b"{'descr' % broken" + data[at + len(b"{'descr' % broken"):]
+
+
+def _meta(change: Callable[[dict], object]) -> Callable[[Project], None]:
+    def arrange(project: Project) -> None:
+        path = project.root / "data/prepared/meta.json"
+        meta = json.loads(path.read_text())
+        change(meta)
+        path.write_text(json.dumps(meta))
+
+    return arrange
+
+
+def _model_file(content: object) -> Callable[[Project], None]:
+    def arrange(project: Project) -> None:
+        torch.save(content, project.root / "models/s2_mlp/seed0.pt")
+
+    return arrange
+
+
+def _full_disk_under(folder: str, method: str) -> Callable[[Project], None]:
+    def arrange(project: Project) -> None:
+        real = getattr(Path, method)
+
+        def full_disk(self: Path, *args, **kwargs):
+            if folder in self.parts:
+                raise OSError(errno.ENOSPC, "No space left on device", str(self))
+            return real(self, *args, **kwargs)
+
+        project.monkeypatch.setattr(Path, method, full_disk)
+
+    return arrange
+
+
+def _interrupted_training(project: Project) -> None:
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    project.monkeypatch.setattr("droplab.train.train_one_epoch", ctrl_c)
+
+
+def _study(name: str) -> Callable[[Project], None]:
+    def arrange(project: Project) -> None:
+        project.raw["studies"][name] = {"title": "escapes", "variants": ["s2_mlp"]}
+
+    return arrange
+
+
+def _claims(claims: list[dict]) -> Callable[[Project], None]:
+    def arrange(project: Project) -> None:
+        (project.root / "claims.yaml").write_text(yaml.safe_dump(claims))
+
+    return arrange
+
+
+def _bytes_in_params(old: bytes, new: bytes) -> Callable[[Path], None]:
+    def change(root: Path) -> None:
+        path = root / "params.yaml"
+        data = path.read_bytes()
+        assert old in data, old
+        path.write_bytes(data.replace(old, new, 1))
+
+    return change
+
+
+def _study_twice(project: Project) -> None:
+    project.raw["studies"]["s2_mlp"]["variants"] = ["s2_mlp", "s2_mlp"]
+
+
 CATALOGUE = [
     Bad("unknown-params-key", ("train.py", RUN), ("params.yaml is invalid", "trian: unknown key; allowed: seeds"),
         _typo("trian", {"epochs": 3})),
@@ -238,12 +325,77 @@ CATALOGUE = [
     Bad("code-in-model-file", ("analyze.py", "s2_mlp"),
         ("models/s2_mlp/seed0.pt: not a droplab model file; it is loaded weights-only and refused",),
         _code_in_model_file),
+    Bad("study-name-escapes", ("aggregate.py",), ("studies", "name '../../escaped' may use only letters"),
+        _study("../../escaped")),
+    Bad("study-name-absolute", ("report.py",), ("studies", "name '/tmp/droplab-escaped' may use only letters"),
+        _study("/tmp/droplab-escaped")),
+    Bad("tiny-keep-typo", ("droplab", "tiny", "--keep", "s2_mpl"),
+        ("--keep: 's2_mpl' not in params.yaml variants; known: ",), lambda project: None),
+    Bad("sweep-jobs-0", ("droplab", "sweep", "--jobs", "0"),
+        ("argument --jobs: '0': expected a whole number of experiments at once, 1 or more",), lambda project: None),
+    Bad("disk-full-model", ("train.py", RUN),
+        ("models/s2_mlp/seed0.pt: No space left on device", "earlier outputs are unchanged"),
+        _full_disk_under("models", "write_bytes")),
+    Bad("arrays-truncated", ("train.py", RUN), ("data/prepared/arrays.npz: unreadable", "rerun the preprocess"),
+        lambda project: _arrays(project, lambda data: data[: len(data) // 2])),
+    Bad("arrays-bit-flipped", ("train.py", RUN), ("data/prepared/arrays.npz: ", "rerun the preprocess"),
+        lambda project: _arrays(project, _flip_a_byte)),
+    Bad("arrays-not-zip", ("train.py", RUN), ("data/prepared/arrays.npz: unreadable", "rerun the preprocess"),
+        lambda project: _arrays(project, lambda data: b"not a zip archive\n" * 100)),
+    Bad("arrays-corrupt-npy-header", ("train.py", RUN),
+        ("data/prepared/arrays.npz: a corrupt array inside", "rerun the preprocess"),
+        lambda project: _arrays(project, _corrupt_npy_header)),
+    Bad("meta-invalid-json", ("train.py", RUN), ("data/prepared/meta.json: not valid JSON", "rerun the preprocess"),
+        lambda project: (project.root / "data/prepared/meta.json").write_text("{not json")),
+    Bad("meta-too-few-classes", ("train.py", RUN), ("data/prepared/meta.json: classes: List should have at least 2",),
+        _meta(lambda meta: meta.update(classes=["only"]))),
+    Bad("meta-wrong-shape", ("train.py", RUN), ("data/prepared/meta.json: input_shape: List should have at least 3",),
+        _meta(lambda meta: meta.update(input_shape=[28, 28]))),
+    Bad("meta-zero-std", ("train.py", RUN), ("data/prepared/meta.json: std.0: Input should be greater than 0",),
+        _meta(lambda meta: meta.update(std=[0.0]))),
+    Bad("model-of-another-variant", ("analyze.py", "s2_mlp"),
+        ("models/s2_mlp/seed0.pt: holds a model of variant 's2_cnn', not 's2_mlp'",),
+        _model_file({"variant": "s2_cnn", "state_dict": {}})),
+    Bad("model-bare-tensor", ("analyze.py", "s2_mlp"),
+        ("models/s2_mlp/seed0.pt: not a droplab model file: expected the train stage's dict", "found Tensor"),
+        _model_file(torch.zeros(3))),
+    Bad("seed-negative", ("train.py", RUN), ("seeds.0: Input should be greater than or equal to 0 (got -1)",),
+        _typo("seeds", [-1, 1])),
+    Bad("seed-too-large", ("train.py", RUN), ("seeds.1: Input should be less than 4294967296 (got 4294967296)",),
+        _typo("seeds", [0, 2**32])),
+    Bad("split-seed-negative", ("preprocess.py",), ("data.split_seed: Input should be greater than or equal to 0",),
+        _typo("data.split_seed", -5)),
+    Bad("params-latin-1", ("train.py", RUN), ("params.yaml: byte 0xe9 at line", "is not UTF-8"),
+        lambda project: None, after_write=_bytes_in_params(b"dataset:", "# caf\u00e9\ndataset:".encode("latin-1"))),
+    Bad("claims-latin-1", ("validate.py",), ("claims.yaml: byte 0xe9 at line 1 is not UTF-8",),
+        lambda project: (project.root / "claims.yaml").write_bytes("# caf\u00e9\n[]\n".encode("latin-1"))),
+    Bad("claim-misspelt-variant", ("validate.py",),
+        ("claims.yaml: claim 'typo' names 's2_mpl', which is neither in params.yaml variants", "did you mean 's2_mlp'"),
+        _claims([{"id": "typo", "study": "S2", "says": "x", "metric": "test.acc1", "expect": "s2_mpl > s2_cnn"}])),
+    Bad("study-variant-twice", ("aggregate.py",),
+        ("studies.s2_mlp.variants: variant 's2_mlp' is listed twice",), _study_twice),
+    Bad("params-duplicate-key", ("train.py", RUN), ("params.yaml: not valid YAML", "key 'dropout' appears twice"),
+        lambda project: None, after_write=_bytes_in_params(b"dataset:", b"dropout: 0.3\ndataset:")),
+    Bad("adam-momentum", ("train.py", RUN), ("train: momentum = 0.9 is SGD's; Adam would ignore it",),
+        _typo("train.momentum", 0.9)),
+    Bad("interrupted-training", ("train.py", RUN), ("interrupted (Ctrl-C)", "resumes from it"), _interrupted_training),
+    Bad("runs-params-missing", ("droplab", "runs", "--params", "absent.yaml"),
+        ("absent.yaml: file not found",), lambda project: None),
+    Bad("tiny-params-missing", ("droplab", "tiny", "--params", "absent.yaml"),
+        ("absent.yaml: file not found",), lambda project: None),
+    Bad("lenet-resize-too-small", ("train.py", "lenet_std_bn-seed0"),
+        ("variants.lenet_std_bn.resize: Input should be greater than or equal to 16 (got 4)",),
+        _typo("variants.lenet_std_bn.resize", 4)),
+    Bad("mlp-too-large", ("train.py", RUN),
+        ("hidden {'hidden': [100000000]}: this mlp has 79.7 G parameters", "make it smaller"),
+        _typo("variants.s2_mlp.hidden", [100000000])),
 ]
+# Cases whose bad input arrives through DVC itself; tests/test_pipeline.py runs them in a clone.
+THROUGH_DVC = ["dvc-exp-run-bad-value", "dvc-exp-run-bad-lr", "dvc-new-variant-without-runs"]
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*"))
-            if path.is_file() and path.name not in ("params.yaml", "dvc.yaml")}
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 def _outputs(files: dict[str, bytes]) -> dict[str, bytes]:
@@ -251,12 +403,26 @@ def _outputs(files: dict[str, bytes]) -> dict[str, bytes]:
 
 
 def _run_stage(root: Path, script: str, *args: str, monkeypatch, capsys) -> tuple[int, str]:
+    """A stage script (or a `droplab` command), in this process, from the project's root."""
     monkeypatch.chdir(root)
     monkeypatch.setattr(sys, "argv", [script, *args])
     monkeypatch.setattr("droplab.transfer.time.sleep", lambda seconds: None)  # retries without the wait
     with pytest.raises(SystemExit) as exit_:
-        runpy.run_path(str(REPO / "stages" / script), run_name="__main__")
+        if script == "droplab":
+            droplab_main(list(args))
+        else:
+            runpy.run_path(str(REPO / "stages" / script), run_name="__main__")
     return exit_.value.code, capsys.readouterr().err
+
+
+def _command(stage: tuple[str, ...]) -> str:
+    return stage[1] if stage[0] == "droplab" else stage[0].removesuffix(".py")
+
+
+def _outside(tmp_path: Path) -> set[str]:
+    """Every path next to the project and in /tmp's top level: where an escaping name would write."""
+    return {str(p) for p in tmp_path.rglob("*") if "project" not in p.relative_to(tmp_path).parts[:1]} | \
+        {str(p) for p in Path("/tmp").glob("droplab-escaped*")}
 
 
 @pytest.mark.parametrize("bad", CATALOGUE, ids=[bad.id for bad in CATALOGUE])
@@ -269,28 +435,32 @@ def test_bad_input_stops_with_a_clear_message_and_harms_nothing(bad: Bad, tiny_p
         (root / name).write_bytes(content)
     (tmp_path / "served").mkdir()
     with serve(tmp_path / "served", cut_every=bad.cut_every) as server:
+        (root / "claims.yaml").write_bytes((REPO / "claims.yaml").read_bytes())
         bad.arrange(Project(root, tiny_params, monkeypatch, server.url))
         write_params(root, tiny_params)
-        before = _files(root)
+        if bad.after_write:
+            bad.after_write(root)
+        before, outside = _files(root), _outside(tmp_path)
         code, stderr = _run_stage(root, *bad.stage, monkeypatch=monkeypatch, capsys=capsys)
 
-    lines = stderr.strip().splitlines()
+    lines = [line for line in stderr.strip().splitlines() if not line.startswith(("usage:", " "))]  # argparse usage
     assert code == 2, stderr
-    assert lines[0].startswith(f"droplab {bad.stage[0].removesuffix('.py')}: error: "), stderr
+    assert lines[0].startswith(f"droplab {_command(bad.stage)}: error: "), stderr
     for fragment in bad.expected:
         assert fragment in stderr, f"{fragment!r} not in:\n{stderr}"
-    assert "Traceback" not in stderr
+    assert "Traceback" not in stderr and "weights_only" not in stderr
     after = _files(root)
     assert _outputs(after) == _outputs(before)
     assert not [name for name in after if name.endswith(".tmp") or ".partial" in name]
     assert not (tmp_path / "pwned").exists()
+    assert _outside(tmp_path) == outside  # nothing written outside the project
 
 
 def test_the_readme_table_lists_exactly_the_catalogue():
     readme = (REPO / "README.md").read_text()
     table = readme.split("<!-- bad-input catalogue -->")[1]
     ids = re.findall(r"^\| `([a-z0-9-]+)` \|", table, flags=re.MULTILINE)
-    assert ids == [bad.id for bad in CATALOGUE]
+    assert ids == [bad.id for bad in CATALOGUE] + THROUGH_DVC
 
 
 def test_the_payload_would_run_if_unpickled(tmp_path: Path):

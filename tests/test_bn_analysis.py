@@ -2,8 +2,13 @@ import pytest
 import torch
 from torch import nn
 
+from droplab import analyze, train
 from droplab.bn_analysis import learned_affine, recalibrate, variance_shifts
+from droplab.config import parse_params
+from droplab.device_data import Split, eval_batches
 from droplab.models.resnet import DropoutBatchNorm2d
+
+from synthetic import write_prepared
 
 
 def _batches(data: torch.Tensor, size: int = 500):
@@ -84,3 +89,21 @@ def test_droplabs_own_dropout_bn_shows_the_shift_and_recalibrates(p: float):
     assert variance_shifts(model, _batches(data))[0]["0"] == pytest.approx(1 / (1 - p), rel=0.05)
     fixed = recalibrate(model, _batches(data))
     assert variance_shifts(fixed, _batches(data))[1]["0"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_pass_whose_last_batch_would_hold_one_image_gives_it_to_the_batch_before(tiny_params, tmp_path):
+    """BN in train mode (variance shift, recalibration) cannot take a batch of 1: with 120 training
+    images and batches of 119, the analysis used to fail after training had succeeded."""
+    split = Split(torch.zeros(120, 1, 2, 2, dtype=torch.uint8), torch.arange(120))
+    assert [len(labels) for _, labels in eval_batches(split, 119)] == [120]
+    assert [len(labels) for _, labels in eval_batches(split, 50)] == [50, 50, 20]
+    assert torch.equal(torch.cat([labels for _, labels in eval_batches(split, 119)]), split.labels)
+
+    tiny_params["train"]["eval_batch_size"] = 119
+    tiny_params["analysis"]["train_images"] = None
+    params = parse_params(tiny_params)
+    prepared = write_prepared(tmp_path / "prepared", n_train=120)
+    train.main(params, params.first_run("s2_mlp"), prepared, tmp_path / "models", tmp_path / "metrics",
+               tmp_path / "plots")
+    result = analyze.main(params, "s2_mlp", prepared, tmp_path / "models", tmp_path / "metrics", tmp_path / "report")
+    assert result["bn_layers"] == 1 and result["recalibration"] is not None

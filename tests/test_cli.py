@@ -1,5 +1,8 @@
 """Stage scripts turn bad input into one clear line and a non-zero exit, never a traceback."""
 
+import importlib
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -7,8 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from droplab.config import ConfigError, parse_params
-from droplab.runs import write_runs
+from droplab import atomic
+from droplab.__main__ import main as droplab_main
+from droplab.config import ConfigError, load_params, parse_params
+from droplab.runs import check_runs, write_runs
 
 from conftest import REPO
 
@@ -72,3 +77,28 @@ def test_unreachable_data_lists_every_source(tmp_path: Path, real_params):
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "data" / "raw" / "fashion_mnist").exists() or not any(
         (tmp_path / "data" / "raw" / "fashion_mnist").iterdir())
+
+
+def test_outputs_honour_the_umask(tmp_path: Path):
+    """mkstemp makes 0600 files; an output must get what open() would give."""
+    old = os.umask(0o022)
+    try:
+        importlib.reload(atomic)
+        atomic.write_text(tmp_path / "out.txt", "x\n")
+        assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)
+        importlib.reload(atomic)
+
+
+def test_tiny_works_without_studies_and_records_what_it_leaves_out(tmp_path: Path, real_params):
+    raw = dict(real_params)
+    raw.pop("studies")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    (tmp_path / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
+    droplab_main(["tiny", "--keep", "s2_mlp,s2_cnn", "--params", str(tmp_path / "params.yaml"),
+                  "--pipeline", str(tmp_path / "dvc.yaml")])
+    params = load_params(tmp_path / "params.yaml")
+    assert set(params.variants) == {"s2_mlp", "s2_cnn"} and params.studies == {}
+    assert "s4_mlp_p2_p5" in params.skipped_variants and "s2_mlp" not in params.skipped_variants
+    check_runs(params, tmp_path / "dvc.yaml")

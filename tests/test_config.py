@@ -1,8 +1,10 @@
 import copy
 
 import pytest
+import yaml
 
-from droplab.config import ConfigError, parse_params
+from droplab.config import ConfigError, load_params, parse_params
+from droplab.yaml_file import read_yaml
 
 
 def _error(raw: dict) -> str:
@@ -117,3 +119,35 @@ def test_plain_http_is_allowed_only_on_loopback(real_params):
 
 def test_an_extra_dataset_cannot_shadow_a_built_in(real_params):
     assert "a built-in dataset has this name" in _error({**real_params, "extra_datasets": {"cifar10": CIFAR_MIRROR}})
+
+
+def test_yaml_1_2_floats_are_numbers_and_other_scalars_keep_their_types(tmp_path):
+    """`lr: 1e-3` is what every user writes; YAML 1.1 (PyYAML's default) reads it as a string."""
+    path = tmp_path / "p.yaml"
+    path.write_text("a: 1e-3\nb: 3\nc: 0.5\nd: .5\ne: 1.5E+2\nf: -2e5\ng: abc\nh: 1e\ni: true\nj: '1e-3'\n")
+    assert read_yaml(path) == {"a": 0.001, "b": 3, "c": 0.5, "d": 0.5, "e": 150.0, "f": -200000.0, "g": "abc",
+                               "h": "1e", "i": True, "j": "1e-3"}
+    assert all(type(v) is float for v in (read_yaml(path)["a"], read_yaml(path)["e"]))
+
+
+def test_lr_written_as_1e_minus_3_is_accepted(real_params, tmp_path):
+    text = yaml.safe_dump(real_params).replace("lr: 0.001\n", "lr: 1e-3\n", 1)
+    assert "lr: 1e-3" in text
+    (tmp_path / "params.yaml").write_text(text)
+    assert load_params(tmp_path / "params.yaml").train.lr == 0.001
+
+
+def test_every_name_that_becomes_a_path_is_a_plain_name(real_params):
+    for bad in ("../x", "/abs/x", "a/b", ".hidden", "a.b", ""):
+        for section in ("variants", "studies", "fixed_p", "extra_datasets"):
+            raw = copy.deepcopy(real_params)
+            raw[section] = {bad: next(iter(raw[section].values()), 0.0) if raw[section] else 0.0}
+            with pytest.raises(ConfigError, match="may use only letters, digits"):
+                parse_params(raw)
+
+
+def test_a_variant_override_is_checked_against_the_top_level_train(real_params):
+    raw = copy.deepcopy(real_params)
+    raw["variants"]["s2_mlp"]["train"] = {"momentum": 0.5}  # s2_mlp trains with the top-level Adam
+    with pytest.raises(ConfigError, match="variants.s2_mlp.train on top of train: momentum = 0.5 is SGD's"):
+        parse_params(raw)

@@ -324,3 +324,43 @@ def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Pa
     assert "(plots/s2_mlp_loss.png)" in review and (root / "review/plots/s2_mlp_loss.png").exists()
     assert run(["git", "status", "--porcelain", "params.yaml", "dvc.yaml"], root).strip() == ""
     assert run(["git", "worktree", "list"], root).count("\n") == 1  # the base worktree is gone
+
+
+def _tracked_outputs(root: Path) -> dict[str, bytes]:
+    """Every file a stage writes, as DVC left it: what a bad input arriving through DVC must not touch."""
+    files = {}
+    for folder in ("models", "metrics", "plots", "report", "data/prepared", "data/params.checked"):
+        files.update({f"{folder}/{rel}": data for rel, data in snapshot(root, folder).items()})
+    return files
+
+
+def _fails_through_dvc(root: Path, args: list[str], expected: tuple[str, ...]) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **GIT_IDENTITY}
+    before = _tracked_outputs(root)
+    try:
+        done = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
+        output = done.stdout + done.stderr
+        assert done.returncode != 0, output
+        assert "Running stage 'validate'" in output and "droplab validate: error: " in output, output
+        assert all(fragment in output for fragment in expected), output
+        assert "Traceback" not in output
+        assert _tracked_outputs(root) == before  # DVC stopped at validate: no stage's outputs were deleted
+    finally:
+        run(["git", "checkout", "--", "params.yaml", "dvc.yaml"], root)
+
+
+def test_bad_params_arriving_through_dvc_stop_before_any_output_is_touched(small_clone: Path):
+    """The catalogue's THROUGH_DVC rows, run the way users run them (last in this module: the clone's
+    params.yaml and dvc.yaml are restored after each)."""
+    root = small_clone
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "results", "--allow-empty"], root)
+    _fails_through_dvc(root, ["dvc", "exp", "run", "-S", "dropout=abc"],  # dvc-exp-run-bad-value
+                       ("dropout: Input should be a valid number",))
+    _fails_through_dvc(root, ["dvc", "exp", "run", "-S", "train.lr=-1"],  # dvc-exp-run-bad-lr
+                       ("train.lr: Input should be greater than 0",))
+    params = yaml.safe_load((root / "params.yaml").read_text())  # dvc-new-variant-without-runs
+    params["variants"]["s2_mlp_wide"] = {**params["variants"]["s2_mlp"], "hidden": [2048]}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _fails_through_dvc(root, ["dvc", "repro"], ("the runs are out of date with params.yaml", "s2_mlp_wide-seed0"))
+    assert json.loads(run(["dvc", "status", "--json"], root)) == {}

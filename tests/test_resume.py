@@ -132,7 +132,8 @@ def test_an_unreadable_checkpoint_is_refused(tiny_params, tmp_path: Path):
     path = tmp_path / "checkpoints" / VARIANT / "seed0.pt"
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a checkpoint")
-    with pytest.raises(DroplabError, match=rf"{path}: not a readable droplab checkpoint .*delete it"):
+    refused = rf"{path}: not a droplab checkpoint; it is loaded weights-only and refused .*delete it"
+    with pytest.raises(DroplabError, match=refused):
         _train(parse_params(tiny_params), tmp_path, tmp_path / "checkpoints")
 
 

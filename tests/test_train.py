@@ -11,6 +11,7 @@ from droplab.config import parse_params
 from droplab.device_data import BatchTransform, Split, augment, load_splits, train_batches
 from droplab.errors import DroplabError
 from droplab.models import create_model
+from droplab.prepare import load_meta
 
 from synthetic import write_prepared
 
@@ -61,8 +62,10 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
         result = train.main(params, run, prepared, out / "models", out / "metrics", out / "plots")
         outputs.append(out)
     first, second = outputs
-    for rel in (f"metrics/train/{variant}/seed0.json", f"plots/train/{variant}/seed0.tsv"):
-        assert (first / rel).read_bytes() == (second / rel).read_bytes()
+    # the model file too: DVC hashes it, and other bytes would rerun every analyze stage
+    files = (f"metrics/train/{variant}/seed0.json", f"plots/train/{variant}/seed0.tsv", f"models/{variant}/seed0.pt")
+    for rel in files:
+        assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     assert set(result) == {"best_epoch", "train", "val", "test"}
     assert set(result["test"]) == {"loss", "acc1", "acc5", "f1_macro"}
     rows = (first / f"plots/train/{variant}/seed0.tsv").read_text().splitlines()
@@ -126,7 +129,8 @@ def test_saved_checkpoint_reproduces_the_test_metrics(tiny_params, tmp_path: Pat
     model = create_model(params.variants["s2_mlp"], params.rates("s2_mlp"), [1, 28, 28], 10)
     model.load_state_dict(checkpoint["state_dict"])
     ctx = train.Context(BatchTransform([0.4], [0.3], True, torch.device("cpu")), 10, torch.device("cpu"), False)
-    again = train.evaluate(model, load_splits(prepared / "arrays.npz", torch.device("cpu"))["test"], 1000, ctx)
+    test_split = load_splits(prepared / "arrays.npz", torch.device("cpu"), load_meta(prepared))["test"]
+    again = train.evaluate(model, test_split, 1000, ctx)
     assert again["acc1"] == pytest.approx(result["test"]["acc1"], abs=1e-6)
 
 
@@ -134,7 +138,7 @@ def _one_epoch_loss(params, prepared: Path, variant: str, autocast: bool, channe
     """One epoch of `variant` from the seed-0 weights, on the CPU, with the GPU path's switches."""
     cfg = params.train_config(variant)
     cpu = torch.device("cpu")
-    splits = load_splits(prepared / "arrays.npz", cpu)
+    splits = load_splits(prepared / "arrays.npz", cpu, load_meta(prepared))
     torch.manual_seed(0)
     model = create_model(params.variants[variant], params.rates(variant), [1, 28, 28], 10)
     if channels_last:

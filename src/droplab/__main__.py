@@ -17,9 +17,9 @@ import yaml
 
 from droplab.atomic import write_text
 from droplab.cli import PARAMS
-from droplab.config import load_params
+from droplab.config import ConfigError, load_params, parse_params, read_params
 from droplab.errors import DroplabError
-from droplab.runs import PIPELINE, write_runs
+from droplab.runs import PIPELINE, runs_block_of, write_runs
 from droplab.tiny import shrink
 
 
@@ -29,10 +29,18 @@ def _runs(args: argparse.Namespace) -> None:
 
 
 def _tiny(args: argparse.Namespace) -> None:
+    """Everything is checked before anything is written: params.yaml is rewritten only with a
+    valid tiny config, and only then the runs block."""
     keep = [name.strip() for name in args.keep.split(",")] if args.keep else None
-    raw = yaml.safe_load(args.params.read_text())
-    write_text(args.params, yaml.safe_dump(shrink(raw, keep), sort_keys=False))
-    _runs(args)
+    raw = read_params(args.params)
+    if not isinstance(raw, dict) or not isinstance(raw.get("variants"), dict):
+        raise ConfigError(f"{args.params}: expected a params.yaml with a `variants` mapping")
+    tiny = shrink(raw, keep)
+    params = parse_params(tiny, str(args.params))
+    runs_block_of(args.pipeline)  # the pipeline file must have a runs block before params.yaml changes
+    write_text(args.params, yaml.safe_dump(tiny, sort_keys=False))
+    count = write_runs(params, args.pipeline)
+    print(f"{args.pipeline}: {count} runs")
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -46,6 +54,16 @@ def _review(args: argparse.Namespace) -> None:
     from droplab import review
 
     print(review.build_review(args.base, args.out))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of experiments at once, 1 or more")
+    return value
 
 
 def _rates(text: str) -> list[float]:
@@ -74,7 +92,7 @@ def parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser("sweep", help="queue the dropout sweep as DVC experiments, run them, report")
     sweep.add_argument("--rates", type=_rates, default=[round(0.1 * i, 1) for i in range(1, 10)],
                        help="comma-separated dropout rates (default 0.1,...,0.9)")
-    sweep.add_argument("--jobs", type=int, default=1, help="experiments run at once (dvc queue start -j)")
+    sweep.add_argument("--jobs", type=_positive_int, default=1, help="experiments run at once (dvc queue start -j)")
     sweep.add_argument("--variants", default="s2_mlp,s2_cnn", help="comma-separated variants to report")
     sweep.add_argument("--out", type=Path, default=Path("report/sweep"))
     sweep.add_argument("--report-only", action="store_true", help="skip queueing; report the finished experiments")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from difflib import get_close_matches
 from itertools import combinations
 from pathlib import Path
 
 from droplab.atomic import write_json, write_text
-from droplab.claims import evaluate, load_claims
+from droplab.claims import Claim, ClaimsError, evaluate, load_claims
 from droplab.config import Params
 from droplab.stats import compare, summarize
 
@@ -56,6 +57,18 @@ def summary(values: dict[str, dict[str, list[float]]]) -> dict:
     return result
 
 
+def check_claim_variants(claims: list[Claim], params: Params, claims_path: Path) -> None:
+    """A claim may name a variant this config skips (it is then "not run"), never an unknown one."""
+    known = set(params.variants) | set(params.skipped_variants)
+    for claim in claims:
+        unknown = [name for name in claim.variants() if name not in known]
+        if unknown:
+            close = get_close_matches(unknown[0], sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ClaimsError(f"{claims_path}: claim {claim.id!r} names {unknown[0]!r}, which is neither in "
+                              f"params.yaml variants nor in skipped_variants{hint}")
+
+
 def statistics(params: Params, values: dict[str, dict[str, list[float]]], claims_path: Path) -> dict:
     """report/stats.json: every interval, every within-study comparison, every claim's verdict."""
     per_variant = {variant: {metric: _rounded(asdict(summarize(series, CONFIDENCE)))
@@ -67,9 +80,11 @@ def statistics(params: Params, values: dict[str, dict[str, list[float]]], claims
                 for a, b in combinations(group.variants, 2)]
         for study, group in params.studies.items()
     }
+    loaded = load_claims(claims_path)
+    check_claim_variants(loaded, params, claims_path)
     claims = [asdict(evaluate(claim, {variant: metrics.get(claim.metric, []) for variant, metrics in values.items()},
                               CONFIDENCE))
-              for claim in load_claims(claims_path)]
+              for claim in loaded]
     return {"confidence": CONFIDENCE, "variants": per_variant, "comparisons": comparisons, "claims": claims}
 
 

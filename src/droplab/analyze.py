@@ -3,13 +3,12 @@ trained variant, from its checkpoint."""
 
 from __future__ import annotations
 
-import json
 import statistics
 from pathlib import Path
 
 import torch
 
-from droplab import bn_analysis
+from droplab import bn_analysis, torch_files
 from droplab.atomic import write_json
 from droplab.config import Params
 from droplab.determinism import pick_device, seed_everything
@@ -17,6 +16,7 @@ from droplab.device_data import BatchTransform, Split, eval_batches, load_splits
 from droplab.errors import DroplabError
 from droplab.figures import bn_figure
 from droplab.models import create_model
+from droplab.prepare import load_meta
 from droplab.train import Context, evaluate
 
 
@@ -25,15 +25,16 @@ def _summary(values: list[float]) -> dict[str, float]:
             "min": round(min(values), 6), "max": round(max(values), 6)}
 
 
-def load_model_file(path: Path, device: torch.device) -> dict:
-    """A trained model file, loaded weights-only: tensors and plain containers, never code."""
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise DroplabError(f"{path}: no trained model; run its train stage first") from None
-    except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError: all one answer
-        raise DroplabError(f"{path}: not a droplab model file; it is loaded weights-only and refused "
-                           f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+def load_model_file(path: Path, device: torch.device, variant: str) -> dict:
+    """A trained model file of `variant`, loaded weights-only: tensors and plain containers, never code."""
+    content = torch_files.load(path, device, "model file", "run its train stage first")
+    if not isinstance(content, dict) or not isinstance(content.get("state_dict"), dict):
+        raise DroplabError(f"{path}: not a droplab model file: expected the train stage's dict with a "
+                           f"state_dict, found {type(content).__name__}; rerun train@{variant}-seed<seed>")
+    if content.get("variant") != variant:
+        raise DroplabError(f"{path}: holds a model of variant {content.get('variant')!r}, not {variant!r}; "
+                           "rerun its train stage")
+    return content
 
 
 def main(params: Params, variant: str, prepared: Path, models_dir: Path, metrics_dir: Path, report_dir: Path) -> dict:
@@ -43,11 +44,16 @@ def main(params: Params, variant: str, prepared: Path, models_dir: Path, metrics
     run = params.first_run(variant)
     seed_everything(run.seed, cfg.threads)
     device = pick_device()
-    meta = json.loads((prepared / "meta.json").read_text())
-    splits = load_splits(prepared / "arrays.npz", device)
+    meta = load_meta(prepared)
+    splits = load_splits(prepared / "arrays.npz", device, meta)
     model = create_model(spec, params.rates(variant), meta["input_shape"], len(meta["classes"])).to(device)
-    checkpoint = load_model_file(run.path(models_dir, ".pt"), device)
-    model.load_state_dict(checkpoint["state_dict"])
+    path = run.path(models_dir, ".pt")
+    checkpoint = load_model_file(path, device, variant)
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as exc:
+        raise DroplabError(f"{path}: its weights do not fit variants.{variant} as params.yaml now defines it "
+                           f"({str(exc).splitlines()[0][:160]}); rerun its train stage") from None
     transform = BatchTransform(meta["mean"], meta["std"], spec.normalize, device)
     ctx = Context(transform, len(meta["classes"]), device, autocast=False)
     limit = params.analysis.train_images

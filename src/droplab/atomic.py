@@ -11,6 +11,15 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's temporary files are 0600
+
+
 @contextmanager
 def atomic_files() -> Iterator[Callable[[str | Path], Path]]:
     """Several files that appear together or not at all. `stage(path)` gives the temporary path to
@@ -22,6 +31,7 @@ def atomic_files() -> Iterator[Callable[[str | Path], Path]]:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, FILE_MODE)
         os.close(fd)
         staged[path] = Path(tmp)
         return Path(tmp)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 import droplab
+from droplab import torch_files
 from droplab.atomic import atomic_path
 from droplab.errors import DroplabError
 
@@ -87,7 +88,7 @@ def restore_rng_states(states: dict[str, Any], generator: torch.Generator) -> No
 def save(path: Path, expected: dict[str, str], state: dict[str, Any]) -> None:
     """Write atomically: a kill during the write leaves the previous epoch's checkpoint."""
     with atomic_path(path) as tmp:
-        torch.save({"identity": expected, **state}, tmp)
+        torch_files.save({"identity": expected, **state}, tmp)
 
 
 def load(path: Path, expected: dict[str, str]) -> dict[str, Any] | None:
@@ -95,10 +96,9 @@ def load(path: Path, expected: dict[str, str]) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise CheckpointError(f"{path}: not a readable droplab checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0][:200]}); delete it to train from scratch") from None
+        state = torch_files.load(path, "cpu", "checkpoint", "")
+    except DroplabError as exc:
+        raise CheckpointError(f"{exc}; delete it to train from scratch") from None
     found = state.get("identity", {}) if isinstance(state, dict) else {}
     differs = [key for key in expected if found.get(key) != expected[key]]
     if differs:

@@ -13,11 +13,11 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from droplab.errors import DroplabError
 from droplab.stats import Comparison, StatsError, compare, summarize
+from droplab.yaml_file import read_yaml
 
 CONFIRMED = "confirmed"
 CONTRADICTED = "contradicted"
@@ -144,14 +144,7 @@ def parse_claims(raw: Any, source: str) -> list[Claim]:
 
 
 def load_claims(path: Path) -> list[Claim]:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ClaimsError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ClaimsError(f"{path}: not valid YAML: {exc}") from None
-    return parse_claims(raw, str(path))
+    return parse_claims(read_yaml(path, ClaimsError), str(path))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@ def run_stage(stage: str, body: Callable[[Params], object]) -> None:
     except DroplabError as exc:
         print(f"droplab {stage}: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"droplab {stage}: error: interrupted (Ctrl-C). Outputs are written only when complete, so the earlier "
+              "ones are unchanged; a train stage keeps its last finished epoch under checkpoints/ and the next "
+              "`dvc repro` resumes from it", file=sys.stderr)
+        sys.exit(2)
     except OSError as exc:  # a full disk, a read-only or missing directory: name the file, skip the traceback
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"droplab {stage}: error: {where}{exc.strerror or exc}. Every output is written to a temporary "

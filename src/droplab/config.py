@@ -6,11 +6,11 @@ values instead of surfacing later as a traceback deep inside torch.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -23,6 +23,7 @@ from pydantic import (
 
 from droplab.datasets import DATASETS, FORMAT_ROLES, DatasetSpec, Format, RawFile
 from droplab.errors import DroplabError
+from droplab.yaml_file import read_yaml
 
 
 class ConfigError(DroplabError):
@@ -34,9 +35,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+Seed = Annotated[int, Field(ge=0, lt=2**32, description="numpy seeds must lie in [0, 2**32)")]
+
+
 class DataConfig(Strict):
     source_dir: str | None = None
-    split_seed: int = 0
+    split_seed: Seed = 0
     val_size: int = Field(10000, gt=0)
     train_limit: int | None = Field(None, gt=0)
     test_limit: int | None = Field(None, gt=0)
@@ -75,6 +79,13 @@ class TrainConfig(Strict):
     compile: bool = False
     nproc_per_node: int = Field(1, gt=0)  # > 1: data-parallel under torchrun, batch_size is the global batch
 
+    @model_validator(mode="after")
+    def _momentum_is_sgds(self) -> TrainConfig:
+        if self.optimizer == "adam" and self.momentum:
+            raise ValueError(f"momentum = {self.momentum} is SGD's; Adam would ignore it (its betas are fixed "
+                             "at torch's defaults): remove it or use optimizer: sgd")
+        return self
+
 
 def _all_optional(model: type[BaseModel], name: str) -> type[BaseModel]:
     """The same fields as `model`, each optional: a variant overrides only what it names."""
@@ -110,13 +121,18 @@ MLP_LAYERS = ("linear", "bn", "relu", "dropout")
 CONV_LAYERS = ("conv", "bn", "relu", "dropout", "pool")
 
 
+def _first_repeated(items: list) -> Any:
+    """The smallest item that appears more than once, or None."""
+    repeated = sorted({item for item in items if items.count(item) > 1})
+    return repeated[0] if repeated else None
+
+
 def _check_order(order: list[str], allowed: tuple[str, ...], required: tuple[str, ...]) -> list[str]:
     unknown = [name for name in order if name not in allowed]
     if unknown:
         raise ValueError(f"unknown layer {unknown[0]!r}; allowed: {', '.join(allowed)}")
-    repeated = sorted({name for name in order if order.count(name) > 1})
-    if repeated:
-        raise ValueError(f"layer {repeated[0]!r} appears more than once")
+    if (twice := _first_repeated(order)) is not None:
+        raise ValueError(f"layer {twice!r} appears more than once")
     missing = [name for name in required if name not in order]
     if missing:
         raise ValueError(f"block must contain {missing[0]!r}")
@@ -179,7 +195,8 @@ class LeNetSpec(VariantBase):
     model: Literal["lenet5"]
     bn: bool = True
     input_bn: bool = False
-    resize: int = Field(32, gt=0)
+    # two 5x5 valid convs, each followed by a 2x2 pool, leave at least 1 pixel only from 16 px up
+    resize: int = Field(32, ge=16)
 
     def dropout_sites(self) -> int:
         return 5
@@ -214,6 +231,13 @@ class Study(Strict):
     variants: list[str] = Field(min_length=1)
     seeds: int = Field(1, gt=0)  # train each variant under the first `seeds` entries of the top-level list
     profile_table: bool = False  # put parameters and FLOPs beside accuracy (S3 did)
+
+    @field_validator("variants")
+    @classmethod
+    def _distinct(cls, variants: list[str]) -> list[str]:
+        if (twice := _first_repeated(variants)) is not None:
+            raise ValueError(f"variant {twice!r} is listed twice; a study would compare it with itself")
+        return variants
 
 
 class Run(Strict):
@@ -270,8 +294,20 @@ class DatasetDecl(Strict):
         return DatasetSpec(name, self.format, files, tuple(self.urls), classes=tuple(self.classes))
 
 
+PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def check_plain_name(name: str) -> str:
+    """Every name that becomes a path or a DVC key (variants, studies, fixed_p, datasets) passes
+    here: letters, digits, '_' and '-', so it can never leave its folder."""
+    if not PLAIN_NAME.match(name):
+        raise ValueError(f"name {name!r} may use only letters, digits, '_' and '-', starting with a letter or digit "
+                         "(it becomes a file name, and DVC reads '.' as nesting)")
+    return name
+
+
 class Params(Strict):
-    seeds: list[int] = Field(min_length=1)
+    seeds: list[Seed] = Field(min_length=1)
     dataset: str
     dropout: float = Field(ge=0, lt=1)
     fixed_p: dict[str, float | list[float]] = {}
@@ -281,6 +317,16 @@ class Params(Strict):
     variants: dict[str, VariantSpec] = Field(min_length=1)
     studies: dict[str, Study] = {}
     extra_datasets: dict[str, DatasetDecl] = {}
+    # variants the full config has and this one leaves out (`droplab tiny --keep`): a claim about
+    # one of them is "not run"; a claim about a name in neither list is a typo
+    skipped_variants: list[str] = []
+
+    @model_validator(mode="after")
+    def _skipped_are_not_run(self) -> Params:
+        both = sorted(set(self.skipped_variants) & set(self.variants))
+        if both:
+            raise ValueError(f"skipped_variants: {both[0]!r} is also in variants; list it in one place")
+        return self
 
     @model_validator(mode="after")
     def _known_dataset(self) -> Params:
@@ -297,12 +343,11 @@ class Params(Strict):
             return DATASETS[self.dataset]
         return self.extra_datasets[self.dataset].spec(self.dataset)
 
-    @field_validator("fixed_p", "variants", "extra_datasets")
+    @field_validator("fixed_p", "variants", "extra_datasets", "studies", mode="before")
     @classmethod
-    def _plain_names(cls, mapping: dict[str, Any]) -> dict[str, Any]:
-        for name in mapping:
-            if not name.replace("_", "").replace("-", "").isalnum():
-                raise ValueError(f"name {name!r} may use only letters, digits, '_' and '-' (DVC reads '.' as nesting)")
+    def _plain_names(cls, mapping: Any) -> Any:
+        for name in mapping if isinstance(mapping, dict) else ():
+            check_plain_name(str(name))
         return mapping
 
     @field_validator("fixed_p")
@@ -320,12 +365,21 @@ class Params(Strict):
             self.rates(name)
         return self
 
+    @model_validator(mode="after")
+    def _train_configs_resolve(self) -> Params:
+        for name in self.variants:
+            try:
+                self.train_config(name)
+            except ValidationError as exc:
+                problem = exc.errors()[0]
+                raise ValueError(f"variants.{name}.train on top of train: {_describe(problem)}") from None
+        return self
+
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
-        repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
-        if repeated:
-            raise ValueError(f"seed {repeated[0]} appears more than once")
+        if (twice := _first_repeated(seeds)) is not None:
+            raise ValueError(f"seed {twice} appears more than once")
         return seeds
 
     @model_validator(mode="after")
@@ -431,12 +485,10 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
         raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines)) from None
 
 
+def read_params(path: str | Path = "params.yaml") -> Any:
+    """params.yaml as written (a missing file, a non-UTF-8 byte, a repeated key: one clear error)."""
+    return read_yaml(path, ConfigError)
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found (run from the repository root)") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    return parse_params(raw, str(path))
+    return parse_params(read_params(path), str(path))

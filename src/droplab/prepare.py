@@ -6,9 +6,12 @@ after this one never need to know which dataset they are training on.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from droplab.arrays import Arrays, RawDataset
 from droplab.atomic import atomic_path, write_json
@@ -19,6 +22,43 @@ from droplab.idx import read_idx_dataset
 from droplab.tiny_imagenet import read_tiny_imagenet
 
 SPLITS = ("train", "val", "test")
+
+
+class Meta(BaseModel):
+    """data/prepared/meta.json as the preprocess stage writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+    dataset: str
+    classes: list[str] = Field(min_length=2)
+    input_shape: list[Annotated[int, Field(gt=0)]] = Field(min_length=3, max_length=3)
+    mean: list[float]
+    std: list[Annotated[float, Field(gt=0)]]
+    sizes: dict[str, Annotated[int, Field(ge=0)]]
+
+    @model_validator(mode="after")
+    def _one_per_channel(self) -> Meta:
+        if not len(self.mean) == len(self.std) == self.input_shape[0]:
+            raise ValueError(f"mean and std need one value per channel ({self.input_shape[0]}), "
+                             f"found {len(self.mean)} and {len(self.std)}")
+        return self
+
+
+def load_meta(prepared: Path) -> dict[str, Any]:
+    """The checked meta.json of `prepared`: a broken one names its problem instead of failing deep in a stage."""
+    path = prepared / "meta.json"
+    rerun = "rerun the preprocess stage (dvc repro preprocess) to rewrite it"
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        Meta.model_validate(raw)
+    except FileNotFoundError:
+        raise DroplabError(f"{path}: not found; {rerun}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DroplabError(f"{path}: not valid JSON ({exc}); {rerun}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the top level"
+        raise DroplabError(f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}; {rerun}") from None
+    return raw
 
 
 def split_train_val(full: Arrays, val_size: int, seed: int) -> tuple[Arrays, Arrays]:

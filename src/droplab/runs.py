@@ -34,13 +34,21 @@ def _block(params: Params) -> str:
     return BEGIN + "    foreach:\n" + "".join(lines) + END
 
 
-def write_runs(params: Params, path: Path = PIPELINE) -> int:
-    """Rewrite the runs block of `path`; return the number of runs."""
-    text = path.read_text()
+def runs_block_of(path: Path) -> str:
+    """The text of `path`, checked to hold a runs block."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise DroplabError(f"{path}: cannot read the pipeline ({exc.strerror or exc})") from None
     if not BLOCK.search(text):
         raise DroplabError(f"{path}: no runs block (the lines from {BEGIN.strip()!r} to {END.strip()!r}) "
                            "in the train stage")
-    write_text(path, BLOCK.sub(lambda _: _block(params), text))
+    return text
+
+
+def write_runs(params: Params, path: Path = PIPELINE) -> int:
+    """Rewrite the runs block of `path`; return the number of runs."""
+    write_text(path, BLOCK.sub(lambda _: _block(params), runs_block_of(path)))
     return len(params.runs())
 
 

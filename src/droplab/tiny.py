@@ -9,6 +9,8 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 
+from droplab.config import ConfigError
+
 TINY_DATA = {"train_limit": 300, "val_size": 200, "test_limit": 500}
 TINY_TRAIN = {"epochs": 1, "batch_size": 50}
 TINY_SEEDS = 2  # the most seeds a study keeps: still more than one, so the statistics have a spread
@@ -16,10 +18,18 @@ TINY_SEEDS = 2  # the most seeds a study keeps: still more than one, so the stat
 
 def shrink(raw: dict, keep: Iterable[str] | None = None) -> dict:
     """A few hundred images, one epoch, at most two seeds; `keep` names the variants to keep
-    (all by default), and studies lose the others (a study left empty goes)."""
+    (all by default), and studies lose the others (a study left empty goes). The variants left
+    out are listed under `skipped_variants`, so a claim about one reads "not run", not "typo"."""
     raw = copy.deepcopy(raw)
+    raw.setdefault("studies", {})
     if keep is not None:
         kept = set(keep)
+        unknown = sorted(kept - set(raw["variants"]))
+        if unknown:
+            raise ConfigError(f"--keep: {', '.join(map(repr, unknown))} not in params.yaml variants; "
+                              f"known: {', '.join(raw['variants'])}")
+        skipped = [name for name in raw["variants"] if name not in kept]
+        raw["skipped_variants"] = sorted({*raw.get("skipped_variants", []), *skipped})
         raw["variants"] = {name: spec for name, spec in raw["variants"].items() if name in kept}
         studies = {name: {**study, "variants": [v for v in study["variants"] if v in raw["variants"]]}
                    for name, study in raw["studies"].items()}

@@ -9,7 +9,6 @@ every process evaluates the whole split, and rank 0 alone writes.
 from __future__ import annotations
 
 import copy
-import json
 import sys
 import time
 from contextlib import nullcontext
@@ -22,7 +21,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from droplab import checkpoint, distributed, platform
+from droplab import checkpoint, distributed, platform, torch_files
 from droplab.atomic import atomic_files, json_text
 from droplab.config import Params, Run, TrainConfig
 from droplab.determinism import seed_everything
@@ -31,6 +30,7 @@ from droplab.errors import DroplabError
 from droplab.metrics import Meter
 from droplab.models import create_model
 from droplab.optim import build_optimizer, build_scheduler
+from droplab.prepare import load_meta
 
 CURVE_COLUMNS = ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5")
 
@@ -213,8 +213,8 @@ def main(params: Params, run: Run, prepared: Path, models_dir: Path, metrics_dir
     if device.type == "cpu" and not platform.pinned() and shard.rank == 0:
         print(f"droplab train: note: CPU kernels not pinned ({platform.unpinned_reason()}); the numbers will not match "
               "other machines' bit for bit", file=sys.stderr)
-    meta = json.loads((prepared / "meta.json").read_text())
-    splits = load_splits(prepared / "arrays.npz", device)
+    meta = load_meta(prepared)
+    splits = load_splits(prepared / "arrays.npz", device, meta)
     on_gpu = device.type == "cuda"
     channels_last = _resolve(cfg.channels_last, on_gpu)
     ctx = Context(
@@ -259,9 +259,9 @@ def _write_outputs(params: Params, run: Run, history: History, best_state: dict[
                    models_dir: Path, metrics_dir: Path, plots_dir: Path, speed: dict) -> None:
     """All four files or none: a failure half way (a full disk) leaves the earlier ones untouched."""
     with atomic_files() as stage:
-        torch.save({"variant": run.variant, "seed": run.seed, "spec": params.variants[run.variant].model_dump(),
-                    "rates": params.rates(run.variant), "best_epoch": history.best_epoch, "state_dict": best_state},
-                   stage(run.path(models_dir, ".pt")))
+        torch_files.save({"variant": run.variant, "seed": run.seed, "spec": params.variants[run.variant].model_dump(),
+                          "rates": params.rates(run.variant), "best_epoch": history.best_epoch,
+                          "state_dict": best_state}, stage(run.path(models_dir, ".pt")))
         stage(run.path(plots_dir / "train", ".tsv")).write_text(curves_tsv(history.rows))
         stage(run.path(metrics_dir / "speed", ".json")).write_text(json_text(speed))
         stage(run.path(metrics_dir / "train", ".json")).write_text(json_text(result))

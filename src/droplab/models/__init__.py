@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
+import torch
 from torch import nn
 
 from droplab.config import CNNSpec, LeNetSpec, MLPSpec, ResNetSpec
+from droplab.errors import DroplabError
 from droplab.models.cnn import CNN
 from droplab.models.lenet import LeNet5
 from droplab.models.mlp import MLP
@@ -27,6 +30,31 @@ def _resnet(spec: ResNetSpec, **kw) -> nn.Module:
     return ResNet(arch=spec.arch, placement=spec.placement, stem=spec.stem, head=spec.head, resize=spec.resize, **kw)
 
 
+SIZE_FIELDS = {"mlp": "hidden", "cnn": "channels and kernels", "lenet5": "resize", "resnet": "arch"}
+BYTES_PER_PARAMETER = 16  # fp32 weight, gradient and Adam's two moments
+
+
+def physical_memory() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_fits(spec: MLPSpec | CNNSpec | LeNetSpec | ResNetSpec, build: Callable[[], nn.Module]) -> None:
+    """Count the parameters on the meta device (no memory) and refuse a model that cannot train
+    here, naming the spec field that sizes it, instead of an allocator traceback or the OOM killer."""
+    with torch.device("meta"):
+        count = sum(p.numel() for p in build().parameters())
+    needed, have = count * BYTES_PER_PARAMETER, physical_memory()
+    if needed > have:
+        value = {field: getattr(spec, field) for field in SIZE_FIELDS[spec.model].split(" and ")}
+        raise DroplabError(f"{SIZE_FIELDS[spec.model]} {value}: this {spec.model} has {count / 1e9:.1f} G parameters, "
+                           f"which need {needed / 2**30:.0f} GiB with gradients and optimizer state; this machine "
+                           f"has {have / 2**30:.0f} GiB: make it smaller")
+
+
 def create_model(spec: MLPSpec | CNNSpec | LeNetSpec | ResNetSpec, rates: Sequence[float], input_shape: Sequence[int],
                  num_classes: int) -> nn.Module:
-    return REGISTRY[spec.model](spec, rates=rates, input_shape=tuple(input_shape), num_classes=num_classes)
+    def build() -> nn.Module:
+        return REGISTRY[spec.model](spec, rates=rates, input_shape=tuple(input_shape), num_classes=num_classes)
+
+    check_fits(spec, build)
+    return build()

@@ -1,0 +1,30 @@
+"""DVC stage `validate`: params.yaml, dvc.yaml's runs block and claims.yaml, checked before any
+stage touches an output.
+
+DVC deletes a stage's outputs just before it runs the stage, so a bad value found by the train
+stage itself (`dvc exp run -S dropout=abc`) would already have cost the run's earlier results.
+Every other stage depends on this stage's marker, so DVC runs this one first and stops here.
+The marker's text never changes (and is `persist`ed), so a passing check reruns nothing.
+"""
+
+from pathlib import Path
+
+from droplab.aggregate import check_claim_variants
+from droplab.atomic import write_text
+from droplab.claims import load_claims
+from droplab.cli import run_stage
+
+CLAIMS = Path("claims.yaml")
+MARKER = Path("data/params.checked")
+MARKER_TEXT = "params.yaml, the runs block of dvc.yaml and claims.yaml passed droplab's checks\n"
+
+
+def main(params) -> None:
+    check_claim_variants(load_claims(CLAIMS), params, CLAIMS)
+    if not MARKER.exists() or MARKER.read_text() != MARKER_TEXT:
+        write_text(MARKER, MARKER_TEXT)
+    print(f"params.yaml: {len(params.variants)} variants, {len(params.runs())} runs; claims.yaml: valid")
+
+
+if __name__ == "__main__":
+    run_stage("validate", main)
