@@ -33,7 +33,10 @@ def _project(root: Path, raw: dict) -> Path:
     for code in ("stages", "src"):  # the stage's code dependencies
         shutil.copytree(REPO / code, root / code, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     write_params(root, raw)
+    shutil.copy(REPO / "claims.yaml", root / "claims.yaml")
     write_prepared(root / "data" / "prepared", n_train=600)
+    # the validate stage's marker, which every stage depends on (`--single-item` runs the train stage alone)
+    subprocess.run([sys.executable, str(root / "stages" / "validate.py")], cwd=root, check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=root, check=True)
     return root
 
