@@ -4,10 +4,12 @@ from pathlib import Path
 
 from droplab import aggregate
 from droplab.cli import run_stage
+from droplab.prepare import load_meta
 
 
 def main(params) -> None:
-    stats = aggregate.main(params, Path("metrics"), Path("plots"), Path("report"), Path("claims.yaml"))
+    classes = len(load_meta(Path("data/prepared"))["classes"])
+    stats = aggregate.main(params, Path("metrics"), Path("plots"), Path("report"), Path("claims.yaml"), classes)
     for claim in stats["claims"]:
         print(f"{claim['id']}: {claim['verdict']}  ({claim['numbers']})")
 

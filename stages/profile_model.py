@@ -17,8 +17,8 @@ from droplab.profile import profile_model
 
 def main(params) -> None:
     meta = load_meta(Path("data/prepared"))
-    for variant, spec in params.variants.items():
-        model = create_model(spec, params.rates(variant), meta["input_shape"], len(meta["classes"]))
+    for variant in params.variants:  # every variant, trained at this scale or not: S3 set cost beside accuracy
+        model = create_model(params.spec(variant), params.rates(variant), meta["input_shape"], len(meta["classes"]))
         summary, table = profile_model(model, meta["input_shape"])
         write_text(Path("report/arch") / f"{variant}.txt", f"{model}\n")
         write_text(Path("report/arch") / f"{variant}.flops.txt", f"{table}\n")

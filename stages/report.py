@@ -1,13 +1,15 @@
-"""DVC stage `report`: report/summary.md and one figure per study."""
+"""DVC stage `report`: report/summary.md, one figure per study and one BN figure per variant."""
 
 from pathlib import Path
 
 from droplab.cli import run_stage
+from droplab.prepare import load_meta
 from droplab.report import build_report
 
 
 def main(params) -> None:
-    table = build_report(params, Path("metrics"), Path("plots"), Path("report"))
+    dataset = load_meta(Path("data/prepared"))["dataset"]
+    table = build_report(params, Path("metrics"), Path("plots"), Path("models"), Path("report"), dataset)
     print(table.to_string(index=False))
 
 

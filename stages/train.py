@@ -1,20 +1,28 @@
-"""DVC stage `train@<variant>-seed<seed>`: train one run and write its metrics, curves and model.
+"""DVC stage `train@<variant>`: train the variant under each of its seeds, in one process, and
+write each seed's model, metrics, curves and BN analysis.
 
 Each epoch is checkpointed under checkpoints/ (not a DVC output, so a rerun does not delete it):
-a killed stage resumes from there on the next `dvc repro`. With `train.nproc_per_node > 1` the
-stage re-executes itself under torchrun (data-parallel).
+a killed stage resumes from there on the next `dvc repro`, and seeds it had finished are not
+retrained. With `train.nproc_per_node > 1` the stage re-executes itself under torchrun.
 """
 
 from pathlib import Path
 
-from droplab import distributed, train
-from droplab.cli import run_arg, run_stage
+from droplab import analyze, distributed, train
+from droplab.cli import run_stage, variant_seeds_arg
 
 
 def main(params) -> None:
-    run = run_arg(params)
-    distributed.relaunch_under_torchrun(params.train_config(run.variant).nproc_per_node)
-    train.main(params, run, Path("data/prepared"), Path("models"), Path("metrics"), Path("plots"), Path("checkpoints"))
+    variant, seeds = variant_seeds_arg(params)
+    cfg = params.train_config(variant)
+    distributed.relaunch_under_torchrun(cfg.nproc_per_node)
+
+    def measure(model, splits, ctx, seed: int) -> dict:
+        return analyze.analyze_run(model, splits, ctx.transform, ctx, params.analysis.train_images,
+                                   cfg.eval_batch_size, seed)
+
+    train.main(params, variant, seeds, Path("data/prepared"), Path("models"), Path("metrics"), Path("plots"),
+               Path("checkpoints"), measure)
 
 
 if __name__ == "__main__":

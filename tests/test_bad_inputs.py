@@ -28,6 +28,7 @@ import yaml
 from droplab import checkpoint, train
 from droplab.__main__ import main as droplab_main
 from droplab.config import parse_params
+from droplab.tiny import shrink
 from test_cli import write_params
 
 from conftest import REPO
@@ -44,13 +45,13 @@ from synthetic import (
     write_tiny_imagenet_zip,
 )
 
-RUN = "s2_mlp-seed0"
+TRAIN = ("train.py", "s2_mlp", "--seeds", "0,1")  # the tiny config's seeds of s2_mlp
 EARLIER = {  # earlier good outputs of every stage, which no failure may touch
     "data/raw/lab/earlier.txt": b"an earlier good download\n",
     "models/s2_mlp/seed0.pt": b"an earlier good model\n",
     "metrics/train/s2_mlp/seed0.json": b'{"earlier": "good"}\n',
     "plots/train/s2_mlp/seed0.tsv": b"epoch\tearlier\n",
-    "metrics/bn/s2_mlp.json": b'{"earlier": "good"}\n',
+    "metrics/bn/s2_mlp/seed0.json": b'{"layers": {}}\n',
 }
 # Left on purpose, for the next run to resume from: the bytes an interrupted download already has,
 # and the checkpoint of the last finished epoch.
@@ -196,7 +197,15 @@ class _RunsCode:
         return (Path.write_text, (self.marker, "code from the data directory ran"))
 
 
+def _only_s2_mlp(project: Project) -> None:
+    """The report stage reads every trained variant's first model: keep the one the project has."""
+    kept = shrink(project.raw, keep=["s2_mlp"])
+    project.raw.clear()
+    project.raw.update(kept)
+
+
 def _code_in_model_file(project: Project) -> None:
+    _only_s2_mlp(project)
     (project.root / "models/s2_mlp/seed0.pt").write_bytes(pickle.dumps(
         {"state_dict": _RunsCode(project.root.parent / "pwned")}))
 
@@ -229,6 +238,7 @@ def _meta(change: Callable[[dict], object]) -> Callable[[Project], None]:
 
 def _model_file(content: object) -> Callable[[Project], None]:
     def arrange(project: Project) -> None:
+        _only_s2_mlp(project)
         torch.save(content, project.root / "models/s2_mlp/seed0.pt")
 
     return arrange
@@ -284,17 +294,17 @@ def _study_twice(project: Project) -> None:
 
 
 CATALOGUE = [
-    Bad("unknown-params-key", ("train.py", RUN), ("params.yaml is invalid", "trian: unknown key; allowed: seeds"),
+    Bad("unknown-params-key", TRAIN, ("params.yaml is invalid", "trian: unknown key; allowed: seeds"),
         _typo("trian", {"epochs": 3})),
-    Bad("variant-field-typo", ("train.py", RUN), ("variants.s2_cnn.blok: unknown key; allowed:",),
+    Bad("variant-field-typo", TRAIN, ("variants.s2_cnn.blok: unknown key; allowed:",),
         _typo("variants.s2_cnn.blok", ["conv"])),
-    Bad("wrong-type", ("train.py", RUN), ("train.epochs: Input should be a valid integer (got 'ten')",),
+    Bad("wrong-type", TRAIN, ("train.epochs: Input should be a valid integer (got 'ten')",),
         _typo("train.epochs", "ten")),
-    Bad("dropout-rate-1", ("train.py", RUN), ("dropout: Input should be less than 1 (got 1.0)",),
+    Bad("dropout-rate-1", TRAIN, ("dropout: Input should be less than 1 (got 1.0)",),
         _typo("dropout", 1.0)),
-    Bad("dropout-rate-negative", ("train.py", RUN), ("dropout: Input should be greater than or equal to 0 (got -0.1)",),
+    Bad("dropout-rate-negative", TRAIN, ("dropout: Input should be greater than or equal to 0 (got -0.1)",),
         _typo("dropout", -0.1)),
-    Bad("unknown-model", ("train.py", RUN), ("variants.s2_cnn: Input tag 'transformer'", "'mlp', 'cnn', 'lenet5'"),
+    Bad("unknown-model", TRAIN, ("variants.s2_cnn: Input tag 'transformer'", "'mlp', 'cnn', 'lenet5'"),
         _typo("variants.s2_cnn.model", "transformer")),
     Bad("unknown-dataset", ("download.py",), ("dataset: unknown dataset 'imagenet'; allowed: fashion_mnist",),
         _typo("dataset", "imagenet")),
@@ -313,16 +323,16 @@ CATALOGUE = [
     Bad("label-count-mismatch", ("preprocess.py",), ("train-labels-idx1-ubyte.gz", "119", "120"),
         _label_count_mismatch),
     Bad("zip-path-traversal", ("preprocess.py",), ("tiny-imagenet-200.zip", "../../evil.txt"), _zip_path_traversal),
-    Bad("mismatched-checkpoint", ("train.py", RUN),
+    Bad("mismatched-checkpoint", TRAIN,
         ("checkpoints/s2_mlp/seed0.pt was written by another run and is not resumed: variant", "Delete it"),
         _mismatched_checkpoint),
-    Bad("disk-full", ("train.py", RUN),
+    Bad("disk-full", TRAIN,
         ("metrics/speed/s2_mlp/seed0.json: No space left on device", "earlier outputs are unchanged"),
         _disk_full),
-    Bad("nan-loss", ("train.py", RUN), ("s2_mlp: the training loss became", "at epoch 1, step",
+    Bad("nan-loss", TRAIN, ("s2_mlp seed 0: the training loss became", "at epoch 1, step",
                                          "Try a lower learning rate"), _typo("train.lr", 1e30)),
-    Bad("pickled-arrays", ("train.py", RUN), ("data/prepared/arrays.npz: holds pickled objects",), _pickled_arrays),
-    Bad("code-in-model-file", ("analyze.py", "s2_mlp"),
+    Bad("pickled-arrays", TRAIN, ("data/prepared/arrays.npz: holds pickled objects",), _pickled_arrays),
+    Bad("code-in-model-file", ("report.py",),
         ("models/s2_mlp/seed0.pt: not a droplab model file; it is loaded weights-only and refused",),
         _code_in_model_file),
     Bad("study-name-escapes", ("aggregate.py",), ("studies", "name '../../escaped' may use only letters"),
@@ -333,39 +343,39 @@ CATALOGUE = [
         ("--keep: 's2_mpl' not in params.yaml variants; known: ",), lambda project: None),
     Bad("sweep-jobs-0", ("droplab", "sweep", "--jobs", "0"),
         ("argument --jobs: '0': expected a whole number of experiments at once, 1 or more",), lambda project: None),
-    Bad("disk-full-model", ("train.py", RUN),
+    Bad("disk-full-model", TRAIN,
         ("models/s2_mlp/seed0.pt: No space left on device", "earlier outputs are unchanged"),
         _full_disk_under("models", "write_bytes")),
-    Bad("arrays-truncated", ("train.py", RUN), ("data/prepared/arrays.npz: unreadable", "rerun the preprocess"),
+    Bad("arrays-truncated", TRAIN, ("data/prepared/arrays.npz: unreadable", "rerun the preprocess"),
         lambda project: _arrays(project, lambda data: data[: len(data) // 2])),
-    Bad("arrays-bit-flipped", ("train.py", RUN), ("data/prepared/arrays.npz: ", "rerun the preprocess"),
+    Bad("arrays-bit-flipped", TRAIN, ("data/prepared/arrays.npz: ", "rerun the preprocess"),
         lambda project: _arrays(project, _flip_a_byte)),
-    Bad("arrays-not-zip", ("train.py", RUN), ("data/prepared/arrays.npz: unreadable", "rerun the preprocess"),
+    Bad("arrays-not-zip", TRAIN, ("data/prepared/arrays.npz: unreadable", "rerun the preprocess"),
         lambda project: _arrays(project, lambda data: b"not a zip archive\n" * 100)),
-    Bad("arrays-corrupt-npy-header", ("train.py", RUN),
+    Bad("arrays-corrupt-npy-header", TRAIN,
         ("data/prepared/arrays.npz: a corrupt array inside", "rerun the preprocess"),
         lambda project: _arrays(project, _corrupt_npy_header)),
-    Bad("meta-invalid-json", ("train.py", RUN), ("data/prepared/meta.json: not valid JSON", "rerun the preprocess"),
+    Bad("meta-invalid-json", TRAIN, ("data/prepared/meta.json: not valid JSON", "rerun the preprocess"),
         lambda project: (project.root / "data/prepared/meta.json").write_text("{not json")),
-    Bad("meta-too-few-classes", ("train.py", RUN), ("data/prepared/meta.json: classes: List should have at least 2",),
+    Bad("meta-too-few-classes", TRAIN, ("data/prepared/meta.json: classes: List should have at least 2",),
         _meta(lambda meta: meta.update(classes=["only"]))),
-    Bad("meta-wrong-shape", ("train.py", RUN), ("data/prepared/meta.json: input_shape: List should have at least 3",),
+    Bad("meta-wrong-shape", TRAIN, ("data/prepared/meta.json: input_shape: List should have at least 3",),
         _meta(lambda meta: meta.update(input_shape=[28, 28]))),
-    Bad("meta-zero-std", ("train.py", RUN), ("data/prepared/meta.json: std.0: Input should be greater than 0",),
+    Bad("meta-zero-std", TRAIN, ("data/prepared/meta.json: std.0: Input should be greater than 0",),
         _meta(lambda meta: meta.update(std=[0.0]))),
-    Bad("model-of-another-variant", ("analyze.py", "s2_mlp"),
+    Bad("model-of-another-variant", ("report.py",),
         ("models/s2_mlp/seed0.pt: holds a model of variant 's2_cnn', not 's2_mlp'",),
         _model_file({"variant": "s2_cnn", "state_dict": {}})),
-    Bad("model-bare-tensor", ("analyze.py", "s2_mlp"),
+    Bad("model-bare-tensor", ("report.py",),
         ("models/s2_mlp/seed0.pt: not a droplab model file: expected the train stage's dict", "found Tensor"),
         _model_file(torch.zeros(3))),
-    Bad("seed-negative", ("train.py", RUN), ("seeds.0: Input should be greater than or equal to 0 (got -1)",),
+    Bad("seed-negative", TRAIN, ("seeds.0: Input should be greater than or equal to 0 (got -1)",),
         _typo("seeds", [-1, 1])),
-    Bad("seed-too-large", ("train.py", RUN), ("seeds.1: Input should be less than 4294967296 (got 4294967296)",),
+    Bad("seed-too-large", TRAIN, ("seeds.1: Input should be less than 4294967296 (got 4294967296)",),
         _typo("seeds", [0, 2**32])),
     Bad("split-seed-negative", ("preprocess.py",), ("data.split_seed: Input should be greater than or equal to 0",),
         _typo("data.split_seed", -5)),
-    Bad("params-latin-1", ("train.py", RUN), ("params.yaml: byte 0xe9 at line", "is not UTF-8"),
+    Bad("params-latin-1", TRAIN, ("params.yaml: byte 0xe9 at line", "is not UTF-8"),
         lambda project: None, after_write=_bytes_in_params(b"dataset:", "# caf\u00e9\ndataset:".encode("latin-1"))),
     Bad("claims-latin-1", ("validate.py",), ("claims.yaml: byte 0xe9 at line 1 is not UTF-8",),
         lambda project: (project.root / "claims.yaml").write_bytes("# caf\u00e9\n[]\n".encode("latin-1"))),
@@ -374,19 +384,19 @@ CATALOGUE = [
         _claims([{"id": "typo", "study": "S2", "says": "x", "metric": "test.acc1", "expect": "s2_mpl > s2_cnn"}])),
     Bad("study-variant-twice", ("aggregate.py",),
         ("studies.s2_mlp.variants: variant 's2_mlp' is listed twice",), _study_twice),
-    Bad("params-duplicate-key", ("train.py", RUN), ("params.yaml: not valid YAML", "key 'dropout' appears twice"),
+    Bad("params-duplicate-key", TRAIN, ("params.yaml: not valid YAML", "key 'dropout' appears twice"),
         lambda project: None, after_write=_bytes_in_params(b"dataset:", b"dropout: 0.3\ndataset:")),
-    Bad("adam-momentum", ("train.py", RUN), ("train: momentum = 0.9 is SGD's; Adam would ignore it",),
+    Bad("adam-momentum", TRAIN, ("train: momentum = 0.9 is SGD's; Adam would ignore it",),
         _typo("train.momentum", 0.9)),
-    Bad("interrupted-training", ("train.py", RUN), ("interrupted (Ctrl-C)", "resumes from it"), _interrupted_training),
+    Bad("interrupted-training", TRAIN, ("interrupted (Ctrl-C)", "resumes from it"), _interrupted_training),
     Bad("runs-params-missing", ("droplab", "runs", "--params", "absent.yaml"),
         ("absent.yaml: file not found",), lambda project: None),
     Bad("tiny-params-missing", ("droplab", "tiny", "--params", "absent.yaml"),
         ("absent.yaml: file not found",), lambda project: None),
-    Bad("lenet-resize-too-small", ("train.py", "lenet_std_bn-seed0"),
+    Bad("lenet-resize-too-small", ("train.py", "lenet_std_bn", "--seeds", "0,1"),
         ("variants.lenet_std_bn.resize: Input should be greater than or equal to 16 (got 4)",),
         _typo("variants.lenet_std_bn.resize", 4)),
-    Bad("mlp-too-large", ("train.py", RUN),
+    Bad("mlp-too-large", TRAIN,
         ("hidden {'hidden': [100000000]}: this mlp has 79.7 G parameters", "make it smaller"),
         _typo("variants.s2_mlp.hidden", [100000000])),
 ]

@@ -45,10 +45,12 @@ def test_invalid_params_stop_every_stage_with_the_key_path(tmp_path: Path, real_
 
 def test_unknown_run_lists_the_known_ones(tmp_path: Path, real_params):
     write_params(tmp_path, real_params)
-    done = run_stage(tmp_path, "train.py", "s2_cnn")
-    assert done.returncode == 2 and "unknown run 's2_cnn'" in done.stderr and "s2_cnn-seed0," in done.stderr
-    done = run_stage(tmp_path, "analyze.py", "s2_cnnn")
+    done = run_stage(tmp_path, "train.py", "s2_cnnn", "--seeds", "0")
     assert done.returncode == 2 and "unknown variant 's2_cnnn'" in done.stderr and "s2_cnn," in done.stderr
+    done = run_stage(tmp_path, "train.py", "s2_cnn", "--seeds", "0,1")
+    assert done.returncode == 2 and "params.yaml trains s2_cnn under seeds 0,1,2" in done.stderr
+    done = run_stage(tmp_path, "train.py", "s2_cnn")
+    assert done.returncode == 2 and "usage: train.py VARIANT --seeds" in done.stderr
 
 
 def test_a_stale_runs_file_stops_every_stage(tmp_path: Path, real_params):
@@ -57,7 +59,7 @@ def test_a_stale_runs_file_stops_every_stage(tmp_path: Path, real_params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
     done = run_stage(tmp_path, "download.py")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "dvc.yaml: the runs are out of date with params.yaml (not in params.yaml: s4_mlp_p2_p5-seed3" in done.stderr
+    assert "dvc.yaml: the runs are out of date with params.yaml (changed: s4_mlp_p2_p5, s4_mlp_p5_p2)" in done.stderr
     assert "run `droplab runs`" in done.stderr
 
 
@@ -91,14 +93,12 @@ def test_outputs_honour_the_umask(tmp_path: Path):
         importlib.reload(atomic)
 
 
-def test_tiny_works_without_studies_and_records_what_it_leaves_out(tmp_path: Path, real_params):
-    raw = dict(real_params)
-    raw.pop("studies")
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+def test_tiny_keeps_the_studies_of_the_kept_variants_and_records_what_it_leaves_out(tmp_path: Path, real_params):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
     (tmp_path / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
     droplab_main(["tiny", "--keep", "s2_mlp,s2_cnn", "--params", str(tmp_path / "params.yaml"),
                   "--pipeline", str(tmp_path / "dvc.yaml")])
     params = load_params(tmp_path / "params.yaml")
-    assert set(params.variants) == {"s2_mlp", "s2_cnn"} and params.studies == {}
+    assert set(params.variants) == {"s2_mlp", "s2_cnn"} and set(params.studies) == {"s2_mlp", "s2_cnn"}
     assert "s4_mlp_p2_p5" in params.skipped_variants and "s2_mlp" not in params.skipped_variants
     check_runs(params, tmp_path / "dvc.yaml")

@@ -32,38 +32,51 @@ def test_shards_of_every_process_make_up_the_global_batch_and_its_augmentation()
     assert torch.equal(torch.cat(halves), full)
 
 
-def _train(root: Path, raw: dict, processes: int) -> dict:
-    raw["train"]["nproc_per_node"] = processes
+SEEDS = (0, 1)  # the tiny config's two seeds of S2: one process group trains both, one after the other
+
+
+def _train(root: Path, raw: dict, processes: int) -> dict[int, dict]:
+    raw["train"]["nproc_per_node"] = processes  # no study sets it: the top-level value takes effect
     root.mkdir()
     write_params(root, raw)
     shutil.copytree(root.parent / "prepared", root / "data" / "prepared")
-    done = run_stage(root, "train.py", f"{VARIANT}-seed0")
+    done = run_stage(root, "train.py", VARIANT, "--seeds", ",".join(map(str, SEEDS)))
     assert done.returncode == 0, done.stderr[-3000:]
-    speed = json.loads((root / f"metrics/speed/{VARIANT}/seed0.json").read_text())
-    assert speed["processes"] == processes
-    assert done.stdout.count("epoch 2/2") == 1  # rank 0 alone reports
-    return torch.load(root / f"models/{VARIANT}/seed0.pt", weights_only=True)
+    models = {}
+    for seed in SEEDS:
+        speed = json.loads((root / f"metrics/speed/{VARIANT}/seed{seed}.json").read_text())
+        assert speed["processes"] == processes
+        assert done.stdout.count(f"{VARIANT} seed {seed} epoch 2/2") == 1  # rank 0 alone reports
+        assert json.loads((root / f"metrics/bn/{VARIANT}/seed{seed}.json").read_text())["bn_layers"] == 0
+        models[seed] = torch.load(root / f"models/{VARIANT}/seed{seed}.pt", weights_only=True)
+    return models
 
 
 def test_two_gloo_processes_train_the_weights_of_one(tiny_params, tmp_path: Path):
-    tiny_params["variants"][VARIANT] = SPEC
+    # the variant's own train keys: they win over its study's (s2_mlp's tiny cpu block sets epochs and batch)
+    tiny_params["variants"][VARIANT] = {**SPEC, "train": {
+        "epochs": 2, "batch_size": 20, "augment": {"crop_pad": 2, "flip": True},
+        "schedule": {"name": "cosine", "warmup_steps": 3}}}  # per-step lr: both processes must step it alike
     tiny_params["studies"]["s2_mlp"]["variants"].append(VARIANT)
-    tiny_params["train"].update(epochs=2, batch_size=20, augment={"crop_pad": 2, "flip": True})
     write_prepared(tmp_path / "prepared", n_train=120)  # 6 global steps per epoch, 10 images per process
     one = _train(tmp_path / "one", tiny_params, processes=1)
     two = _train(tmp_path / "two", tiny_params, processes=2)
-    assert one["state_dict"].keys() == two["state_dict"].keys()
-    for name, weight in one["state_dict"].items():
-        torch.testing.assert_close(two["state_dict"][name], weight, rtol=1e-5, atol=1e-6, msg=name)
-    train_metrics = [json.loads((tmp_path / run / f"metrics/train/{VARIANT}/seed0.json").read_text())
-                     for run in ("one", "two")]
-    assert train_metrics[1]["train"]["loss"] == pytest.approx(train_metrics[0]["train"]["loss"], rel=1e-5)
+    for seed in SEEDS:
+        assert one[seed]["state_dict"].keys() == two[seed]["state_dict"].keys()
+        for name, weight in one[seed]["state_dict"].items():
+            torch.testing.assert_close(two[seed]["state_dict"][name], weight, rtol=1e-5, atol=1e-6,
+                                       msg=f"seed {seed} {name}")
+        train_metrics = [json.loads((tmp_path / run / f"metrics/train/{VARIANT}/seed{seed}.json").read_text())
+                         for run in ("one", "two")]
+        assert train_metrics[1]["train"]["loss"] == pytest.approx(train_metrics[0]["train"]["loss"], rel=1e-5)
+    assert not all(torch.equal(one[0]["state_dict"][k], one[1]["state_dict"][k]) for k in one[0]["state_dict"])
 
 
 def test_a_global_batch_that_does_not_split_evenly_is_refused(tiny_params, tmp_path: Path):
-    tiny_params["train"].update(batch_size=25, nproc_per_node=2)
+    tiny_params["train"]["nproc_per_node"] = 2
+    tiny_params["studies"]["s2_mlp"][tiny_params["scale"]]["train"]["batch_size"] = 25  # where s2_mlp's is set
     write_params(tmp_path, tiny_params)
     write_prepared(tmp_path / "data" / "prepared")
-    done = run_stage(tmp_path, "train.py", "s2_mlp-seed0")
+    done = run_stage(tmp_path, "train.py", "s2_mlp", "--seeds", "0,1")
     assert done.returncode != 0
     assert "train.batch_size=25 is the global batch; it must divide evenly over 2 processes" in done.stderr

@@ -16,6 +16,7 @@ import torch
 from droplab import platform
 from droplab.determinism import seed_everything
 from droplab.models.blocks import Dropout
+from droplab.tiny import shrink
 
 from conftest import REPO
 from synthetic import write_prepared
@@ -123,7 +124,7 @@ prepared, out = Path(sys.argv[2]), Path(sys.argv[3])
 digests = {}
 for variant in params.variants:
     run = params.first_run(variant)
-    train.main(params, run, prepared, out / "models", out / "metrics", out / "plots")
+    train.main(params, variant, [run.seed], prepared, out / "models", out / "metrics", out / "plots")
     files = [run.path(out / "metrics/train", ".json"), run.path(out / "plots/train", ".tsv")]
     weights = torch.load(run.path(out / "models", ".pt"), weights_only=True)["state_dict"]
     h = hashlib.sha256(b"".join(f.read_bytes() for f in files))
@@ -142,13 +143,13 @@ FORCED_LEVELS = {"as is": {}, "ATen default": {"ATEN_CPU_CAPABILITY": "default"}
 @pytest.mark.slow
 @pytest.mark.skipif(PINNABLE is not None, reason=f"the pin cannot hold here: {PINNABLE}")
 def test_tiny_results_are_byte_identical_under_every_forced_kernel_level_and_differ_without_the_pin(
-        tiny_params, tmp_path: Path):
+        real_params, tmp_path: Path):
     """The forced levels stand in for machines of other kinds: pinned, none of them changes a
     byte; native (unpinned), the level alone changes the results."""
-    tiny_params["variants"] = {name: tiny_params["variants"][name] for name in LEVEL_VARIANTS}
-    tiny_params["studies"] = {}
+    raw = shrink(real_params, keep=LEVEL_VARIANTS)  # each at its home study's (tiny) cpu setting
+    assert list(raw["variants"]) == list(LEVEL_VARIANTS)
     config = tmp_path / "params.json"
-    config.write_text(json.dumps(tiny_params))
+    config.write_text(json.dumps(raw))
     prepared = write_prepared(tmp_path / "prepared", n_train=200)
 
     def results(label: str, env: dict[str, str]) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from droplab import checkpoint, train
+from droplab import analyze, checkpoint, train
 from droplab.config import parse_params
 from droplab.errors import DroplabError
 from test_cli import write_params
@@ -23,8 +23,15 @@ from conftest import REPO
 from synthetic import write_prepared
 
 VARIANT = "s2_cnn"  # BN and dropout: resuming must restore running stats and the dropout RNG
-RUN = f"{VARIANT}-seed0"
-OUTPUTS = (f"metrics/train/{VARIANT}/seed0.json", f"plots/train/{VARIANT}/seed0.tsv")
+SEEDS = (0, 1)  # the tiny config's two seeds of S2 CNN: one stage trains both
+OUTPUTS = tuple(f"{folder}/{VARIANT}/seed{seed}.{suffix}" for seed in SEEDS
+                for folder, suffix in (("metrics/train", "json"), ("metrics/bn", "json"), ("plots/train", "tsv")))
+
+
+def _epochs(raw: dict, epochs: int) -> dict:
+    """`epochs` for VARIANT, set where it takes effect: its home study's block at the config's scale."""
+    raw["studies"]["s2_cnn"][raw["scale"]]["train"]["epochs"] = epochs
+    return raw
 
 
 def _project(root: Path, raw: dict) -> Path:
@@ -34,7 +41,7 @@ def _project(root: Path, raw: dict) -> Path:
         shutil.copytree(REPO / code, root / code, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     write_params(root, raw)
     shutil.copy(REPO / "claims.yaml", root / "claims.yaml")
-    write_prepared(root / "data" / "prepared", n_train=600)
+    write_prepared(root / "data" / "prepared", n_train=200)  # 4 steps an epoch
     # the validate stage's marker, which every stage depends on (`--single-item` runs the train stage alone)
     subprocess.run([sys.executable, str(root / "stages" / "validate.py")], cwd=root, check=True, capture_output=True)
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=root, check=True)
@@ -42,7 +49,7 @@ def _project(root: Path, raw: dict) -> Path:
 
 
 def _repro(root: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--single-item", f"train@{RUN}"], cwd=root,
+    return subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--single-item", f"train@{VARIANT}"], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
@@ -52,63 +59,149 @@ def _finish(process: subprocess.Popen) -> str:
     return output
 
 
+def _same_weights(a: Path, b: Path) -> bool:
+    weights = [torch.load(path, weights_only=True)["state_dict"] for path in (a, b)]
+    return weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def _wait(process: subprocess.Popen, done) -> float:
+    """Poll until `done()`, the stage still running; return the time it became true."""
+    while not done():
+        assert process.poll() is None, process.stdout.read()[-3000:]
+        time.sleep(0.02)
+    return time.perf_counter()
+
+
 @pytest.mark.slow
 def test_a_run_killed_mid_epoch_resumes_on_the_next_repro_and_ends_byte_identical(tiny_params, tmp_path: Path):
-    tiny_params["train"]["epochs"] = 4
+    """Killed in the middle of seed 1's epochs, after seed 0 finished: the rerun (DVC first deletes
+    the stage's outputs, seed 0's included) resumes seed 1 mid-run and does not retrain seed 0."""
+    epochs = 3
+    _epochs(tiny_params, epochs)
+    tiny_params["analysis"]["train_images"] = 100  # the stage's BN analysis of each seed: kept, but short
+    assert parse_params(tiny_params).seeds_of(VARIANT) == list(SEEDS)
     reference = _project(tmp_path / "reference", tiny_params)
-    started = time.perf_counter()
     _finish(_repro(reference))
-    epoch_seconds = (time.perf_counter() - started) / 4
 
     crashed = _project(tmp_path / "crashed", tiny_params)
-    saved = crashed / "checkpoints" / VARIANT / "seed0.pt"
+    first, saved = (crashed / "checkpoints" / VARIANT / f"seed{seed}.pt" for seed in SEEDS)
     process = _repro(crashed)
-    while not saved.exists():  # the end of epoch 1
-        assert process.poll() is None, process.stdout.read()[-3000:]
-        time.sleep(0.05)
+    # seed 0's checkpoint is rewritten at the end of each epoch: time its epoch 2
+    epoch_1 = _wait(process, first.exists)
+    written = first.stat().st_mtime_ns
+    epoch_seconds = _wait(process, lambda: first.stat().st_mtime_ns != written) - epoch_1
+    _wait(process, saved.exists)  # the end of seed 1's epoch 1
     delay = random.uniform(0.1, 0.9) * epoch_seconds
     time.sleep(delay)
     os.killpg(process.pid, signal.SIGKILL)  # DVC and the stage, as a lost machine would
     process.wait()
     epoch = torch.load(saved, weights_only=True)["epoch"]
-    assert 1 <= epoch < 4, f"killed {delay:.2f} s after epoch 1, checkpoint at epoch {epoch}"
-    assert not (crashed / OUTPUTS[0]).exists()
+    assert 1 <= epoch < epochs, f"killed {delay:.2f} s after seed 1's epoch 1, checkpoint at epoch {epoch}"
+    assert torch.load(first, weights_only=True)["epoch"] == epochs  # kept until every seed is written
+    assert (crashed / OUTPUTS[0]).exists() and not (crashed / f"metrics/train/{VARIANT}/seed1.json").exists()
 
     output = _finish(_repro(crashed))
-    assert f"resuming after epoch {epoch} from checkpoints/{VARIANT}/seed0.pt" in output
+    assert f"{VARIANT} seed 0: resuming after epoch {epochs} from checkpoints/{VARIANT}/seed0.pt" in output
+    assert f"{VARIANT} seed 1: resuming after epoch {epoch} from checkpoints/{VARIANT}/seed1.pt" in output
+    assert f"{VARIANT} seed 0 epoch" not in output, "seed 0 was retrained"
+    assert f"{VARIANT} seed 1 epoch {epoch}/" not in output and f"{VARIANT} seed 1 epoch {epochs}/{epochs}" in output
     for name in OUTPUTS:
         assert (crashed / name).read_bytes() == (reference / name).read_bytes(), name
-    weights = [torch.load(root / f"models/{VARIANT}/seed0.pt", weights_only=True)["state_dict"]
-               for root in (reference, crashed)]
-    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
-    assert not saved.exists()  # a finished run leaves no checkpoint behind
+    for seed in SEEDS:
+        rel = f"models/{VARIANT}/seed{seed}.pt"
+        assert _same_weights(reference / rel, crashed / rel), rel
+    assert not first.exists() and not saved.exists()  # a finished stage leaves no checkpoint behind
 
 
-def _train(params, tmp_path: Path, checkpoints: Path) -> dict:
-    return train.main(params, params.first_run(VARIANT), tmp_path / "prepared", tmp_path / "models",
-                      tmp_path / "metrics", tmp_path / "plots", checkpoints)
+def _train(params, tmp_path: Path, checkpoints: Path, seeds: list[int] | None = None, out: Path | None = None,
+           measure=None) -> dict[int, dict]:
+    out = out or tmp_path
+    return train.main(params, VARIANT, params.seeds_of(VARIANT) if seeds is None else seeds, tmp_path / "prepared",
+                      out / "models", out / "metrics", out / "plots", checkpoints, measure)
 
 
 def test_every_epoch_is_checkpointed_with_what_a_resume_needs(tiny_params, tmp_path: Path, monkeypatch):
-    tiny_params["train"]["epochs"] = 2
-    params = parse_params(tiny_params)
+    params = parse_params(_epochs(tiny_params, 2))
     write_prepared(tmp_path / "prepared")
+    checkpoints = tmp_path / "checkpoints" / VARIANT
     saved: list[dict] = []
+    at_save: list[tuple[str, list[str]]] = []
     real_save = checkpoint.save
-    monkeypatch.setattr(checkpoint, "save", lambda path, identity, state: (saved.append(state),
-                                                                            real_save(path, identity, state)))
-    _train(params, tmp_path, tmp_path / "checkpoints")
-    assert [state["epoch"] for state in saved] == [1, 2]
+
+    def recording_save(path, identity, state):
+        at_save.append((path.name, sorted(p.name for p in checkpoints.glob("*.pt"))))
+        saved.append(state)
+        real_save(path, identity, state)
+
+    monkeypatch.setattr(checkpoint, "save", recording_save)
+    _train(params, tmp_path, tmp_path / "checkpoints", seeds=[0, 1])
+    assert [state["epoch"] for state in saved] == [1, 2, 1, 2]
     assert set(saved[0]) == {"epoch", "model", "optimizer", "scheduler", "history", "best_state", "train_seconds",
                              "rng"}
     assert set(saved[0]["rng"]) == {"python", "numpy", "torch", "cuda", "data_order"}
-    assert not (tmp_path / "checkpoints" / VARIANT / "seed0.pt").exists()
+    assert saved[1]["scheduler"]["last_epoch"] == 2 * (120 // params.train_config(VARIANT).batch_size)  # per step
+    # one file per seed, and seed 0's is still there while seed 1 trains
+    assert at_save == [("seed0.pt", []), ("seed0.pt", ["seed0.pt"]), ("seed1.pt", ["seed0.pt"]),
+                       ("seed1.pt", ["seed0.pt", "seed1.pt"])]
+    assert not list(checkpoints.glob("*.pt"))
+
+
+def test_a_stage_that_fails_after_its_first_seed_resumes_without_retraining_it(tiny_params, tmp_path: Path,
+                                                                               monkeypatch, capsys):
+    """Seed 0 finished and was written, seed 1 failed in its second epoch. The rerun starts with
+    no outputs (DVC deletes them first), trains seed 1's last epoch only, and writes every
+    seed's bytes as an uninterrupted run does; then, and only then, the checkpoints go."""
+    params = parse_params(_epochs(tiny_params, 2))
+    write_prepared(tmp_path / "prepared")
+
+    def measure(model, splits, ctx, seed: int) -> dict:  # what stages/train.py passes
+        return analyze.analyze_run(model, splits, ctx.transform, ctx, params.analysis.train_images,
+                                   params.train_config(VARIANT).eval_batch_size, seed)
+
+    reference = _train(params, tmp_path, tmp_path / "ref_checkpoints", out=tmp_path / "reference", measure=measure)
+    checkpoints = tmp_path / "checkpoints"
+    first, second = (checkpoints / VARIANT / f"seed{seed}.pt" for seed in SEEDS)
+    real_epoch = train.train_one_epoch
+    epochs_run: list[bool] = []  # one entry per epoch trained: was seed 0's checkpoint still there?
+
+    def failing_epoch(*args):
+        epochs_run.append(first.exists())
+        if len(epochs_run) == 4:  # seed 1, epoch 2
+            raise RuntimeError("the machine went away")
+        return real_epoch(*args)
+
+    monkeypatch.setattr(train, "train_one_epoch", failing_epoch)
+    with pytest.raises(RuntimeError, match="the machine went away"):
+        _train(params, tmp_path, checkpoints, out=tmp_path / "crashed", measure=measure)
+    assert torch.load(first, weights_only=True)["epoch"] == 2 and torch.load(second, weights_only=True)["epoch"] == 1
+    crashed = tmp_path / "crashed"
+    assert (crashed / OUTPUTS[0]).exists() and not (crashed / f"metrics/train/{VARIANT}/seed1.json").exists()
+    for folder in ("models", "metrics", "plots"):  # what DVC does before it reruns the stage
+        shutil.rmtree(crashed / folder)
+    capsys.readouterr()
+
+    epochs_run.clear()
+    monkeypatch.setattr(train, "train_one_epoch", lambda *args: (epochs_run.append(first.exists()), real_epoch(*args))[1])
+    again = _train(params, tmp_path, checkpoints, out=crashed, measure=measure)
+    out = capsys.readouterr().out
+    assert epochs_run == [True]  # seed 1's epoch 2 alone, with seed 0's checkpoint still kept
+    assert f"{VARIANT} seed 0: resuming after epoch 2 from {first}" in out
+    assert f"{VARIANT} seed 1: resuming after epoch 1 from {second}" in out
+    assert f"{VARIANT} seed 0 epoch" not in out and f"{VARIANT} seed 1 epoch 2/2" in out
+    assert again == reference
+    for name in OUTPUTS:
+        assert (crashed / name).read_bytes() == (tmp_path / "reference" / name).read_bytes(), name
+    for seed in SEEDS:
+        rel = f"models/{VARIANT}/seed{seed}.pt"
+        assert _same_weights(tmp_path / "reference" / rel, crashed / rel), rel
+    assert not first.exists() and not second.exists()
 
 
 @pytest.mark.parametrize("change, named", [
     ("variant", "variant"),
     ("lr", "config"),
     ("rate", "config"),
+    ("sizes", "config"),
     ("code", "code"),
 ])
 def test_a_checkpoint_of_another_run_is_refused(tiny_params, tmp_path: Path, change: str, named: str):
@@ -119,9 +212,11 @@ def test_a_checkpoint_of_another_run_is_refused(tiny_params, tmp_path: Path, cha
     if change == "code":
         identity["code"] = "0" * 64
     elif change == "lr":
-        tiny_params["train"]["lr"] = 0.5
+        tiny_params["studies"]["s2_cnn"][tiny_params["scale"]]["train"]["lr"] = 0.5  # where VARIANT's lr is set
     elif change == "rate":
         tiny_params["variants"][VARIANT]["p"] = "fixed_p.none"
+    elif change == "sizes":  # another subset of the prepared splits is another run
+        tiny_params["studies"]["s2_cnn"][tiny_params["scale"]]["train_images"] = 100
     path = tmp_path / "checkpoints" / VARIANT / "seed0.pt"
     checkpoint.save(path, identity, {"epoch": 1})
     before = path.read_bytes()
@@ -142,8 +237,7 @@ def test_an_unreadable_checkpoint_is_refused(tiny_params, tmp_path: Path):
 
 def test_a_nan_loss_names_the_epoch_and_step_and_keeps_the_last_good_checkpoint(tiny_params, tmp_path: Path,
                                                                               monkeypatch):
-    tiny_params["train"]["epochs"] = 3
-    params = parse_params(tiny_params)
+    params = parse_params(_epochs(tiny_params, 3))
     write_prepared(tmp_path / "prepared")
     good = tmp_path / "metrics" / "train" / VARIANT / "seed0.json"
     good.parent.mkdir(parents=True)
@@ -170,7 +264,7 @@ def test_a_nan_loss_names_the_epoch_and_step_and_keeps_the_last_good_checkpoint(
     with pytest.raises(DroplabError) as error:
         _train(params, tmp_path, tmp_path / "checkpoints")
     message = str(error.value)
-    assert f"{VARIANT}: the training loss became nan at epoch 2, step 2 of {steps_per_epoch}" in message
+    assert f"{VARIANT} seed 0: the training loss became nan at epoch 2, step 2 of {steps_per_epoch}" in message
     assert "Try a lower learning rate (train.lr" in message and f"kept in {saved}" in message
     assert torch.load(saved, weights_only=True)["epoch"] == 1
     assert good.read_text() == '{"earlier": "good"}\n'

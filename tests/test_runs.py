@@ -18,22 +18,37 @@ def test_each_variant_trains_under_the_most_seeds_any_of_its_studies_asks_for(re
     real_params["seeds"] = [7, 3, 11]
     for study in real_params["studies"].values():
         study["seeds"] = min(study.get("seeds", 1), 3)
-    real_params["studies"]["extra"] = {"title": "t", "variants": ["s4_mlp_p2_p5"], "seeds": 2}
-    runs = parse_params(real_params).runs()
+    real_params["studies"]["s2_cnn"]["seeds"] = 1
+    real_params["studies"]["extra"] = {"title": "t", "variants": ["s2_cnn"], "seeds": 2}
+    params = parse_params(real_params)
+    runs = params.runs()
     assert [name for name in runs if name.startswith("s4_mlp_p2_p5-")] == [
         "s4_mlp_p2_p5-seed7", "s4_mlp_p2_p5-seed3", "s4_mlp_p2_p5-seed11"]
-    assert [name for name in runs if name.startswith("s2_cnn-")] == ["s2_cnn-seed7"]  # a 1-seed study
+    assert [name for name in runs if name.startswith("s2_cnn-")] == ["s2_cnn-seed7", "s2_cnn-seed3"]
     assert runs["s4_mlp_p2_p5-seed3"].p == "fixed_p.s4_p1_low" and runs["s2_cnn-seed7"].p == "dropout"
     assert runs["s4_mlp_p2_p5-seed3"].path(Path("metrics/train"), ".json") == Path(
         "metrics/train/s4_mlp_p2_p5/seed3.json")
+    # one train stage per variant, with its home study (the first listing it) and its seeds in the command
+    items = runs_mapping(params)
+    assert items["s2_cnn"] == {"study": "s2_cnn", "p": "dropout", "seeds": "7,3"}
+    assert items["resnet18_avg"]["study"] == "s1_placement"
 
 
-def test_adding_a_seed_adds_runs_and_changes_none_of_the_others(real_params):
-    before = parse_params(real_params).runs()
-    real_params["studies"]["s2_cnn"]["seeds"] = 2
-    after = parse_params(real_params).runs()
-    assert set(after) - set(before) == {f"{v}-seed1" for v in real_params["studies"]["s2_cnn"]["variants"]}
-    assert all(after[name] == run for name, run in before.items())
+def test_adding_a_seed_changes_only_that_studys_items(real_params):
+    before = runs_mapping(parse_params(real_params))
+    real_params["studies"]["s2_cnn"]["seeds"] = 4
+    after = runs_mapping(parse_params(real_params))
+    changed = {name for name in after if after[name] != before[name]}
+    assert changed == set(real_params["studies"]["s2_cnn"]["variants"])
+    assert after["s2_cnn"]["seeds"] == "0,1,2,3"
+
+
+def test_variants_a_scale_skips_get_no_train_stage(real_params):
+    params = parse_params(real_params)
+    skipped = real_params["studies"]["s3_heads"]["cpu"]["skip"]
+    assert skipped and not set(skipped) & set(runs_mapping(params))
+    real_params["scale"] = "paper"
+    assert set(skipped) <= set(runs_mapping(parse_params(real_params)))
 
 
 @pytest.mark.parametrize("change, expected", [
@@ -59,9 +74,9 @@ def test_the_committed_pipeline_matches_params(real_params):
 def test_check_runs_names_missing_extra_and_changed_runs(real_params, tmp_path: Path):
     params = parse_params(real_params)
     runs = runs_mapping(params)
-    del runs["s2_cnn-seed0"]
-    runs["ghost-seed0"] = {"variant": "ghost", "seed": 0, "p": "dropout"}
-    runs["s2_mlp-seed1"]["p"] = "fixed_p.none"
+    del runs["s2_cnn"]
+    runs["ghost"] = {"study": "s2_cnn", "p": "dropout", "seeds": "0"}
+    runs["s2_mlp"]["seeds"] = "0,1"
     block = BEGIN + "    foreach:\n" + "".join(f"      {name}: {yaml.safe_dump(run, default_flow_style=True)}"
                                                for name, run in runs.items()) + END
     path = tmp_path / "dvc.yaml"
@@ -69,7 +84,7 @@ def test_check_runs_names_missing_extra_and_changed_runs(real_params, tmp_path: 
     with pytest.raises(DroplabError) as info:
         check_runs(params, path)
     message = str(info.value)
-    for fragment in ("missing: s2_cnn-seed0", "not in params.yaml: ghost-seed0", "changed: s2_mlp-seed1"):
+    for fragment in ("missing: s2_cnn", "not in params.yaml: ghost", "changed: s2_mlp"):
         assert fragment in message
     with pytest.raises(DroplabError, match="cannot read the train stage's runs"):
         check_runs(params, tmp_path / "absent.yaml")

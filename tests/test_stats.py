@@ -3,35 +3,39 @@
 from __future__ import annotations
 
 import math
+import statistics
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from scipy import stats as sps
 from scipy.stats import t as student_t
 
-from droplab.claims import (
-    CONFIRMED,
-    CONTRADICTED,
-    INCONCLUSIVE,
-    NOT_RUN,
-    Claim,
-    ClaimsError,
-    Expectation,
-    evaluate,
-    load_claims,
-)
 from droplab.errors import DroplabError
-from droplab.stats import DIFFERS, NOISE, TOO_FEW, StatsError, compare, summarize
+from droplab.stats import (
+    DIFFERS,
+    EQUIVALENT,
+    NOISE,
+    NOT_EQUIVALENT,
+    TOO_FEW,
+    UNDECIDED,
+    StatsError,
+    compare,
+    compare_paired,
+    compare_to,
+    detectable_difference,
+    equivalence,
+    equivalence_seeds_needed,
+    holm,
+    paired_sd,
+    pooled_sd,
+    seeds_needed,
+    summarize,
+)
 
 
 def draws(mean: float, sd: float, n: int = 5, seed: int = 0) -> list[float]:
     return list(np.random.default_rng(seed).normal(mean, sd, n))
-
-
-def claim(expect: str, **extra: object) -> Claim:
-    return Claim(id="c", study="S", says="says", metric="test.acc1", expect=expect, **extra)
 
 
 # --- summarize -----------------------------------------------------------------------------------
@@ -78,15 +82,20 @@ def test_summarize_rejects_bad_input(values: list, confidence: float, message: s
 # --- compare -------------------------------------------------------------------------------------
 
 
-def welch_by_hand(a: list[float], b: list[float], confidence: float) -> tuple[float, float, float, float]:
-    """Welch-Satterthwaite written out: difference, CI and two-sided p."""
+def welch_parts(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """Welch-Satterthwaite written out: difference, its standard error and degrees of freedom."""
     na, nb = len(a), len(b)
     ma, mb = sum(a) / na, sum(b) / nb
     va = sum((x - ma) ** 2 for x in a) / (na - 1)
     vb = sum((x - mb) ** 2 for x in b) / (nb - 1)
     se2 = va / na + vb / nb
     df = se2**2 / ((va / na) ** 2 / (na - 1) + (vb / nb) ** 2 / (nb - 1))
-    d, se = ma - mb, math.sqrt(se2)
+    return ma - mb, math.sqrt(se2), df
+
+
+def welch_by_hand(a: list[float], b: list[float], confidence: float) -> tuple[float, float, float, float]:
+    """Difference, CI and two-sided p from the Welch parts."""
+    d, se, df = welch_parts(a, b)
     half = student_t.ppf((1 + confidence) / 2, df) * se
     return d, d - half, d + half, 2 * student_t.sf(abs(d) / se, df)
 
@@ -145,177 +154,311 @@ def test_compare_one_deterministic_side_is_still_welch() -> None:
     assert (c.ci_low, c.ci_high, c.p_value) == (pytest.approx(low), pytest.approx(high), pytest.approx(p))
 
 
-# --- claims: evaluate ----------------------------------------------------------------------------
+# --- compare_paired and compare_to -----------------------------------------------------------------
 
-HIGH, MID, LOW = draws(0.90, 0.005, seed=5), draws(0.80, 0.005, seed=6), draws(0.70, 0.005, seed=7)
-NOISY_A, NOISY_B = draws(0.80, 0.05, seed=8), draws(0.80, 0.05, seed=9)
-
-
-def test_chain_confirmed() -> None:
-    result = evaluate(claim("a > b > c"), {"a": HIGH, "b": MID, "c": LOW, "unrelated": [0.0]})
-    assert result.verdict == CONFIRMED
-    assert result.numbers.count(" > ") == 2 and result.numbers.endswith("(n=5)")
-    ab, bc = compare(HIGH, MID), compare(MID, LOW)
-    assert result.detail == (f"a - b = {ab.difference:+.4f}, 95% CI [{ab.ci_low:+.4f}, {ab.ci_high:+.4f}]; "
-                             f"b - c = {bc.difference:+.4f}, 95% CI [{bc.ci_low:+.4f}, {bc.ci_high:+.4f}]")
+# Seed by seed: differences 0.02, 0.03, 0.01, 0.04 -> mean 0.025, SD sqrt(0.0005 / 3).
+PAIRED_A, PAIRED_B = [0.80, 0.83, 0.79, 0.85], [0.78, 0.80, 0.78, 0.81]
+PAIRED_SD = math.sqrt(0.0005 / 3)
 
 
-def test_chain_contradicted_by_one_pair() -> None:
-    assert evaluate(claim("a > b > c"), {"a": HIGH, "b": LOW, "c": MID}).verdict == CONTRADICTED
+def test_compare_paired_matches_hand_computation() -> None:
+    half = 3.182446305284263 * PAIRED_SD / math.sqrt(4)  # t_{0.975, 3} from tables
+    c = compare_paired(PAIRED_A, PAIRED_B)
+    assert (c.n_a, c.n_b) == (4, 4)
+    assert c.difference == pytest.approx(0.025)
+    assert c.ci_low == pytest.approx(0.025 - half) and c.ci_high == pytest.approx(0.025 + half)
+    assert c.p_value == pytest.approx(2 * student_t.sf(0.025 / (PAIRED_SD / 2), 3))
+    assert c.verdict == DIFFERS
 
 
-def test_chain_inconclusive_within_noise() -> None:
-    assert evaluate(claim("a > b > c"), {"a": HIGH, "b": NOISY_A, "c": NOISY_B}).verdict == INCONCLUSIVE
+@pytest.mark.parametrize("confidence", [0.95, 0.8])
+def test_compare_paired_matches_ttest_rel(confidence: float) -> None:
+    a, b = draws(0.8, 0.02, n=6, seed=20), draws(0.79, 0.02, n=6, seed=21)
+    reference = sps.ttest_rel(a, b)
+    ci = reference.confidence_interval(confidence)
+    c = compare_paired(a, b, confidence)
+    assert (c.ci_low, c.ci_high, c.p_value) == (pytest.approx(ci.low), pytest.approx(ci.high),
+                                                pytest.approx(reference.pvalue))
 
 
-def test_chain_inconclusive_with_one_seed() -> None:
-    result = evaluate(claim("a > b"), {"a": [0.9], "b": MID})
-    assert result.verdict == INCONCLUSIVE
-    assert result.detail == "a vs b: needs at least 2 seeds of each"
-    assert result.numbers.startswith("0.900 (n=1) > 0.8")
+def test_pairing_removes_a_shared_seed_effect() -> None:
+    seed_luck = np.random.default_rng(22).normal(0, 0.02, 6)  # the same data order and init in both
+    a = list(0.80 + seed_luck + np.random.default_rng(23).normal(0, 0.001, 6))
+    b = list(0.79 + seed_luck + np.random.default_rng(24).normal(0, 0.001, 6))
+    assert compare_paired(a, b).verdict == DIFFERS
+    assert compare(a, b).verdict == NOISE
 
 
-def test_less_than_chain_mirrors() -> None:
-    assert evaluate(claim("c < b < a"), {"a": HIGH, "b": MID, "c": LOW}).verdict == CONFIRMED
-    assert evaluate(claim("a < b"), {"a": HIGH, "b": MID}).verdict == CONTRADICTED
+def test_compare_paired_needs_equal_counts() -> None:
+    with pytest.raises(StatsError, match="paired values: a has 3 seeds, b has 2"):
+        compare_paired([0.1, 0.2, 0.3], [0.1, 0.2])
 
 
-def test_numbers_use_ci_half_width() -> None:
-    result = evaluate(claim("a > b"), {"a": [0.80, 0.82, 0.84], "b": [0.5, 0.5]})
-    half = 4.302652729749464 * 0.02 / math.sqrt(3)
-    assert result.numbers == f"0.820 ± {half:.3f} (n=3) > 0.500 ± 0.000 (n=2)"
+def test_compare_paired_one_pair_is_too_few() -> None:
+    c = compare_paired([0.9], [0.5])
+    assert (c.n_a, c.n_b, c.ci_low, c.ci_high, c.p_value, c.verdict) == (1, 1, None, None, None, TOO_FEW)
+    assert c.difference == pytest.approx(0.4)
 
 
-def test_alike_confirmed_contradicted_inconclusive() -> None:
-    tight = draws(0.80, 0.001, seed=10), draws(0.80, 0.001, seed=11)
-    assert evaluate(claim("a ~ b"), dict(zip("ab", tight, strict=True))).verdict == CONFIRMED
-    assert evaluate(claim("a ~ b"), {"a": HIGH, "b": LOW}).verdict == CONTRADICTED
-    result = evaluate(claim("a ~ b", tolerance=0.02), {"a": NOISY_A, "b": NOISY_B})
-    assert result.verdict == INCONCLUSIVE and result.detail.endswith("; tolerance ±0.02")
+@pytest.mark.parametrize(("b", "verdict"), [([1.25, 2.25, 2.75], DIFFERS), ([1.5, 2.5, 3.0], NOISE)])
+def test_compare_paired_identical_differences(b: list[float], verdict: str) -> None:
+    c = compare_paired([1.5, 2.5, 3.0], b)  # binary-exact values: every difference is exactly the same
+    assert (c.ci_low, c.ci_high, c.p_value, c.verdict) == (c.difference, c.difference, None, verdict)
 
 
-def test_alike_with_one_seed_is_inconclusive() -> None:
-    assert evaluate(claim("a ~ b"), {"a": [0.8], "b": [0.8, 0.8]}).verdict == INCONCLUSIVE
+def test_compare_to_matches_hand_computation() -> None:
+    half = 4.302652729749464 * 0.02 / math.sqrt(3)  # t_{0.975, 2}
+    c = compare_to([0.80, 0.82, 0.84], 0.75)
+    assert (c.n_a, c.n_b) == (3, 0)
+    assert c.difference == pytest.approx(0.07)
+    assert c.ci_low == pytest.approx(0.07 - half) and c.ci_high == pytest.approx(0.07 + half)
+    assert c.p_value == pytest.approx(2 * student_t.sf(0.07 / (0.02 / math.sqrt(3)), 2))
+    assert c.verdict == DIFFERS
 
 
-@pytest.mark.parametrize(("a", "verdict"), [([0.805] * 3, CONFIRMED), ([0.9] * 3, CONTRADICTED)])
-def test_alike_deterministic_runs(a: list[float], verdict: str) -> None:
-    assert evaluate(claim("a ~ b"), {"a": a, "b": [0.8] * 3}).verdict == verdict
+@pytest.mark.parametrize(("value", "verdict"), [(0.25, DIFFERS), (0.5, NOISE)])
+def test_compare_to_deterministic(value: float, verdict: str) -> None:
+    c = compare_to([0.5] * 3, value)
+    assert (c.difference, c.ci_low, c.ci_high, c.p_value, c.verdict) == (0.5 - value, 0.5 - value, 0.5 - value,
+                                                                         None, verdict)
 
 
-def test_deterministic_chain_is_decided_by_the_difference_alone() -> None:
-    assert evaluate(claim("a > b"), {"a": [0.81] * 2, "b": [0.80] * 2}).verdict == CONFIRMED
-    assert evaluate(claim("a > b"), {"a": [0.80] * 2, "b": [0.80] * 2}).verdict == INCONCLUSIVE
+def test_compare_to_edge_cases() -> None:
+    assert compare_to([0.5], 0.1).verdict == TOO_FEW
+    with pytest.raises(StatsError, match="value nan: expected a finite number"):
+        compare_to([0.5, 0.6], float("nan"))
 
 
-def test_not_run_when_a_variant_has_no_values() -> None:
-    result = evaluate(claim("a > b > c"), {"a": HIGH, "c": []})
-    assert result.verdict == NOT_RUN
-    assert result.detail == "no test.acc1 values for b, c"
-    assert result.numbers.endswith("> not run > not run")
+# --- equivalence (TOST) ----------------------------------------------------------------------------
 
 
-def test_evaluate_names_the_claim_on_bad_values() -> None:
-    with pytest.raises(StatsError, match=r"claim 'c' \(test.acc1\): value inf"):
-        evaluate(claim("a > b"), {"a": [0.5, float("inf")], "b": MID})
+def tost_by_hand(d: float, se: float, df: float, tolerance: float) -> tuple[float, float, float]:
+    """90% interval and the larger of the two one-sided p-values."""
+    half = student_t.ppf(0.95, df) * se
+    p_above_minus = student_t.sf((d + tolerance) / se, df)  # H0: d <= -tolerance
+    p_below_plus = student_t.sf((tolerance - d) / se, df)  # H0: d >= +tolerance
+    return d - half, d + half, max(p_above_minus, p_below_plus)
 
 
-def test_result_carries_the_claim() -> None:
-    result = evaluate(claim("a > b"), {"a": HIGH, "b": MID})
-    assert (result.id, result.study, result.says, result.metric, result.expect) == (
-        "c", "S", "says", "test.acc1", "a > b")
+REAL_A, REAL_B = [0.84, 0.86, 0.85, 0.87], [0.80, 0.81, 0.805, 0.80, 0.815]  # ~0.05 apart, unequal n
+REGIONS = {"inside": EQUIVALENT, "straddles": UNDECIDED, "outside": NOT_EQUIVALENT}
 
 
-# --- claims: parsing and loading -----------------------------------------------------------------
+def tolerance_for(region: str, low: float, high: float) -> float:
+    assert low > 0.002  # a real positive difference, so the interval can lie beyond +tolerance
+    return {"inside": high + 0.001, "straddles": (low + high) / 2, "outside": low - 0.001}[region]
 
 
-def test_expectation_and_variants() -> None:
-    assert claim("resnet18_avg > s3-max > s3_head").expectation() == Expectation(
-        ">", ("resnet18_avg", "s3-max", "s3_head"))
-    assert claim("a<b").variants() == ["a", "b"]
-    assert claim("a ~ b").tolerance == 0.01
+@pytest.mark.parametrize("region", REGIONS)
+def test_equivalence_is_tost_on_the_welch_interval(region: str) -> None:
+    d, se, df = welch_parts(REAL_A, REAL_B)
+    tolerance = tolerance_for(region, *tost_by_hand(d, se, df, 1.0)[:2])
+    low, high, p = tost_by_hand(d, se, df, tolerance)
+    e = equivalence(REAL_A, REAL_B, tolerance)
+    assert e.difference == pytest.approx(d)
+    assert (e.ci_low, e.ci_high, e.p_value) == (pytest.approx(low), pytest.approx(high), pytest.approx(p))
+    assert e.verdict == REGIONS[region]
+    assert (e.p_value < 0.05) == (region == "inside")  # the interval and the two tests agree
 
 
-EXAMPLE = [
-    {"id": "s1", "study": "S1", "says": "x", "metric": "val.acc5", "expect": "after > before"},
-    {"id": "s4", "study": "S4", "says": "y", "metric": "test.acc1", "expect": "p2 ~ p5", "tolerance": 0.02},
-]
+@pytest.mark.parametrize("region", REGIONS)
+def test_equivalence_paired(region: str) -> None:
+    se, df = PAIRED_SD / 2, 3
+    tolerance = tolerance_for(region, *tost_by_hand(0.025, se, df, 1.0)[:2])
+    low, high, p = tost_by_hand(0.025, se, df, tolerance)
+    e = equivalence(PAIRED_A, PAIRED_B, tolerance, paired=True)
+    assert (e.ci_low, e.ci_high, e.p_value) == (pytest.approx(low), pytest.approx(high), pytest.approx(p))
+    assert e.verdict == REGIONS[region]
 
 
-def write(tmp_path: Path, claims: object) -> Path:
-    path = tmp_path / "claims.yaml"
-    path.write_text(yaml.safe_dump(claims))
-    return path
+@pytest.mark.parametrize("region", REGIONS)
+def test_equivalence_to_a_constant(region: str) -> None:
+    se, df = 0.02 / math.sqrt(3), 2  # [0.80, 0.82, 0.84]: mean 0.82, SD 0.02; against 0.70
+    tolerance = tolerance_for(region, *tost_by_hand(0.12, se, df, 1.0)[:2])
+    low, high, p = tost_by_hand(0.12, se, df, tolerance)
+    e = equivalence([0.80, 0.82, 0.84], 0.70, tolerance)
+    assert e.difference == pytest.approx(0.12)
+    assert (e.ci_low, e.ci_high, e.p_value) == (pytest.approx(low), pytest.approx(high), pytest.approx(p))
+    assert e.verdict == REGIONS[region]
 
 
-def test_load_claims(tmp_path: Path) -> None:
-    claims = load_claims(write(tmp_path, EXAMPLE))
-    assert [c.id for c in claims] == ["s1", "s4"]
-    assert claims[1].tolerance == 0.02 and claims[1].variants() == ["p2", "p5"]
+def test_equivalence_below_minus_tolerance_is_not_equivalent() -> None:
+    assert equivalence(REAL_B, REAL_A, 0.01).verdict == NOT_EQUIVALENT
 
 
-def test_the_repository_example_format_loads(tmp_path: Path) -> None:
-    path = tmp_path / "claims.yaml"
-    path.write_text("""\
-- id: s3-head-order-resnet18
-  study: S3
-  says: "avg > max > dropout_classifier on accuracy"
-  metric: test.acc1
-  expect: resnet18_avg > s3_resnet18_max > s3_resnet18_dropout_head
-""")
-    assert load_claims(path)[0].variants() == ["resnet18_avg", "s3_resnet18_max", "s3_resnet18_dropout_head"]
-
-
-def broken(field: str, value: object) -> list[dict]:
-    return [EXAMPLE[0], {**EXAMPLE[1], field: value}]
-
-
-@pytest.mark.parametrize(
-    ("claims", "message"),
-    [
-        (broken("metric", "val.top1"), "claim 's4': metric 'val.top1': expected '<split>.<name>' with split in "
-                                       "train|val|test and name in loss|acc1|acc5|f1_macro"),
-        (broken("expect", "a >> b"), "claim 's4': expect 'a >> b': expected 'A > B [> C ...]', 'A < B [...]' "
-                                     "or 'A ~ B'"),
-        (broken("expect", "a > b < c"), "claim 's4': expect 'a > b < c': mixes '<' and '>'"),
-        (broken("expect", "a ~ b ~ c"), "claim 's4': expect 'a ~ b ~ c': '~' compares exactly two variants"),
-        (broken("expect", "a > a"), "claim 's4': expect 'a > a': variant 'a' appears more than once"),
-        (broken("expect", "a > b c"), "claim 's4': expect 'a > b c': expected 'A > B"),
-        (broken("tolerance", 0), "claim 's4': tolerance 0: Input should be greater than 0"),
-        (broken("id", "s1"), "claim 's1': id is used twice (list items 1 and 2)"),
-        (broken("colour", "red"), "claim 's4': unknown key 'colour'; allowed: id, study"),
-        (broken("id", 7), "list item 2: id 7: Input should be a valid string"),
-        ([EXAMPLE[0], "s2"], "list item 2: expected a mapping"),
-        ([{k: v for k, v in EXAMPLE[0].items() if k != "says"}], "claim 's1': says: missing"),
-        ([{**EXAMPLE[0], "tolerance": 0.05}], "claim 's1': tolerance is only used by 'A ~ B' claims"),
-        ({"s1": EXAMPLE[0]}, "expected a list of claims, got dict"),
-    ],
-)
-def test_load_claims_errors_name_file_claim_and_field(tmp_path: Path, claims: object, message: str) -> None:
-    path = write(tmp_path, claims)
-    with pytest.raises(ClaimsError) as info:
-        load_claims(path)
-    assert str(info.value).startswith(f"{path}: {message}")
-
-
-def test_load_claims_reports_every_problem(tmp_path: Path) -> None:
-    path = write(tmp_path, [{**EXAMPLE[0], "metric": "x"}, {**EXAMPLE[1], "expect": "?"}])
-    with pytest.raises(ClaimsError) as info:
-        load_claims(path)
-    lines = str(info.value).splitlines()
-    assert [line.split(": ")[1] for line in lines] == ["claim 's1'", "claim 's4'"]
+def test_equivalence_uses_the_90_percent_interval_by_default() -> None:
+    d, se, df = welch_parts(REAL_A, REAL_B)
+    tolerance = d + student_t.ppf(0.96, df) * se  # between the 90% and the 95% interval's upper ends
+    assert equivalence(REAL_A, REAL_B, tolerance).verdict == EQUIVALENT
+    assert equivalence(REAL_A, REAL_B, tolerance, confidence=0.95).verdict == UNDECIDED
 
 
 @pytest.mark.parametrize(
-    ("text", "message"), [("- [unclosed", "not valid YAML"), ("", "expected a list of claims, got an empty file")]
+    ("a", "b", "paired", "verdict"),
+    [([0.5] * 3, [0.5] * 4, False, EQUIVALENT), ([0.75] * 3, [0.5] * 3, False, NOT_EQUIVALENT),
+     ([1.5, 2.5, 3.0], [1.25, 2.25, 2.75], True, NOT_EQUIVALENT), ([1.5, 2.5], [1.4375, 2.4375], True, EQUIVALENT),
+     ([0.5] * 3, 0.45, False, EQUIVALENT)],
 )
-def test_load_claims_not_yaml_or_empty(tmp_path: Path, text: str, message: str) -> None:
-    path = tmp_path / "claims.yaml"
-    path.write_text(text)
-    with pytest.raises(ClaimsError, match=f"^{path}: {message}"):
-        load_claims(path)
+def test_equivalence_without_seed_noise_is_decided_by_the_difference(a, b, paired: bool, verdict: str) -> None:
+    e = equivalence(a, b, 0.1, paired=paired)
+    assert (e.ci_low, e.ci_high, e.p_value, e.verdict) == (e.difference, e.difference, None, verdict)
 
 
-def test_load_claims_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ClaimsError, match="claims.yaml: file not found"):
-        load_claims(tmp_path / "claims.yaml")
+def test_equivalence_one_seed_is_undecided() -> None:
+    e = equivalence([0.5], [0.5, 0.6], 0.1)
+    assert (e.ci_low, e.ci_high, e.p_value, e.verdict) == (None, None, None, UNDECIDED)
+
+
+@pytest.mark.parametrize("tolerance", [0.0, -0.1, float("nan")])
+def test_equivalence_rejects_a_bad_tolerance(tolerance: float) -> None:
+    with pytest.raises(StatsError, match="tolerance"):
+        equivalence(REAL_A, REAL_B, tolerance)
+
+
+# --- holm ------------------------------------------------------------------------------------------
+
+
+def test_holm_hand_worked() -> None:
+    # sorted 0.005, 0.01, 0.03, 0.04 times 4, 3, 2, 1 = 0.02, 0.03, 0.06, 0.04 -> running max 0.06 for the last
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+
+
+def test_holm_skips_none_and_caps_at_one() -> None:
+    adjusted = holm([0.01, None, 0.04, 0.03, 0.005])
+    assert adjusted[1] is None
+    assert [adjusted[i] for i in (0, 2, 3, 4)] == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.4, 0.6, 0.5]) == [1.0, 1.0, 1.0]  # 1.2, 1.0, 0.6 before the cap and the running max
+    assert holm([None, None]) == [None, None] and holm([]) == []
+    assert holm([0.02]) == [0.02]
+
+
+def test_holm_rejects_a_non_probability() -> None:
+    with pytest.raises(StatsError, match="p-value 1.5: expected a number between 0 and 1"):
+        holm([0.1, 1.5])
+
+
+# --- pooled and paired SDs -------------------------------------------------------------------------
+
+
+def test_pooled_sd_and_paired_sd() -> None:
+    assert pooled_sd([1, 2, 3], [2, 4]) == pytest.approx(math.sqrt((1 + 2) / 2))  # variances 1 and 2
+    assert pooled_sd([1], [2, 4]) is None
+    assert paired_sd([1, 2, 4], [0, 0, 0]) == pytest.approx(math.sqrt(7 / 3))
+    assert paired_sd([1], [0]) is None
+    with pytest.raises(StatsError, match="a has 2 seeds, b has 1"):
+        paired_sd([1, 2], [0])
+
+
+# --- power: detectable difference, seeds needed ----------------------------------------------------
+
+
+def power_by_hand(delta: float, se: float, df: int, alpha: float = 0.05) -> float:
+    """Two-sided t-test power under the noncentral t."""
+    critical = student_t.ppf(1 - alpha / 2, df)
+    return sps.nct.sf(critical, df, delta / se) + sps.nct.cdf(-critical, df, delta / se)
+
+
+@pytest.mark.parametrize(
+    ("sd", "n_a", "n_b", "paired", "se", "df"),
+    [(0.01, 5, 5, False, 0.01 * math.sqrt(2 / 5), 8),
+     (0.01, 4, 7, False, 0.01 * math.sqrt(1 / 4 + 1 / 7), 9),
+     (0.02, 6, None, True, 0.02 / math.sqrt(6), 5),
+     (0.02, 6, 99, True, 0.02 / math.sqrt(6), 5)],  # paired ignores n_b
+)
+def test_detectable_difference_has_the_asked_power(sd, n_a, n_b, paired, se, df) -> None:
+    delta = detectable_difference(sd, n_a, n_b, paired)
+    assert power_by_hand(delta, se, df) == pytest.approx(0.80, abs=1e-8)
+
+
+def test_detectable_difference_other_alpha_and_power() -> None:
+    delta = detectable_difference(0.01, 5, 5, alpha=0.01, power=0.9)
+    assert power_by_hand(delta, 0.01 * math.sqrt(2 / 5), 8, alpha=0.01) == pytest.approx(0.9, abs=1e-8)
+    assert delta > detectable_difference(0.01, 5, 5)
+
+
+def test_detectable_difference_by_simulation() -> None:
+    sd, n, experiments = 1.0, 5, 20000
+    delta = detectable_difference(sd, n, n)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(delta, sd, (experiments, n)), rng.normal(0.0, sd, (experiments, n))
+    pooled = np.sqrt((a.var(axis=1, ddof=1) + b.var(axis=1, ddof=1)) / 2)
+    t = (a.mean(axis=1) - b.mean(axis=1)) / (pooled * math.sqrt(2 / n))
+    assert np.mean(np.abs(t) > student_t.ppf(0.975, 2 * n - 2)) == pytest.approx(0.80, abs=0.02)
+
+
+def test_detectable_difference_paired_by_simulation() -> None:
+    sd, n, experiments = 1.0, 6, 20000
+    delta = detectable_difference(sd, n, paired=True)
+    differences = np.random.default_rng(0).normal(delta, sd, (experiments, n))
+    t = differences.mean(axis=1) / (differences.std(axis=1, ddof=1) / math.sqrt(n))
+    assert np.mean(np.abs(t) > student_t.ppf(0.975, n - 1)) == pytest.approx(0.80, abs=0.02)
+
+
+def test_detectable_difference_approaches_the_normal_formula() -> None:
+    z = sps.norm.ppf(0.975) + sps.norm.ppf(0.80)
+    assert detectable_difference(1.0, 2000, 2000) == pytest.approx(z * math.sqrt(2 / 2000), rel=1e-3)
+
+
+def test_detectable_difference_edge_cases() -> None:
+    assert detectable_difference(None, 5, 5) is None
+    assert detectable_difference(0.01, 1, paired=True) is None  # df 0
+    assert detectable_difference(0.01, 1, 1) is None
+    assert detectable_difference(0.0, 3, 3) == 0.0
+    assert detectable_difference(0.01, 1, 2) > 0  # df 1 still has an answer
+    for bad, message in [({"sd": -1.0}, "sd -1.0: expected a number >= 0"),
+                         ({"power": 0.04}, "power 0.04: expected more than alpha 0.05"),
+                         ({"n_a": 0}, "seed count 0: expected a whole number >= 1")]:
+        with pytest.raises(StatsError, match=message):
+            detectable_difference(**{"sd": 0.01, "n_a": 5, **bad})
+
+
+@pytest.mark.parametrize(("sd", "difference", "paired"), [(0.01, 0.005, False), (0.01, -0.005, False),
+                                                          (0.02, 0.01, True)])
+def test_seeds_needed_is_the_first_count_that_detects(sd: float, difference: float, paired: bool) -> None:
+    n = seeds_needed(sd, difference, paired)
+    assert n > 3
+    assert detectable_difference(sd, n, n, paired) <= abs(difference)
+    assert detectable_difference(sd, n - 1, n - 1, paired) > abs(difference)
+
+
+def test_seeds_needed_edge_cases() -> None:
+    assert seeds_needed(0.01, 0.0) is None
+    assert seeds_needed(None, 0.1) is None
+    assert seeds_needed(0.01, 1e-5, most=50) is None
+    assert seeds_needed(0.0, 0.01) == 2
+    assert seeds_needed(0.01, 1.0) == 2
+
+
+def half_width(sd: float, n: int, paired: bool) -> float:
+    se, df = (sd / math.sqrt(n), n - 1) if paired else (sd * math.sqrt(2 / n), 2 * n - 2)
+    return student_t.ppf(0.95, df) * se
+
+
+@pytest.mark.parametrize(("difference", "paired"), [(0.002, False), (-0.002, False), (0.0, True)])
+def test_equivalence_seeds_needed_is_the_first_count_that_fits(difference: float, paired: bool) -> None:
+    n = equivalence_seeds_needed(0.01, difference, 0.01, paired)
+    assert n > 2
+    assert half_width(0.01, n, paired) <= 0.01 - abs(difference) < half_width(0.01, n - 1, paired)
+
+
+def test_equivalence_seeds_needed_edge_cases() -> None:
+    assert equivalence_seeds_needed(0.01, 0.01, 0.01) is None  # the difference is at the tolerance
+    assert equivalence_seeds_needed(0.01, -0.02, 0.01) is None
+    assert equivalence_seeds_needed(None, 0.0, 0.01) is None
+    assert equivalence_seeds_needed(0.01, 0.0099, 0.01, most=100) is None
+    assert equivalence_seeds_needed(0.0, 0.0, 0.01) == 2
+
+
+def test_a_noisier_metric_needs_more_seeds() -> None:
+    assert seeds_needed(0.02, 0.01) > seeds_needed(0.01, 0.01)
+    assert statistics.fmean([detectable_difference(2.0, 5, 5) / detectable_difference(1.0, 5, 5)]) == \
+        pytest.approx(2.0)
+
+
+def test_compare_paired_differences_equal_up_to_rounding_are_a_real_difference() -> None:
+    a, b = [0.80, 0.83, 0.91], [0.78, 0.81, 0.89]  # 0.02 each, but not to the last bit
+    assert len({x - y for x, y in zip(a, b, strict=True)}) > 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        c = compare_paired(a, b)
+    assert c.verdict == DIFFERS and c.ci_low == pytest.approx(0.02) and c.ci_high == pytest.approx(0.02)

@@ -11,6 +11,7 @@ from droplab.config import parse_params
 from droplab.device_data import BatchTransform, Split, augment, load_splits, train_batches
 from droplab.errors import DroplabError
 from droplab.models import create_model
+from droplab.optim import build_scheduler
 from droplab.prepare import load_meta
 
 from synthetic import write_prepared
@@ -49,25 +50,48 @@ def test_batched_crop_and_flip_match_a_per_image_loop():
         torch.testing.assert_close(out[i], crop.flip(2) if flips[i] else crop)
 
 
+def _home_train(raw: dict, variant: str) -> dict:
+    """The `train:` block of `variant`'s home study at the config's scale: where its epochs are set."""
+    home = next(name for name, study in raw["studies"].items() if variant in study["variants"])
+    return raw["studies"][home][raw.get("scale", "cpu")].setdefault("train", {})
+
+
+def _main(params, variant: str, seeds: list[int], prepared: Path, out: Path, **kwargs) -> dict[int, dict]:
+    return train.main(params, variant, seeds, prepared, out / "models", out / "metrics", out / "plots", **kwargs)
+
+
 @pytest.mark.parametrize("variant", ["s4_mlp_p2_p5", "s2_cnn", "lenet_inbn_bn"])
 def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path: Path, variant: str):
-    tiny_params["train"]["epochs"] = 2
+    _home_train(tiny_params, variant)["epochs"] = 2
     tiny_params["variants"][variant].get("train", {}).pop("epochs", None)
     params = parse_params(tiny_params)
+    assert params.train_config(variant).epochs == 2
     prepared = write_prepared(tmp_path / "prepared")
-    run = params.first_run(variant)
+    measured: list[int] = []
+
+    def measure(model, splits, ctx, seed: int) -> dict:  # the stage passes the BN analysis here
+        measured.append(seed)
+        return {"seed": seed, "test_images": len(splits["test"]), "training": model.training}
+
     outputs = []
     for copy in ("a", "b"):
         out = tmp_path / copy
-        result = train.main(params, run, prepared, out / "models", out / "metrics", out / "plots")
+        results = _main(params, variant, [0], prepared, out, measure=measure)
         outputs.append(out)
     first, second = outputs
-    # the model file too: DVC hashes it, and other bytes would rerun every analyze stage
-    files = (f"metrics/train/{variant}/seed0.json", f"plots/train/{variant}/seed0.tsv", f"models/{variant}/seed0.pt")
+    # the model file too: DVC hashes it, and other bytes would rerun every stage that reads it
+    files = (f"metrics/train/{variant}/seed0.json", f"plots/train/{variant}/seed0.tsv", f"models/{variant}/seed0.pt",
+             f"metrics/bn/{variant}/seed0.json")
     for rel in files:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
-    assert set(result) == {"best_epoch", "train", "val", "test"}
+    assert list(results) == [0] and measured == [0, 0]
+    result = results[0]
+    assert set(result) == {"best_epoch", "train", "val", "test", "sizes"}
     assert set(result["test"]) == {"loss", "acc1", "acc5", "f1_macro"}
+    assert result["sizes"] == {"train": 120, "val": 40, "test": 40}  # the study's cpu sizes exceed the splits
+    assert json.loads((first / f"metrics/train/{variant}/seed0.json").read_text()) == result
+    assert json.loads((first / f"metrics/bn/{variant}/seed0.json").read_text()) == {
+        "seed": 0, "test_images": 40, "training": False}  # measured in eval mode, on the whole test split
     rows = (first / f"plots/train/{variant}/seed0.tsv").read_text().splitlines()
     assert rows[0].split("\t") == list(train.CURVE_COLUMNS) and len(rows) == 3
     speed = json.loads((first / f"metrics/speed/{variant}/seed0.json").read_text())
@@ -79,15 +103,42 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
     assert checkpoint["seed"] == 0
 
 
-def test_another_seed_is_another_run(tiny_params, tmp_path: Path):
+def test_another_seed_is_another_run_and_seeds_do_not_depend_on_each_other(tiny_params, tmp_path: Path):
+    """One process trains every seed; each seed's bytes are those of the seed trained alone, so
+    a rerun that skips finished seeds (see test_resume) writes the same files."""
     tiny_params["studies"]["s2_mlp"]["seeds"] = 2
     params = parse_params(tiny_params)
+    assert params.seeds_of("s2_mlp") == [0, 1]
     prepared = write_prepared(tmp_path / "prepared")
-    runs = [params.runs()["s2_mlp-seed0"], params.runs()["s2_mlp-seed1"]]
-    results = [train.main(params, run, prepared, tmp_path / "models", tmp_path / "metrics", tmp_path / "plots")
-               for run in runs]
-    assert results[0] != results[1]  # other initial weights, data order and dropout masks
-    assert sorted(p.name for p in (tmp_path / "metrics/train/s2_mlp").iterdir()) == ["seed0.json", "seed1.json"]
+    results = _main(params, "s2_mlp", params.seeds_of("s2_mlp"), prepared, tmp_path / "both")
+    assert list(results) == [0, 1]
+    assert results[0]["test"] != results[1]["test"]  # other initial weights, data order and dropout masks
+    for folder in ("metrics/train", "metrics/speed", "plots/train", "models"):
+        assert sorted(p.stem for p in (tmp_path / "both" / folder / "s2_mlp").iterdir()) == ["seed0", "seed1"], folder
+    assert not (tmp_path / "both/metrics/bn").exists()  # no `measure`, no BN file
+    alone = _main(params, "s2_mlp", [1], prepared, tmp_path / "alone")
+    assert alone == {1: results[1]}
+    for rel in ("metrics/train/s2_mlp/seed1.json", "plots/train/s2_mlp/seed1.tsv", "models/s2_mlp/seed1.pt"):
+        assert (tmp_path / "alone" / rel).read_bytes() == (tmp_path / "both" / rel).read_bytes(), rel
+
+
+def test_a_study_scale_trains_on_seeded_subsets_shared_by_every_seed(tiny_params, tmp_path: Path, monkeypatch):
+    tiny_params["studies"]["s2_mlp"]["cpu"].update(train_images=100, val_images=30)
+    params = parse_params(tiny_params)
+    prepared = write_prepared(tmp_path / "prepared")
+    seen: list[torch.Tensor] = []
+    real_epoch = train.train_one_epoch
+
+    def recording_epoch(model, optimizer, scheduler, split, cfg, ctx, generator, progress):
+        seen.append(split.images)
+        return real_epoch(model, optimizer, scheduler, split, cfg, ctx, generator, progress)
+
+    monkeypatch.setattr(train, "train_one_epoch", recording_epoch)
+    results = _main(params, "s2_mlp", [0, 1], prepared, tmp_path)
+    assert [result["sizes"] for result in results.values()] == [{"train": 100, "val": 30, "test": 40}] * 2
+    assert len(seen) == 2 and all(torch.equal(images, seen[0]) for images in seen)
+    whole = load_splits(prepared / "arrays.npz", torch.device("cpu"), load_meta(prepared))["train"].images
+    assert len(seen[0]) == 100 and not torch.equal(seen[0], whole[:100])  # a draw, not the first 100
 
 
 @pytest.mark.parametrize("scripted_val_acc1, best", [([0.5, 0.9, 0.7, 0.6], 2), ([0.5, 0.8, 0.8, 0.3], 2)])
@@ -95,8 +146,9 @@ def test_test_split_is_evaluated_with_the_best_epochs_weights(tiny_params, tmp_p
                                                                scripted_val_acc1, best):
     """Validation accuracy is scripted to peak early (ties go to the earlier epoch); the test pass
     must then see exactly the weights the model had after that epoch."""
-    tiny_params["train"]["epochs"] = len(scripted_val_acc1)
+    _home_train(tiny_params, "s2_mlp")["epochs"] = len(scripted_val_acc1)
     params = parse_params(tiny_params)
+    assert params.train_config("s2_mlp").epochs == len(scripted_val_acc1)
     prepared = write_prepared(tmp_path / "prepared")
     real_evaluate = train.evaluate
     weights_seen: list[dict[str, torch.Tensor]] = []
@@ -109,8 +161,7 @@ def test_test_split_is_evaluated_with_the_best_epochs_weights(tiny_params, tmp_p
         return metrics
 
     monkeypatch.setattr(train, "evaluate", scripted_evaluate)
-    result = train.main(params, params.first_run("s2_mlp"), prepared, tmp_path / "models", tmp_path / "metrics",
-                        tmp_path / "plots")
+    result = _main(params, "s2_mlp", [0], prepared, tmp_path)[0]
     assert result["best_epoch"] == best and result["val"]["acc1"] == scripted_val_acc1[best - 1]
     *per_epoch, at_test = weights_seen
     assert len(per_epoch) == len(scripted_val_acc1)
@@ -120,13 +171,12 @@ def test_test_split_is_evaluated_with_the_best_epochs_weights(tiny_params, tmp_p
 
 
 def test_saved_checkpoint_reproduces_the_test_metrics(tiny_params, tmp_path: Path):
-    tiny_params["train"]["epochs"] = 2
+    _home_train(tiny_params, "s2_mlp")["epochs"] = 2
     params = parse_params(tiny_params)
     prepared = write_prepared(tmp_path / "prepared")
-    result = train.main(params, params.first_run("s2_mlp"), prepared, tmp_path / "models", tmp_path / "metrics",
-                        tmp_path / "plots")
+    result = _main(params, "s2_mlp", [0], prepared, tmp_path)[0]
     checkpoint = torch.load(tmp_path / "models/s2_mlp/seed0.pt", weights_only=True)
-    model = create_model(params.variants["s2_mlp"], params.rates("s2_mlp"), [1, 28, 28], 10)
+    model = create_model(params.spec("s2_mlp"), params.rates("s2_mlp"), [1, 28, 28], 10)
     model.load_state_dict(checkpoint["state_dict"])
     ctx = train.Context(BatchTransform([0.4], [0.3], True, torch.device("cpu")), 10, torch.device("cpu"), False)
     test_split = load_splits(prepared / "arrays.npz", torch.device("cpu"), load_meta(prepared))["test"]
@@ -140,12 +190,15 @@ def _one_epoch_loss(params, prepared: Path, variant: str, autocast: bool, channe
     cpu = torch.device("cpu")
     splits = load_splits(prepared / "arrays.npz", cpu, load_meta(prepared))
     torch.manual_seed(0)
-    model = create_model(params.variants[variant], params.rates(variant), [1, 28, 28], 10)
+    model = create_model(params.spec(variant), params.rates(variant), [1, 28, 28], 10)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     ctx = train.Context(BatchTransform([0.4], [0.3], True, cpu, channels_last), 10, cpu, autocast)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
-    loss = train.train_one_epoch(model, optimizer, splits["train"], cfg, ctx, torch.Generator().manual_seed(0), None)
+    scheduler = build_scheduler(optimizer, cfg, len(splits["train"]) // cfg.batch_size)
+    loss = train.train_one_epoch(model, optimizer, scheduler, splits["train"], cfg, ctx,
+                                 torch.Generator().manual_seed(0), None)
+    assert scheduler.last_epoch == len(splits["train"]) // cfg.batch_size  # stepped once per optimizer step
     kernels = [p for p in model.parameters() if p.ndim == 4 and p.shape[1] > 1]  # layout-sensitive conv weights
     assert kernels and all(k.is_contiguous() != channels_last for k in kernels)
     return loss["loss"]

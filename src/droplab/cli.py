@@ -6,7 +6,7 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from droplab.config import Params, Run, load_params
+from droplab.config import Params, load_params
 from droplab.errors import DroplabError
 from droplab.runs import check_runs
 
@@ -33,19 +33,19 @@ def run_stage(stage: str, body: Callable[[Params], object]) -> None:
         sys.exit(2)
 
 
-def variant_arg(params: Params) -> str:
-    """The variant named on the command line, checked against params.yaml."""
-    if len(sys.argv) != 2:
-        raise DroplabError(f"usage: {Path(sys.argv[0]).name} VARIANT")
-    return _known(sys.argv[1], params.variants, "variant", "variants")
-
-
-def run_arg(params: Params) -> Run:
-    """The run (`<variant>-seed<seed>`) named on the command line, checked against params.yaml."""
-    if len(sys.argv) != 2:
-        raise DroplabError(f"usage: {Path(sys.argv[0]).name} VARIANT-seedSEED")
-    runs = params.runs()
-    return runs[_known(sys.argv[1], runs, "run", "runs")]
+def variant_seeds_arg(params: Params) -> tuple[str, list[int]]:
+    """`VARIANT --seeds 0,1,2` from the command line (dvc.yaml's runs block), checked against
+    params.yaml: a stale dvc.yaml must not train another set of seeds than params.yaml asks for."""
+    usage = f"usage: {Path(sys.argv[0]).name} VARIANT --seeds S1,S2,..."
+    if len(sys.argv) != 4 or sys.argv[2] != "--seeds":
+        raise DroplabError(usage)
+    variant = _known(sys.argv[1], params.variants, "variant", "variants")
+    expected = params.seeds_of(variant)
+    given = sys.argv[3]
+    if given != ",".join(map(str, expected)):
+        raise DroplabError(f"--seeds {given}: params.yaml trains {variant} under seeds "
+                           f"{','.join(map(str, expected))}; run `droplab runs` to update dvc.yaml")
+    return variant, expected
 
 
 def _known(name: str, names: Iterable[str], kind: str, plural: str) -> str:

@@ -15,6 +15,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     create_model,
     field_validator,
@@ -42,6 +43,8 @@ class DataConfig(Strict):
     source_dir: str | None = None
     split_seed: Seed = 0
     val_size: int = Field(10000, gt=0)
+    # the prepared splits are full size unless these cut them (the tiny test config does); a study
+    # draws its own subsets at its scale (see Scale)
     train_limit: int | None = Field(None, gt=0)
     test_limit: int | None = Field(None, gt=0)
 
@@ -51,9 +54,13 @@ class AnalysisConfig(Strict):
 
 
 class Schedule(Strict):
+    """A per-step learning-rate schedule: linear warmup over `warmup_steps`, then constant, cosine
+    (to 0 at the last step) or step (x gamma at each milestone epoch)."""
+
     name: Literal["constant", "step", "cosine"] = "constant"
-    milestones: list[int] = []
+    milestones: list[Annotated[int, Field(gt=0)]] = []
     gamma: float = Field(0.1, gt=0)
+    warmup_steps: int = Field(0, ge=0)
 
 
 class Augment(Strict):
@@ -78,6 +85,14 @@ class TrainConfig(Strict):
     channels_last: bool | Literal["auto"] = "auto"
     compile: bool = False
     nproc_per_node: int = Field(1, gt=0)  # > 1: data-parallel under torchrun, batch_size is the global batch
+
+    @model_validator(mode="after")
+    def _milestones_within_epochs(self) -> TrainConfig:
+        late = [m for m in self.schedule.milestones if m >= self.epochs]
+        if self.schedule.name == "step" and late:
+            raise ValueError(f"schedule.milestones: epoch {late[0]} is not before the last epoch ({self.epochs}), "
+                             "so the lr would never drop there")
+        return self
 
     @model_validator(mode="after")
     def _momentum_is_sgds(self) -> TrainConfig:
@@ -224,6 +239,33 @@ class ResNetSpec(VariantBase):
 
 MODEL_SPECS = {"mlp": MLPSpec, "cnn": CNNSpec, "lenet5": LeNetSpec, "resnet": ResNetSpec}
 VariantSpec = Annotated[MLPSpec | CNNSpec | LeNetSpec | ResNetSpec, Field(discriminator="model")]
+_SPEC: TypeAdapter = TypeAdapter(VariantSpec)
+
+
+ScaleName = Literal["cpu", "paper"]
+
+
+class Scale(Strict):
+    """A study's setting at one scale: how much data it draws, how long and how it trains.
+
+    The subsets are seeded by data.split_seed and the same for every seed of every variant, so
+    seeds differ only in initial weights, batch order and dropout masks."""
+
+    dataset: str | None = None  # the dataset this setting was published on; reported beside the one used
+    train_images: int | None = Field(None, gt=0)  # a seeded subset of the prepared split; None: all of it
+    val_images: int | None = Field(None, gt=0)
+    test_images: int | None = Field(None, gt=0)
+    train: TrainOverride = TrainOverride()  # type: ignore[valid-type]  # over `train`; a variant's own keys win
+    spec: dict[str, Any] = {}  # over each variant's spec, e.g. {resize: null} for native input size
+    # variants of this study not trained at this scale, and why (claims about them read "not run")
+    skip: list[str] = []
+    skip_reason: str | None = None
+
+    @model_validator(mode="after")
+    def _skip_has_a_reason(self) -> Scale:
+        if self.skip and not self.skip_reason:
+            raise ValueError("skip needs a skip_reason: the report prints why these variants did not train")
+        return self
 
 
 class Study(Strict):
@@ -231,6 +273,14 @@ class Study(Strict):
     variants: list[str] = Field(min_length=1)
     seeds: int = Field(1, gt=0)  # train each variant under the first `seeds` entries of the top-level list
     profile_table: bool = False  # put parameters and FLOPs beside accuracy (S3 did)
+    # variant -> the same architecture without dropout: recalibration's gain minus the twin's is
+    # the part due to dropout rather than to stale BN statistics
+    twins: dict[str, str] = {}
+    cpu: Scale = Scale()  # the default run's setting: sized for a 30-minute `dvc repro` on 2 cores
+    paper: Scale = Scale()  # the published setting (`dvc exp run -S scale=paper`)
+
+    def scale(self, name: ScaleName) -> Scale:
+        return getattr(self, name)
 
     @field_validator("variants")
     @classmethod
@@ -307,6 +357,7 @@ def check_plain_name(name: str) -> str:
 
 
 class Params(Strict):
+    scale: ScaleName = "cpu"
     seeds: list[Seed] = Field(min_length=1)
     dataset: str
     dropout: float = Field(ge=0, lt=1)
@@ -368,11 +419,18 @@ class Params(Strict):
     @model_validator(mode="after")
     def _train_configs_resolve(self) -> Params:
         for name in self.variants:
+            home = self.home_study(name)
+            where = f"studies.{home}.{self.scale}" if home else "train"
             try:
                 self.train_config(name)
             except ValidationError as exc:
                 problem = exc.errors()[0]
-                raise ValueError(f"variants.{name}.train on top of train: {_describe(problem)}") from None
+                raise ValueError(f"variants.{name}.train on top of {where}: {_describe(problem)}") from None
+            try:
+                self.spec(name)
+            except ValidationError as exc:
+                problem = exc.errors()[0]
+                raise ValueError(f"{where}.spec applied to variants.{name}: {_describe(problem)}") from None
         return self
 
     @field_validator("seeds")
@@ -391,11 +449,41 @@ class Params(Strict):
             if group.seeds > len(self.seeds):
                 raise ValueError(f"studies.{study}.seeds = {group.seeds}, but the top-level seeds list has only "
                                  f"{len(self.seeds)}: add seeds to it")
+            for scale in ("cpu", "paper"):
+                published = group.scale(scale).dataset
+                if published is not None and published not in DATASETS and published not in self.extra_datasets:
+                    raise ValueError(f"studies.{study}.{scale}.dataset: unknown dataset {published!r}; allowed: "
+                                     f"{', '.join([*DATASETS, *self.extra_datasets])}")
+            for variant, twin in group.twins.items():
+                for name in (variant, twin):
+                    if name not in group.variants:
+                        raise ValueError(f"studies.{study}.twins: {name!r} is not one of this study's variants")
+                if any(self.rates(twin)):
+                    raise ValueError(f"studies.{study}.twins.{variant}: {twin!r} has dropout; a twin has none")
+            for scale in ("cpu", "paper"):
+                strangers = [name for name in group.scale(scale).skip if name not in group.variants]
+                if strangers:
+                    raise ValueError(f"studies.{study}.{scale}.skip: {strangers[0]!r} is not one of this study's variants")
+        homeless = [name for name in self.variants if self.home_study(name) is None]
+        if homeless:
+            raise ValueError(f"variants.{homeless[0]} is in no study: add it to one under studies "
+                             "(a variant trains at its first study's scale settings)")
         return self
 
     def seed_count(self, variant: str) -> int:
         """Seeds a variant trains under: the most any of its studies asks for (1 outside studies)."""
         return max([study.seeds for study in self.studies.values() if variant in study.variants], default=1)
+
+    def skipped_at_scale(self, variant: str) -> str | None:
+        """Why `variant` does not train at this scale (its home study skips it), or None."""
+        scale = self.scale_of(variant)
+        return scale.skip_reason if variant in scale.skip else None
+
+    def trained_variants(self) -> list[str]:
+        return [name for name in self.variants if self.skipped_at_scale(name) is None]
+
+    def seeds_of(self, variant: str) -> list[int]:
+        return self.seeds[:self.seed_count(variant)]
 
     def first_run(self, variant: str) -> Run:
         """The run every variant has (the first seed): what profile and analyze look at."""
@@ -403,8 +491,8 @@ class Params(Strict):
 
     def runs(self) -> dict[str, Run]:
         """Every (variant, seed) pair to train, named `<variant>-seed<seed>`."""
-        return {f"{name}-seed{seed}": Run(variant=name, seed=seed, p=spec.p)
-                for name, spec in self.variants.items() for seed in self.seeds[:self.seed_count(name)]}
+        return {f"{name}-seed{seed}": Run(variant=name, seed=seed, p=self.variants[name].p)
+                for name in self.trained_variants() for seed in self.seeds_of(name)}
 
     def rates(self, variant: str) -> list[float]:
         """The dropout rate(s) a variant's `p` points to, each checked to lie in [0, 1)."""
@@ -434,10 +522,31 @@ class Params(Strict):
                                  f"{sites}, where this {spec.model} builds no dropout ({unbuilt[site]})")
         return rates
 
+    def home_study(self, variant: str) -> str | None:
+        """The first study listing `variant`: its scale settings are the variant's."""
+        return next((name for name, study in self.studies.items() if variant in study.variants), None)
+
+    def scale_of(self, variant: str) -> Scale:
+        home = self.home_study(variant)
+        return self.studies[home].scale(self.scale) if home else Scale()
+
     def train_config(self, variant: str) -> TrainConfig:
-        """The top-level `train` with the variant's own overrides applied."""
+        """The top-level `train`, then the home study's settings at this scale, then the variant's own keys."""
+        scaled = self.scale_of(variant).train.model_dump(exclude_none=True)
         override = self.variants[variant].train.model_dump(exclude_none=True)
-        return TrainConfig.model_validate({**self.train.model_dump(), **override})
+        return TrainConfig.model_validate({**self.train.model_dump(), **scaled, **override})
+
+    def spec(self, variant: str) -> VariantSpec:
+        """The variant's spec with its home study's spec keys at this scale applied (input size)."""
+        changes = self.scale_of(variant).spec
+        if not changes:
+            return self.variants[variant]
+        return _SPEC.validate_python({**self.variants[variant].model_dump(), **changes})
+
+    def sizes(self, variant: str) -> dict[str, int | None]:
+        """How many images of each prepared split the variant uses at this scale (None: all)."""
+        scale = self.scale_of(variant)
+        return {"train": scale.train_images, "val": scale.val_images, "test": scale.test_images}
 
 
 def _describe(error: dict[str, Any]) -> str:

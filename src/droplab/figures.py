@@ -55,26 +55,37 @@ def table_axes(ax, frame: pd.DataFrame, title: str) -> None:
     table.auto_set_column_width(list(range(len(frame.columns))))
 
 
-def bn_figure(variant: str, affine: dict[str, dict[str, list[float]]], shift: dict[str, float], path: Path) -> None:
-    """Violins of learned gamma and beta, one per BN layer (as S5 showed them), and the
-    per-layer variance shift as bars."""
-    fig, (ax_gamma, ax_beta, ax_shift) = plt.subplots(3, 1, figsize=(max(6, 0.35 * len(affine) + 3), 10))
+def bn_figure(variant: str, affine: dict[str, dict[str, list[float]]], ratio: dict[str, tuple[float, float]],
+              stored: dict[str, float], path: Path) -> None:
+    """Violins of learned gamma and beta, one per BN layer named on the axis (as S5 showed them),
+    and per layer the two variance measures: dropout's own D (mean over seeds, with the seed
+    interval where there is one) and the stored shift inference suffers (first seed)."""
     layers = list(affine)
+    width = max(7, 0.4 * len(layers) + 3)
+    fig, (ax_gamma, ax_beta, ax_shift) = plt.subplots(3, 1, figsize=(width, 13))
     if not layers:
         for ax in (ax_gamma, ax_beta, ax_shift):
             ax.axis("off")
         ax_gamma.text(0.5, 0.5, f"{variant}: no BatchNorm layers", ha="center", va="center")
         save(fig, path)
         return
+    positions = list(range(1, len(layers) + 1))
     for ax, key in ((ax_gamma, "gamma"), (ax_beta, "beta")):
         ax.violinplot([affine[name][key] for name in layers], showmedians=True)
-        ax.set_title(f"{variant}: learned BN {key} per layer")
-        ax.set_xticks(range(1, len(layers) + 1), [""] * len(layers))
+        ax.set_title(f"{variant}: learned BN {key} per layer (first seed)")
+        ax.set_xticks(positions, layers, rotation=90, fontsize=7)
+        ax.set_ylabel(key)
         ax.grid(alpha=0.3)
-    ax_shift.bar(range(1, len(layers) + 1), [shift.get(name, float("nan")) for name in layers])
+    means = [ratio[name][0] if name in ratio else float("nan") for name in layers]
+    halves = [ratio[name][1] if name in ratio else 0.0 for name in layers]
+    ax_shift.bar([x - 0.2 for x in positions], means, width=0.4, yerr=halves, capsize=2,
+                 label="D = Var(dropout on) / Var(dropout off), BN in eval mode")
+    ax_shift.bar([x + 0.2 for x in positions], [stored.get(name, float("nan")) for name in layers], width=0.4,
+                 label="stored shift: max(running_var / eval-mode var, inverse)")
     ax_shift.axhline(1.0, color="black", linewidth=0.8)
-    ax_shift.set_title(f"{variant}: variance shift max(a/b, b/a) per BN layer")
-    ax_shift.set_xticks(range(1, len(layers) + 1), layers, rotation=90, fontsize=7)
+    ax_shift.set_title(f"{variant}: variance shift per BN layer")
+    ax_shift.set_xticks(positions, layers, rotation=90, fontsize=7)
+    ax_shift.legend(fontsize=8)
     ax_shift.grid(alpha=0.3)
     fig.tight_layout()
     save(fig, path)

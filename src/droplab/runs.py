@@ -1,8 +1,10 @@
-"""The train stage's `foreach` in dvc.yaml: the (variant, seed) pairs of params.yaml, spelled out.
+"""The train stage's `foreach` in dvc.yaml: one item per variant, with its home study, its rate
+key and its seeds, spelled out.
 
-DVC cannot compute a product of variants and per-study seed counts, and its `matrix` cannot
-carry a variant's rate key, so `droplab runs` writes the list into dvc.yaml, between two marker
-comments. It lives there rather than in a `vars` file because DVC would show every value of a
+DVC cannot compute per-study seed counts or which study a variant takes its scale settings
+from, and its `matrix` cannot carry a variant's rate key, so `droplab runs` writes the list
+into dvc.yaml, between two marker comments. The seeds are in the command line, so adding a
+seed reruns that variant's stage. It lives there rather than in a `vars` file because DVC would show every value of a
 vars file as a parameter column in `dvc exp show`. Every stage checks that the list still
 matches params.yaml, so a stale list stops the pipeline instead of training the old set.
 """
@@ -25,12 +27,14 @@ BLOCK = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
 
 
 def runs_mapping(params: Params) -> dict[str, dict]:
-    return {name: run.model_dump() for name, run in params.runs().items()}
+    """variant -> {study: its home study, p: its rate key, seeds: "0,1,2"} (a string: DVC puts it in the command)."""
+    return {name: {"study": params.home_study(name), "p": spec.p, "seeds": ",".join(map(str, params.seeds_of(name)))}
+            for name, spec in params.variants.items() if name in params.trained_variants()}
 
 
 def _block(params: Params) -> str:
-    lines = [f"      {name}: {{variant: {run['variant']}, seed: {run['seed']}, p: {run['p']}}}\n"
-             for name, run in runs_mapping(params).items()]
+    lines = [f"      {name}: {{study: {item['study']}, p: {item['p']}, seeds: \"{item['seeds']}\"}}\n"
+             for name, item in runs_mapping(params).items()]
     return BEGIN + "    foreach:\n" + "".join(lines) + END
 
 
@@ -47,7 +51,7 @@ def runs_block_of(path: Path) -> str:
 
 
 def write_runs(params: Params, path: Path = PIPELINE) -> int:
-    """Rewrite the runs block of `path`; return the number of runs."""
+    """Rewrite the runs block of `path`; return the number of (variant, seed) runs."""
     write_text(path, BLOCK.sub(lambda _: _block(params), runs_block_of(path)))
     return len(params.runs())
 

@@ -17,7 +17,7 @@ TINY_SEEDS = 2  # the most seeds a study keeps: still more than one, so the stat
 
 
 def shrink(raw: dict, keep: Iterable[str] | None = None) -> dict:
-    """A few hundred images, one epoch, at most two seeds; `keep` names the variants to keep
+    """A few hundred images, one epoch (at every study's scale), at most two seeds; `keep` names the variants to keep
     (all by default), and studies lose the others (a study left empty goes). The variants left
     out are listed under `skipped_variants`, so a claim about one reads "not run", not "typo"."""
     raw = copy.deepcopy(raw)
@@ -31,14 +31,25 @@ def shrink(raw: dict, keep: Iterable[str] | None = None) -> dict:
         skipped = [name for name in raw["variants"] if name not in kept]
         raw["skipped_variants"] = sorted({*raw.get("skipped_variants", []), *skipped})
         raw["variants"] = {name: spec for name, spec in raw["variants"].items() if name in kept}
-        studies = {name: {**study, "variants": [v for v in study["variants"] if v in raw["variants"]]}
-                   for name, study in raw["studies"].items()}
+        studies = {name: _kept(study, set(raw["variants"])) for name, study in raw["studies"].items()}
         raw["studies"] = {name: study for name, study in studies.items() if study["variants"]}
-    for study in raw["studies"].values():
-        study["seeds"] = min(study.get("seeds", 1), TINY_SEEDS)
     raw["data"].update(TINY_DATA)
     raw["train"].update(TINY_TRAIN)
+    for study in raw["studies"].values():
+        study["seeds"] = min(study.get("seeds", 1), TINY_SEEDS)
+        for scale in ("cpu", "paper"):
+            study.get(scale, {}).get("train", {}).update(TINY_TRAIN)
     for spec in raw["variants"].values():
         overrides = spec.get("train", {})
         overrides.update({key: value for key, value in TINY_TRAIN.items() if key in overrides})
     return raw
+
+
+def _kept(study: dict, kept: set[str]) -> dict:
+    """A study with only the kept variants, in its list, its twins and its scales' skip lists."""
+    study = {**study, "variants": [v for v in study["variants"] if v in kept]}
+    study["twins"] = {v: twin for v, twin in study.get("twins", {}).items() if v in kept and twin in kept}
+    for scale in ("cpu", "paper"):
+        if scale in study:
+            study[scale] = {**study[scale], "skip": [v for v in study[scale].get("skip", []) if v in kept]}
+    return study

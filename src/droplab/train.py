@@ -1,9 +1,11 @@
-"""Train one variant: flat `train_one_epoch` and `evaluate`, one `main`.
+"""Train one variant under each of its seeds: flat `train_one_epoch` and `evaluate`, one `main`.
 
-Validation runs every epoch; the weights of the best validation epoch (highest val acc1,
-earliest on ties) are kept and the test split is evaluated once, with those weights.
-Under torchrun every process trains its shard of each batch (DDP averages the gradients),
-every process evaluates the whole split, and rank 0 alone writes.
+All seeds of a variant share one process (the data is loaded and torch imported once), and
+each seed still writes its own files. Validation runs every epoch; the weights of the best
+validation epoch (highest val acc1, earliest on ties) are kept, the test split is evaluated
+once with those weights, and the BN analysis (`analyze.analyze_run`) measures them. Under
+torchrun every process trains its shard of each batch (DDP averages the gradients), every
+process evaluates the whole split, and rank 0 alone writes.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import copy
 import sys
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -74,8 +78,9 @@ def _autocast(ctx: Context):
     return torch.autocast(ctx.device.type, dtype=torch.bfloat16)
 
 
-def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, split: Split, cfg: TrainConfig,
-                    ctx: Context, generator: torch.Generator, progress: tqdm | None) -> dict[str, float]:
+def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+                    split: Split, cfg: TrainConfig, ctx: Context, generator: torch.Generator,
+                    progress: tqdm | None) -> dict[str, float]:
     model.train()
     meter = Meter(ctx.num_classes, ctx.device)
     for images, labels in train_batches(split, cfg.batch_size, generator, ctx.shard):
@@ -88,6 +93,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, split: S
         optimizer.zero_grad(set_to_none=True)
         (loss_sum / len(labels)).backward()
         optimizer.step()
+        scheduler.step()
         meter.update(logits, labels, loss_sum)
         if progress is not None:
             progress.update(1)
@@ -120,12 +126,12 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
         name: str, resume: Resume | None = None) -> tuple[History, dict[str, torch.Tensor], float]:
     """Train for cfg.epochs, checkpointing every epoch to `resume` and starting after its last
     epoch when it has one; return the history, the best epoch's weights and the training seconds."""
+    steps = len(splits["train"]) // cfg.batch_size
     optimizer = build_optimizer(model, cfg)
-    scheduler = build_scheduler(optimizer, cfg)
+    scheduler = build_scheduler(optimizer, cfg, steps)
     trainable = for_training(model, cfg, ctx)
     history = History()
     best_state: dict[str, torch.Tensor] = {}
-    steps = len(splits["train"]) // cfg.batch_size
     main_process = ctx.shard.rank == 0
     on_terminal = sys.stderr.isatty() and main_process
     train_seconds = 0.0
@@ -144,7 +150,7 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
         progress = tqdm(total=steps, desc=f"{name} {epoch}/{cfg.epochs}", leave=False) if on_terminal else None
         start = time.perf_counter()
         try:
-            train = train_one_epoch(trainable, optimizer, splits["train"], cfg, ctx, generator, progress)
+            train = train_one_epoch(trainable, optimizer, scheduler, splits["train"], cfg, ctx, generator, progress)
         except NonFiniteLoss as bad:
             raise DroplabError(
                 f"{name}: the training loss became {bad.value} at epoch {epoch}, step {bad.step} of {steps}. "
@@ -154,7 +160,6 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
         if ctx.device.type == "cuda":
             torch.cuda.synchronize()  # the loop never waits for the GPU; the clock must
         train_seconds += time.perf_counter() - start
-        scheduler.step()
         val = evaluate(model, splits["val"], cfg.eval_batch_size, ctx)
         if progress is not None:
             progress.close()
@@ -191,77 +196,117 @@ def _resolve(setting: bool | str, auto: bool) -> bool:
 
 def run_identity(params: Params, run: Run, prepared: Path, processes: int) -> dict[str, str]:
     """What a checkpoint must match to be resumed by this run."""
-    config = {"spec": params.variants[run.variant].model_dump(mode="json"), "rates": params.rates(run.variant),
-              "train": params.train_config(run.variant).model_dump(mode="json"), "processes": processes,
+    config = {"spec": params.spec(run.variant).model_dump(mode="json"), "rates": params.rates(run.variant),
+              "train": params.train_config(run.variant).model_dump(mode="json"), "sizes": params.sizes(run.variant),
+              "split_seed": params.data.split_seed, "processes": processes,
               "cpu_kernels": platform.unpinned_reason() or "pinned"}
     return checkpoint.identity(run.variant, run.seed, config, prepared)
 
 
-def main(params: Params, run: Run, prepared: Path, models_dir: Path, metrics_dir: Path, plots_dir: Path,
-         checkpoints_dir: Path | None = None) -> dict:
-    """Train one (variant, seed) run, then write its model, metrics, speed and curves (rank 0).
+def subsets(splits: dict[str, Split], sizes: dict[str, int | None], split_seed: int) -> dict[str, Split]:
+    """Each split cut to `sizes` (None: whole) by a seeded draw, the same for every seed and
+    variant of a study, so seeds differ only in weights, batch order and dropout masks."""
+    chosen = {}
+    for offset, (name, split) in enumerate(splits.items()):
+        size = sizes.get(name)
+        if size is None or size >= len(split):
+            chosen[name] = split
+            continue
+        index = np.sort(np.random.default_rng([split_seed, offset]).permutation(len(split))[:size])
+        rows = torch.from_numpy(index).to(split.labels.device)
+        chosen[name] = Split(split.images[rows], split.labels[rows])
+    return chosen
 
-    With `checkpoints_dir`, every epoch is checkpointed there and a killed run resumes from it;
-    the checkpoint is deleted once the outputs are written."""
-    variant = run.variant
-    spec = params.variants[variant]
+
+def train_run(params: Params, run: Run, splits: dict[str, Split], meta: dict, ctx: Context,
+              resume: Resume | None) -> tuple[nn.Module, History, dict[str, torch.Tensor], dict[str, float], dict]:
+    """One seed: train, reload the best epoch's weights, evaluate the test split; return the
+    model, its history and best weights, the test metrics and the speed record."""
+    cfg = params.train_config(run.variant)
+    generator = seed_everything(run.seed, cfg.threads)
+    model = create_model(params.spec(run.variant), params.rates(run.variant), meta["input_shape"],
+                         ctx.num_classes).to(ctx.device)
+    if ctx.transform.memory_format == torch.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if ctx.shard.rank:  # DDP copies rank 0's weights; the other ranks draw their own dropout masks
+        torch.manual_seed(run.seed + 1000 * ctx.shard.rank)
+    start = time.perf_counter()
+    history, best_state, train_seconds = fit(model, splits, cfg, ctx, generator, f"{run.variant} seed {run.seed}",
+                                             resume)
+    model.load_state_dict(best_state)
+    test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx)
+    images = cfg.epochs * (len(splits["train"]) // cfg.batch_size) * cfg.batch_size
+    speed = {"seconds": round(time.perf_counter() - start, 3), "images_per_sec": round(images / train_seconds, 1),
+             "device": str(ctx.device), "processes": ctx.shard.world, "platform": platform.fingerprint(ctx.device.type)}
+    return model, history, best_state, test, speed
+
+
+Measure = Callable[[nn.Module, dict[str, Split], Context, int], dict]  # (model, splits, ctx, seed) -> JSON
+
+
+def main(params: Params, variant: str, seeds: list[int], prepared: Path, models_dir: Path, metrics_dir: Path,
+         plots_dir: Path, checkpoints_dir: Path | None = None, measure: Measure | None = None) -> dict[int, dict]:
+    """Train `variant` under each seed, then write each seed's model, metrics, speed and curves
+    (rank 0), and with `measure` (the BN analysis, which lives above training) its
+    metrics/bn/<variant>/seed<k>.json.
+
+    With `checkpoints_dir`, every epoch is checkpointed there and a killed run resumes from it.
+    The checkpoints are deleted only once every seed's outputs are written: DVC deletes a
+    stage's outputs before rerunning it, and a finished seed's last checkpoint lets the rerun
+    skip its training."""
+    spec = params.spec(variant)
     cfg = params.train_config(variant)
     shard = distributed.start("cuda" if torch.cuda.is_available() else "cpu")
     distributed.check_divides(cfg.batch_size, shard)
     device = distributed.device_for(shard)
-    generator = seed_everything(run.seed, cfg.threads)
+    seed_everything(seeds[0], cfg.threads)
     if device.type == "cpu" and not platform.pinned() and shard.rank == 0:
         print(f"droplab train: note: CPU kernels not pinned ({platform.unpinned_reason()}); the numbers will not match "
               "other machines' bit for bit", file=sys.stderr)
     meta = load_meta(prepared)
-    splits = load_splits(prepared / "arrays.npz", device, meta)
+    splits = subsets(load_splits(prepared / "arrays.npz", device, meta), params.sizes(variant),
+                     params.data.split_seed)
     on_gpu = device.type == "cuda"
-    channels_last = _resolve(cfg.channels_last, on_gpu)
     ctx = Context(
-        transform=BatchTransform(meta["mean"], meta["std"], spec.normalize, device, channels_last),
+        transform=BatchTransform(meta["mean"], meta["std"], spec.normalize, device,
+                                 _resolve(cfg.channels_last, on_gpu)),
         num_classes=len(meta["classes"]),
         device=device,
         autocast=_resolve(cfg.amp, on_gpu and torch.cuda.is_bf16_supported(including_emulation=False)),
         shard=shard,
     )
-    model = create_model(spec, params.rates(variant), meta["input_shape"], ctx.num_classes).to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if shard.rank:  # DDP copies rank 0's weights; the other ranks draw their own dropout masks
-        torch.manual_seed(run.seed + 1000 * shard.rank)
-
-    resume = None
-    if checkpoints_dir is not None:
-        resume = Resume(run.path(checkpoints_dir, ".pt"), run_identity(params, run, prepared, shard.world))
-
-    start = time.perf_counter()
-    history, best_state, train_seconds = fit(model, splits, cfg, ctx, generator, variant, resume)
-    model.load_state_dict(best_state)
-    test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx)
-    seconds = time.perf_counter() - start
-
-    result = {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
-              "val": _rounded(history.best_val), "test": _rounded(test)}
+    results: dict[int, dict] = {}
+    resumes: list[Path] = []
+    for seed in seeds:
+        run = Run(variant=variant, seed=seed, p=spec.p)
+        resume = None
+        if checkpoints_dir is not None:
+            resume = Resume(run.path(checkpoints_dir, ".pt"), run_identity(params, run, prepared, shard.world))
+            resumes.append(resume.path)
+        model, history, best_state, test, speed = train_run(params, run, splits, meta, ctx, resume)
+        result = {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
+                  "val": _rounded(history.best_val), "test": _rounded(test), "sizes": {
+                      name: len(split) for name, split in splits.items()}}
+        if shard.rank == 0:
+            bn = measure(model, splits, ctx, seed) if measure else None
+            _write_outputs(params, run, history, best_state, result, bn, speed, models_dir, metrics_dir, plots_dir)
+        results[seed] = result
     if shard.rank == 0:
-        _write_outputs(params, run, history, best_state, result, models_dir, metrics_dir, plots_dir,
-                       {"seconds": round(seconds, 3),
-                        "images_per_sec": round(cfg.epochs * (len(splits["train"]) // cfg.batch_size)
-                                                * cfg.batch_size / train_seconds, 1),
-                        "device": str(device), "processes": shard.world,
-                        "platform": platform.fingerprint(device.type)})
-        if resume is not None:
-            resume.path.unlink(missing_ok=True)
+        for path in resumes:
+            path.unlink(missing_ok=True)
     distributed.stop()
-    return result
+    return results
 
 
 def _write_outputs(params: Params, run: Run, history: History, best_state: dict[str, torch.Tensor], result: dict,
-                   models_dir: Path, metrics_dir: Path, plots_dir: Path, speed: dict) -> None:
-    """All four files or none: a failure half way (a full disk) leaves the earlier ones untouched."""
+                   bn: dict | None, speed: dict, models_dir: Path, metrics_dir: Path, plots_dir: Path) -> None:
+    """All of a seed's files or none: a failure half way (a full disk) leaves the earlier ones untouched."""
     with atomic_files() as stage:
-        torch_files.save({"variant": run.variant, "seed": run.seed, "spec": params.variants[run.variant].model_dump(),
+        torch_files.save({"variant": run.variant, "seed": run.seed, "spec": params.spec(run.variant).model_dump(),
                           "rates": params.rates(run.variant), "best_epoch": history.best_epoch,
                           "state_dict": best_state}, stage(run.path(models_dir, ".pt")))
         stage(run.path(plots_dir / "train", ".tsv")).write_text(curves_tsv(history.rows))
         stage(run.path(metrics_dir / "speed", ".json")).write_text(json_text(speed))
         stage(run.path(metrics_dir / "train", ".json")).write_text(json_text(result))
+        if bn is not None:
+            stage(run.path(metrics_dir / "bn", ".json")).write_text(json_text(bn))
