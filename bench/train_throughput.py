@@ -36,10 +36,10 @@ from torchvision import transforms
 
 from bench.peak import MatmulProbe
 from bench.timing import round_robin
-from droplab.config import Augment, Params, TrainConfig, VariantSpec, load_params
+from droplab.config import Augment, Params, Schedule, TrainConfig, VariantSpec, load_params
 from droplab.device_data import BatchTransform, Split
 from droplab.models import create_model
-from droplab.optim import build_optimizer
+from droplab.optim import build_optimizer, build_scheduler
 from droplab.train import Context, train_one_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,14 +78,14 @@ class Throughput:
 
 
 def cases(params: Params, quick: bool) -> list[Case]:
-    """The variants to time; the reference loop has no augmentation, so neither may droplab's."""
+    """The variants to time; the reference loop has no augmentation and a constant lr, so neither may droplab's."""
     chosen = [(name, params.variants[name], params.rates(name), params.train_config(name), FASHION_MNIST, batches,
                repeats) for name, batches, repeats in VARIANTS]
     resnet = TypeAdapter(VariantSpec).validate_python(RESNET18_SMALL)  # the config of the ResNet-18 variants
     chosen.append(("resnet18 small stem", resnet, [0.0], params.train_config("resnet18_avg"), CIFAR, 1, 3))
     result = []
     for name, spec, rates, cfg, shape, batches, repeats in chosen:
-        update: dict[str, object] = {"augment": Augment()}
+        update: dict[str, object] = {"augment": Augment(), "schedule": Schedule()}
         if quick:
             update["batch_size"] = min(cfg.batch_size, 16)
             batches, repeats = 2, 2
@@ -165,8 +165,9 @@ def _sides(case: Case, images: np.ndarray, labels: np.ndarray) -> dict[str, Call
     split = Split(torch.from_numpy(images), torch.from_numpy(labels))
     ctx = Context(BatchTransform(mean, std, case.spec.normalize, cpu), NUM_CLASSES, cpu, autocast=False)
     generator = torch.Generator().manual_seed(SEED)
+    scheduler = build_scheduler(optimizer, case.cfg, len(split) // case.cfg.batch_size)
     sides: dict[str, Callable[[], float]] = {
-        "droplab": lambda: train_one_epoch(model, optimizer, split, case.cfg, ctx, generator, None)["loss"]}
+        "droplab": lambda: train_one_epoch(model, optimizer, scheduler, split, case.cfg, ctx, generator, None)["loss"]}
     alone = copy.deepcopy(initial)
     batch = ctx.transform(split.images[: case.cfg.batch_size]), split.labels[: case.cfg.batch_size]
     sides["model step alone"] = partial(model_step_alone, alone, build_optimizer(alone, case.cfg), *batch, case.batches)

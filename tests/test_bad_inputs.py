@@ -294,7 +294,7 @@ def _study_twice(project: Project) -> None:
 
 
 CATALOGUE = [
-    Bad("unknown-params-key", TRAIN, ("params.yaml is invalid", "trian: unknown key; allowed: seeds"),
+    Bad("unknown-params-key", TRAIN, ("params.yaml is invalid", "trian: unknown key; allowed: scale, seeds"),
         _typo("trian", {"epochs": 3})),
     Bad("variant-field-typo", TRAIN, ("variants.s2_cnn.blok: unknown key; allowed:",),
         _typo("variants.s2_cnn.blok", ["conv"])),
@@ -330,7 +330,8 @@ CATALOGUE = [
         ("metrics/speed/s2_mlp/seed0.json: No space left on device", "earlier outputs are unchanged"),
         _disk_full),
     Bad("nan-loss", TRAIN, ("s2_mlp seed 0: the training loss became", "at epoch 1, step",
-                                         "Try a lower learning rate"), _typo("train.lr", 1e30)),
+                                         "Try a lower learning rate (studies.s2_mlp.cpu.train.lr"),
+        _typo("studies.s2_mlp.cpu.train.lr", 1e30)),
     Bad("pickled-arrays", TRAIN, ("data/prepared/arrays.npz: holds pickled objects",), _pickled_arrays),
     Bad("code-in-model-file", ("report.py",),
         ("models/s2_mlp/seed0.pt: not a droplab model file; it is loaded weights-only and refused",),

@@ -133,9 +133,10 @@ for variant in params.variants:
     digests[variant] = h.hexdigest()
 print(json.dumps({"pinned": platform.pinned(), "digests": digests}))
 """
-# One of each kind of computation that moved with the kernel level: normal_ init and GEMMs (S4),
-# convolutions with BN, dropout and Adam (S2 CNN, LeNet-5), a ResNet block with dropout before BN.
-LEVEL_VARIANTS = ("s4_mlp_p2_p5", "s2_cnn", "lenet_bn_dropout", "s1_resnet18_before_bn")
+# One of each kind of computation that moved with the kernel level: normal_ init, GEMMs and SGD (S4),
+# convolutions with BN, dropout and Adam (S2 CNN, LeNet-5). The S1 ResNet-18 (dropout before BN in its
+# blocks) is left out to keep this slow test short: it took more than half of the test's time.
+LEVEL_VARIANTS = ("s4_mlp_p2_p5", "s2_cnn", "lenet_bn_dropout")
 FORCED_LEVELS = {"as is": {}, "ATen default": {"ATEN_CPU_CAPABILITY": "default"},
                  "MKL AVX2 branch, oneDNN SSE4.1": {"MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "SSE41"}}
 

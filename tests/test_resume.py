@@ -49,8 +49,12 @@ def _project(root: Path, raw: dict) -> Path:
 
 
 def _repro(root: Path) -> subprocess.Popen:
+    """`dvc repro` of the train stage, running the project's own copy of droplab (its DVC deps, and
+    the code its checkpoints name), not the checkout's, which may change between the two repros."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root / "src"), os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--single-item", f"train@{VARIANT}"], cwd=root,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            env=env)
 
 
 def _finish(process: subprocess.Popen) -> str:
@@ -181,7 +185,12 @@ def test_a_stage_that_fails_after_its_first_seed_resumes_without_retraining_it(t
     capsys.readouterr()
 
     epochs_run.clear()
-    monkeypatch.setattr(train, "train_one_epoch", lambda *args: (epochs_run.append(first.exists()), real_epoch(*args))[1])
+
+    def counted_epoch(*args):
+        epochs_run.append(first.exists())
+        return real_epoch(*args)
+
+    monkeypatch.setattr(train, "train_one_epoch", counted_epoch)
     again = _train(params, tmp_path, checkpoints, out=crashed, measure=measure)
     out = capsys.readouterr().out
     assert epochs_run == [True]  # seed 1's epoch 2 alone, with seed 0's checkpoint still kept
@@ -265,7 +274,7 @@ def test_a_nan_loss_names_the_epoch_and_step_and_keeps_the_last_good_checkpoint(
         _train(params, tmp_path, tmp_path / "checkpoints")
     message = str(error.value)
     assert f"{VARIANT} seed 0: the training loss became nan at epoch 2, step 2 of {steps_per_epoch}" in message
-    assert "Try a lower learning rate (train.lr" in message and f"kept in {saved}" in message
+    assert "Try a lower learning rate (studies.s2_cnn.cpu.train.lr" in message and f"kept in {saved}" in message
     assert torch.load(saved, weights_only=True)["epoch"] == 1
     assert good.read_text() == '{"earlier": "good"}\n'
     assert not (tmp_path / "models").exists()

@@ -1,4 +1,4 @@
-"""The `analyze@<variant>` stage's analysis of one trained seed: BN parameters, the variance
+"""The BN analysis the `train@<variant>` stage runs on each trained seed: BN parameters, the variance
 shift dropout causes and BN recalibration. It returns JSON-ready numbers; it writes no file and
 draws no figure."""
 
@@ -35,7 +35,7 @@ def load_model_file(path: Path, device: torch.device, variant: str) -> dict:
     content = torch_files.load(path, device, "model file", "run its train stage first")
     if not isinstance(content, dict) or not isinstance(content.get("state_dict"), dict):
         raise DroplabError(f"{path}: not a droplab model file: expected the train stage's dict with a "
-                           f"state_dict, found {type(content).__name__}; rerun train@{variant}-seed<seed>")
+                           f"state_dict, found {type(content).__name__}; rerun train@{variant}")
     if content.get("variant") != variant:
         raise DroplabError(f"{path}: holds a model of variant {content.get('variant')!r}, not {variant!r}; "
                            "rerun its train stage")

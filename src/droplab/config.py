@@ -291,7 +291,7 @@ class Study(Strict):
 
 
 class Run(Strict):
-    """One (variant, seed) pair: one DVC stage `train@<variant>-seed<seed>`."""
+    """One (variant, seed) pair: one seed of the DVC stage `train@<variant>`, with its own files."""
 
     variant: str
     seed: int

@@ -123,9 +123,11 @@ def for_training(model: nn.Module, cfg: TrainConfig, ctx: Context) -> nn.Module:
 
 
 def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Context, generator: torch.Generator,
-        name: str, resume: Resume | None = None) -> tuple[History, dict[str, torch.Tensor], float]:
+        name: str, resume: Resume | None = None,
+        lr_keys: str = "train.lr") -> tuple[History, dict[str, torch.Tensor], float]:
     """Train for cfg.epochs, checkpointing every epoch to `resume` and starting after its last
-    epoch when it has one; return the history, the best epoch's weights and the training seconds."""
+    epoch when it has one; return the history, the best epoch's weights and the training seconds.
+    `lr_keys` names where the lr is set, for the message when the loss diverges."""
     steps = len(splits["train"]) // cfg.batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps)
@@ -154,7 +156,7 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
         except NonFiniteLoss as bad:
             raise DroplabError(
                 f"{name}: the training loss became {bad.value} at epoch {epoch}, step {bad.step} of {steps}. "
-                f"Try a lower learning rate (train.lr or variants.{name}.train.lr, now {cfg.lr:g}). "
+                f"Try a lower learning rate ({lr_keys}, now {cfg.lr:g}). "
                 + (f"The checkpoint of epoch {epoch - 1} is kept in {resume.path}" if resume and epoch > 1
                    else "Nothing was written")) from None
         if ctx.device.type == "cuda":
@@ -231,8 +233,10 @@ def train_run(params: Params, run: Run, splits: dict[str, Split], meta: dict, ct
     if ctx.shard.rank:  # DDP copies rank 0's weights; the other ranks draw their own dropout masks
         torch.manual_seed(run.seed + 1000 * ctx.shard.rank)
     start = time.perf_counter()
+    home = params.home_study(run.variant)
+    lr_keys = f"studies.{home}.{params.scale}.train.lr or variants.{run.variant}.train.lr"
     history, best_state, train_seconds = fit(model, splits, cfg, ctx, generator, f"{run.variant} seed {run.seed}",
-                                             resume)
+                                             resume, lr_keys)
     model.load_state_dict(best_state)
     test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx)
     images = cfg.epochs * (len(splits["train"]) // cfg.batch_size) * cfg.batch_size
