@@ -121,3 +121,26 @@ def test_bar_plot_data_per_study(small):
     assert [float(v) for v in rows[1][1:4]] == pytest.approx([stat["mean"], stat["ci_low"], stat["ci_high"]])
     one_seed = (root / "plots/test/s2_cnn.tsv").read_text().splitlines()[1].split("\t")
     assert one_seed == ["s2_cnn", "0.700000", "0.700000", "0.700000", "1"]
+
+
+def test_exploratory_verdicts_follow_the_holm_adjusted_p(real_params, tmp_path: Path):
+    raw = real_params
+    names = ("s2_mlp", "s2_mlp_no_bn", "s2_mlp_no_dropout")
+    raw["variants"] = {name: raw["variants"][name] for name in names}
+    raw["studies"] = {"s2_mlp": {**raw["studies"]["s2_mlp"], "seeds": 3}}
+    params = parse_params(raw)
+    acc1 = {"s2_mlp": [0.80, 0.82, 0.81], "s2_mlp_no_bn": [0.83, 0.85, 0.845], "s2_mlp_no_dropout": [0.60, 0.90, 0.75]}
+    _write_runs(params, tmp_path / "metrics", acc1)
+    values, _, _ = aggregate.run_values(params, tmp_path / "metrics", 10)
+    rows = {(row["a"], row["b"]): row for row in aggregate.exploratory_comparisons(params, values)["s2_mlp"]}
+    raw_p = {pair: sps.ttest_ind(acc1[pair[0]], acc1[pair[1]], equal_var=False).pvalue for pair in rows}
+    ranked = sorted(rows, key=raw_p.get)  # Holm by hand: the k-th smallest p times (m - k), running maximum
+    adjusted, running = {}, 0.0
+    for k, pair in enumerate(ranked):
+        running = max(running, min(1.0, (len(ranked) - k) * raw_p[pair]))
+        adjusted[pair] = running
+    for pair, row in rows.items():
+        assert row["p_holm"] == pytest.approx(adjusted[pair], abs=1e-6)
+        assert row["verdict"] == ("differs" if adjusted[pair] < 0.05 else
+                                  "not distinguishable from seed noise at this number of seeds")
+    assert raw_p[("s2_mlp", "s2_mlp_no_bn")] < 0.05 <= adjusted[("s2_mlp", "s2_mlp_no_bn")]  # Holm changes one

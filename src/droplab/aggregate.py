@@ -18,7 +18,7 @@ from pathlib import Path
 from droplab.atomic import write_json, write_text
 from droplab.claims import LAYERWISE, NOT_RUN, Claim, ClaimsError, evaluate, load_claims
 from droplab.config import Params
-from droplab.stats import compare, holm, summarize
+from droplab.stats import DIFFERS, NOISE, compare, holm, summarize
 
 CONFIDENCE = 0.95
 SPLITS = ("val", "test")
@@ -130,6 +130,8 @@ def exploratory_comparisons(params: Params, values: Values) -> dict[str, list[di
                 for a, b in combinations(trained, 2)]
         for row, adjusted in zip(rows, holm([row["p_value"] for row in rows]), strict=True):
             row["p_holm"] = adjusted
+            if adjusted is not None:  # the verdict follows the adjusted p (deterministic pairs have none)
+                row["verdict"] = DIFFERS if adjusted < 1 - CONFIDENCE else NOISE
         tables[study] = [_rounded(row) for row in rows]
     return tables
 

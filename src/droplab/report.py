@@ -195,7 +195,7 @@ def build_report(params: Params, metrics_dir: Path, plots_dir: Path, models_dir:
         lines += [f"## {name}: {study.title}", "", *setting(params, name, study, metrics_dir, dataset), "",
                   f"![{name}](studies/{name}.png)", "", _markdown(table.loc[study.variants]), "",
                   "Exploratory: every pair on test top-1 (Welch's t over seeds), p-values Holm-adjusted within "
-                  "the study (`p_holm`); no claim named these pairs before the run.", "",
+                  "the study (`p_holm`, which the verdict follows); no claim named these pairs before the run.", "",
                   _markdown(comparisons), ""]
     lines += ["## Every variant", "", _markdown(table), "", "## Architectures and per-module FLOPs", ""]
     lines += [f"- `{v}`: [module tree](arch/{v}.txt), [FLOPs per module](arch/{v}.flops.txt)"
