@@ -24,7 +24,8 @@ def _write_runs(params, metrics_dir: Path, acc1: dict[str, list[float]]) -> None
         layer = {"role": "block", "fed_by_dropout": "direct", "dropout_variance_ratio": 1 + value,
                  "theory_gap": value / 100, "stored_variance_shift": 1.5}
         stem = {**layer, "role": "stem", "dropout_variance_ratio": 9.0}
-        bn = {"bn_layers": 2, "layers": {"stem.bn": stem, "block.bn": layer}, "dropout_variance_ratio_blocks": 1 + value,
+        bn = {"bn_layers": 2, "layers": {"stem.bn": stem, "block.bn": layer},
+              "dropout_variance_ratio_blocks": 1 + value,
               "stored_variance_shift_blocks": 1.5, "recalibration": {"test_acc1_gain": value / 10}}
         path = run.path(metrics_dir / "bn", ".json")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,8 @@ def small(real_params, tmp_path: Path):
     claims.write_text(yaml.safe_dump([
         {"id": "planted", "study": "S4", "says": "p5_p2 is better", "metric": "test.acc1",
          "expect": "s4_mlp_p5_p2 > s4_mlp_p2_p5"},
-        {"id": "planted-on-trained", "study": "S4", "says": "p5_p2 has the larger D", "metric": "bn.dropout_variance_ratio",
+        {"id": "planted-on-trained", "study": "S4", "says": "p5_p2 has the larger D",
+         "metric": "bn.dropout_variance_ratio",
          "expect": "s4_mlp_p5_p2 > s2_cnn"},
         {"id": "one-seed", "study": "S2", "says": "cnn beats the mlp", "metric": "test.acc1",
          "expect": "s2_cnn > s4_mlp_p2_p5"},

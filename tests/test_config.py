@@ -149,5 +149,6 @@ def test_every_name_that_becomes_a_path_is_a_plain_name(real_params):
 def test_a_variant_override_is_checked_against_the_top_level_train(real_params):
     raw = copy.deepcopy(real_params)
     raw["variants"]["s2_mlp"]["train"] = {"momentum": 0.5}  # s2_mlp trains with the top-level Adam
-    with pytest.raises(ConfigError, match="variants.s2_mlp.train on top of studies.s2_mlp.cpu: momentum = 0.5 is SGD's"):
+    expected = "variants.s2_mlp.train on top of studies.s2_mlp.cpu: momentum = 0.5 is SGD's"
+    with pytest.raises(ConfigError, match=expected):
         parse_params(raw)
