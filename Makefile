@@ -23,7 +23,7 @@ data:
 	@if [ ! -d $(FASHION_MNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
 
-# The (variant, seed) pairs of params.yaml into dvc.yaml's train stage (after editing seeds).
+# The variants of params.yaml, with their studies and seeds, into dvc.yaml's train stage (after adding a variant or a seed).
 runs: setup
 	droplab runs
 
