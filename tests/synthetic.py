@@ -316,3 +316,8 @@ def write_prepared(root: Path, n_train: int = 120) -> Path:
             "mean": [0.4], "std": [0.3], "sizes": {"train": n_train, "val": 40, "test": 40}}
     (root / "meta.json").write_text(json.dumps(meta))
     return root
+
+
+def draws(mean: float, sd: float, n: int = 5, seed: int = 0) -> list[float]:
+    """n seeded normal draws: one metric over n seeds, for the statistics tests."""
+    return list(np.random.default_rng(seed).normal(mean, sd, n))

@@ -37,9 +37,7 @@ from droplab.stats import (
     seeds_needed,
 )
 
-
-def draws(mean: float, sd: float, n: int = 5, seed: int = 0) -> list[float]:
-    return list(np.random.default_rng(seed).normal(mean, sd, n))
+from synthetic import draws
 
 
 def claim(expect: str, **extra: object) -> Claim:

@@ -33,10 +33,7 @@ from droplab.stats import (
     summarize,
 )
 
-
-def draws(mean: float, sd: float, n: int = 5, seed: int = 0) -> list[float]:
-    return list(np.random.default_rng(seed).normal(mean, sd, n))
-
+from synthetic import draws
 
 # --- summarize -----------------------------------------------------------------------------------
 

@@ -463,7 +463,8 @@ class Params(Strict):
             for scale in ("cpu", "paper"):
                 strangers = [name for name in group.scale(scale).skip if name not in group.variants]
                 if strangers:
-                    raise ValueError(f"studies.{study}.{scale}.skip: {strangers[0]!r} is not one of this study's variants")
+                    raise ValueError(f"studies.{study}.{scale}.skip: {strangers[0]!r} is not one of this "
+                                     "study's variants")
         homeless = [name for name in self.variants if self.home_study(name) is None]
         if homeless:
             raise ValueError(f"variants.{homeless[0]} is in no study: add it to one under studies "

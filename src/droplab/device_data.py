@@ -59,6 +59,22 @@ def load_splits(path: str | Path, device: torch.device, meta: dict) -> dict[str,
             for name, (images, labels) in loaded.items()}
 
 
+def subsets(splits: dict[str, Split], sizes: dict[str, int | None], split_seed: int) -> dict[str, Split]:
+    """Each split cut to `sizes` (None: whole) by a seeded draw, the same for every seed and
+    variant of a study, so seeds differ only in weights, batch order and dropout masks."""
+    chosen = {}
+    for offset, (name, split) in enumerate(splits.items()):
+        size = sizes.get(name)
+        if size is None or size >= len(split):
+            chosen[name] = split
+            continue
+        index = np.sort(np.random.default_rng([split_seed, offset]).permutation(len(split))[:size])
+        rows = torch.from_numpy(index).to(split.labels.device)
+        chosen[name] = Split(split.images[rows], split.labels[rows])
+    return chosen
+
+
+
 class BatchTransform:
     """uint8 batch -> float batch: scale to [0, 1], optionally standardize, optionally augment."""
 

@@ -18,7 +18,6 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -29,7 +28,7 @@ from droplab import checkpoint, distributed, platform, torch_files
 from droplab.atomic import atomic_files, json_text
 from droplab.config import Params, Run, TrainConfig
 from droplab.determinism import seed_everything
-from droplab.device_data import BatchTransform, Shard, Split, augment, eval_batches, load_splits, train_batches
+from droplab.device_data import BatchTransform, Shard, Split, augment, eval_batches, load_splits, subsets, train_batches
 from droplab.errors import DroplabError
 from droplab.metrics import Meter
 from droplab.models import create_model
@@ -203,21 +202,6 @@ def run_identity(params: Params, run: Run, prepared: Path, processes: int) -> di
               "split_seed": params.data.split_seed, "processes": processes,
               "cpu_kernels": platform.unpinned_reason() or "pinned"}
     return checkpoint.identity(run.variant, run.seed, config, prepared)
-
-
-def subsets(splits: dict[str, Split], sizes: dict[str, int | None], split_seed: int) -> dict[str, Split]:
-    """Each split cut to `sizes` (None: whole) by a seeded draw, the same for every seed and
-    variant of a study, so seeds differ only in weights, batch order and dropout masks."""
-    chosen = {}
-    for offset, (name, split) in enumerate(splits.items()):
-        size = sizes.get(name)
-        if size is None or size >= len(split):
-            chosen[name] = split
-            continue
-        index = np.sort(np.random.default_rng([split_seed, offset]).permutation(len(split))[:size])
-        rows = torch.from_numpy(index).to(split.labels.device)
-        chosen[name] = Split(split.images[rows], split.labels[rows])
-    return chosen
 
 
 def train_run(params: Params, run: Run, splits: dict[str, Split], meta: dict, ctx: Context,
