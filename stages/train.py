@@ -3,18 +3,20 @@ write each seed's model, metrics, curves and BN analysis.
 
 Each epoch is checkpointed under checkpoints/ (not a DVC output, so a rerun does not delete it):
 a killed stage resumes from there on the next `dvc repro`, and seeds it had finished are not
-retrained. With `train.nproc_per_node > 1` the stage re-executes itself under torchrun.
+retrained. With `train.nproc_per_node > 1` the stage re-executes itself under torchrun. On a
+machine with several GPUs the stage first claims GPUs no other droplab job holds (gpu_pool).
 """
 
 from pathlib import Path
 
-from droplab import analyze, distributed, train
+from droplab import analyze, distributed, gpu_pool, train
 from droplab.cli import run_stage, variant_seeds_arg
 
 
 def main(params) -> None:
     variant, seeds = variant_seeds_arg(params)
     cfg = params.train_config(variant)
+    gpu_pool.claim_for_job(cfg.nproc_per_node)  # before any CUDA work: parallel jobs each get their own GPUs
     distributed.relaunch_under_torchrun(cfg.nproc_per_node)
 
     def measure(model, splits, ctx, seed: int) -> dict:

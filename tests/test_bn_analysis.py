@@ -18,7 +18,8 @@ from droplab.device_data import BatchTransform, Split, eval_batches
 from droplab.models.blocks import Dropout
 from droplab.models.lenet import LeNet5
 from droplab.models.mlp import MLP
-from droplab.models.resnet import DropoutBatchNorm2d, ResNet
+from droplab.models.norm import DropoutBatchNorm2d
+from droplab.models.resnet import ResNet
 from droplab.train import Context
 
 # Data is drawn from another seed than the analysis' dropout masks (seed 0): drawn from the

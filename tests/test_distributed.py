@@ -1,15 +1,23 @@
 """Data parallelism: torchrun with 2 gloo processes on the CPU trains the same weights as 1 process."""
 
+import contextlib
 import json
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from droplab.device_data import Shard, Split, augment, train_batches
+from droplab.device_data import Shard, Split, draw_crop_flip, train_batches
 from test_cli import run_stage, write_params
 
+from conftest import REPO
 from synthetic import write_prepared
 
 VARIANT = "ddp_mlp"
@@ -25,11 +33,13 @@ def test_shards_of_every_process_make_up_the_global_batch_and_its_augmentation()
               for rank in range(2)]
     for step, batch in enumerate(whole):
         assert torch.equal(torch.cat([shards[0][step], shards[1][step]]), batch)
-    x = torch.randn(8, 2, 5, 5)
-    full = augment(x, 2, True, torch.Generator().manual_seed(5))
-    halves = [augment(x[rank * 4:(rank + 1) * 4], 2, True, torch.Generator().manual_seed(5), Shard(rank, 2))
-              for rank in range(2)]
-    assert torch.equal(torch.cat(halves), full)
+    cpu = torch.device("cpu")
+    full = draw_crop_flip(4, 8, 2, True, torch.Generator().manual_seed(5), cpu)
+    halves = [draw_crop_flip(4, 8, 2, True, torch.Generator().manual_seed(5), cpu, Shard(rank, 2)) for rank in range(2)]
+    for step in range(4):
+        for name in ("dy", "dx", "flip"):
+            joined = torch.cat([getattr(halves[rank][step], name) for rank in range(2)])
+            assert torch.equal(joined, getattr(full[step], name)), (step, name)
 
 
 SEEDS = (0, 1)  # the tiny config's two seeds of S2: one process group trains both, one after the other
@@ -80,3 +90,99 @@ def test_a_global_batch_that_does_not_split_evenly_is_refused(tiny_params, tmp_p
     done = run_stage(tmp_path, "train.py", "s2_mlp", "--seeds", "0,1")
     assert done.returncode != 0
     assert "train.batch_size=25 is the global batch; it must divide evenly over 2 processes" in done.stderr
+
+
+RESUME_VARIANT = "ddp_dropout_mlp"
+# Dropout, so each rank draws its own masks: a resume that gave a rank another rank's RNG stream,
+# or restarted it, would train other weights.
+RESUME_SPEC = {"model": "mlp", "p": "dropout", "hidden": [64, 32], "block": ["linear", "relu", "dropout"]}
+RESUME_EPOCHS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant: torchrun's workers run in sessions of their own."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    pending, tree = [pid], []
+    while pending:
+        tree.append(pending.pop())
+        pending += children.get(tree[-1], [])
+    for member in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member, signal.SIGKILL)
+
+
+def _nodes(root: Path, raw: dict) -> list[Path]:
+    """Two "nodes": separate folders, so nothing on disk is shared between them."""
+    nodes = []
+    for rank in range(2):
+        node = root / f"node{rank}"
+        node.mkdir(parents=True)
+        write_params(node, raw)
+        shutil.copytree(root.parent / "prepared", node / "data" / "prepared")
+        nodes.append(node)
+    return nodes
+
+
+def _launch(nodes: list[Path]) -> list[subprocess.Popen]:
+    """torchrun on each node, one process each, meeting at node 0 over TCP as on a real cluster."""
+    port = _free_port()
+    return [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={rank}",
+                              "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}",
+                              str(REPO / "stages" / "train.py"), RESUME_VARIANT, "--seeds", "0,1"],
+                             cwd=node, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True) for rank, node in enumerate(nodes)]
+
+
+def _finish(processes: list[subprocess.Popen]) -> list[str]:
+    outputs = [process.communicate(timeout=600)[0] for process in processes]
+    for process, output in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, output[-3000:]
+    return outputs
+
+
+@pytest.mark.slow
+def test_a_two_node_run_killed_after_a_checkpoint_resumes_every_rank_from_node_0s_copy(tiny_params, tmp_path: Path):
+    tiny_params["variants"][RESUME_VARIANT] = {**RESUME_SPEC, "train": {"epochs": RESUME_EPOCHS, "batch_size": 100}}
+    tiny_params["studies"]["s2_mlp"]["variants"].append(RESUME_VARIANT)
+    write_prepared(tmp_path / "prepared", n_train=1000)  # 10 global steps an epoch
+    reference = _nodes(tmp_path / "reference", tiny_params)
+    _finish(_launch(reference))
+
+    crashed = _nodes(tmp_path / "crashed", tiny_params)
+    saved = crashed[0] / "checkpoints" / RESUME_VARIANT / "seed0.pt"
+    processes = _launch(crashed)
+    while not saved.exists():
+        assert all(process.poll() is None for process in processes), processes[0].stdout.read()[-3000:]
+        time.sleep(0.01)
+    for process in processes:  # both nodes, as a lost cluster would go
+        _kill_tree(process.pid)
+        process.wait()
+    state = torch.load(saved, weights_only=True)
+    assert 1 <= state["epoch"] < RESUME_EPOCHS
+    assert len(state["rng"]) == 2 and not torch.equal(state["rng"][0]["torch"], state["rng"][1]["torch"])
+    assert not (crashed[1] / "checkpoints").exists()  # rank 0 alone writes: node 1 has no copy to read
+
+    outputs = _finish(_launch(crashed))
+    assert f"{RESUME_VARIANT} seed 0: resuming after epoch {state['epoch']}" in outputs[0]
+    assert f"{RESUME_VARIANT} seed 0 epoch {state['epoch']}/" not in outputs[0]
+    for seed in SEEDS:  # seed 1 trained after the resume, from scratch
+        weights = [torch.load(run[0] / f"models/{RESUME_VARIANT}/seed{seed}.pt", weights_only=True)["state_dict"]
+                   for run in (reference, crashed)]
+        assert weights[0].keys() == weights[1].keys()
+        for name, weight in weights[0].items():
+            assert torch.equal(weights[1][name], weight), (seed, name)
+        for name in (f"metrics/train/{RESUME_VARIANT}/seed{seed}.json", f"plots/train/{RESUME_VARIANT}/seed{seed}.tsv"):
+            assert (crashed[0] / name).read_bytes() == (reference[0] / name).read_bytes(), name
+    assert not saved.exists() and not (crashed[1] / "models").exists()

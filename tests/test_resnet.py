@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from droplab.config import ResNetSpec, parse_params
 from droplab.models import create_model
-from droplab.models.resnet import DropoutBatchNorm2d
+from droplab.models.norm import DropoutBatchNorm2d
 
 
 def resnet(arch="resnet18", placement="none", head="avg", stem="imagenet", resize=None, shape=(1, 28, 28),

@@ -16,7 +16,9 @@ import torch
 
 from droplab import analyze, checkpoint, train
 from droplab.config import parse_params
+from droplab.device_data import Shard
 from droplab.errors import DroplabError
+from droplab.prepare import load_meta
 from test_cli import write_params
 
 from conftest import REPO
@@ -142,7 +144,8 @@ def test_every_epoch_is_checkpointed_with_what_a_resume_needs(tiny_params, tmp_p
     assert [state["epoch"] for state in saved] == [1, 2, 1, 2]
     assert set(saved[0]) == {"epoch", "model", "optimizer", "scheduler", "history", "best_state", "train_seconds",
                              "rng"}
-    assert set(saved[0]["rng"]) == {"python", "numpy", "torch", "cuda", "data_order"}
+    assert len(saved[0]["rng"]) == 1  # one process: its own generators, as every rank saves its own
+    assert set(saved[0]["rng"][0]) == {"python", "numpy", "torch", "cuda", "data_order"}
     assert saved[1]["scheduler"]["last_epoch"] == 2 * (120 // params.train_config(VARIANT).batch_size)  # per step
     # one file per seed, and seed 0's is still there while seed 1 trains
     assert at_save == [("seed0.pt", []), ("seed0.pt", ["seed0.pt"]), ("seed1.pt", ["seed0.pt"]),
@@ -217,7 +220,8 @@ def test_a_checkpoint_of_another_run_is_refused(tiny_params, tmp_path: Path, cha
     prepared = write_prepared(tmp_path / "prepared")
     params = parse_params(tiny_params)
     run = params.first_run(VARIANT)
-    identity = train.run_identity(params, params.first_run("s2_mlp") if change == "variant" else run, prepared, 1)
+    ctx = train.make_context(params, VARIANT, load_meta(prepared), Shard(), torch.device("cpu"))
+    identity = train.run_identity(params, params.first_run("s2_mlp") if change == "variant" else run, prepared, ctx)
     if change == "code":
         identity["code"] = "0" * 64
     elif change == "lr":

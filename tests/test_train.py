@@ -8,7 +8,7 @@ import torch
 
 from droplab import train
 from droplab.config import parse_params
-from droplab.device_data import BatchTransform, Split, augment, load_splits, train_batches
+from droplab.device_data import BatchTransform, Split, draw_crop_flip, load_splits, train_batches
 from droplab.errors import DroplabError
 from droplab.models import create_model
 from droplab.optim import build_scheduler
@@ -36,18 +36,24 @@ def test_batch_transform_standardizes():
 
 
 def test_batched_crop_and_flip_match_a_per_image_loop():
-    x = torch.randn(6, 2, 5, 7)
-    pad = 2
-    out = augment(x, pad, True, torch.Generator().manual_seed(3))
-    # Replay the same random draws and apply them one image at a time.
+    """The epoch's draws, replayed from the generator as documented (both offsets of every step,
+    then every flip), applied one image at a time with plain slicing."""
+    steps, n, pad = 3, 6, 2
+    images = torch.randint(0, 256, (n, 2, 5, 7), dtype=torch.uint8)
+    draws = draw_crop_flip(steps, n, pad, True, torch.Generator().manual_seed(3), torch.device("cpu"))
     generator = torch.Generator().manual_seed(3)
-    dy = torch.randint(0, 2 * pad + 1, (6,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (6,), generator=generator)
-    flips = torch.rand(6, generator=generator) < 0.5
-    padded = torch.nn.functional.pad(x, (pad,) * 4)
-    for i in range(6):
-        crop = padded[i, :, dy[i] : dy[i] + 5, dx[i] : dx[i] + 7]
-        torch.testing.assert_close(out[i], crop.flip(2) if flips[i] else crop)
+    offsets = torch.randint(0, 2 * pad + 1, (2, steps, n), generator=generator)
+    flips = torch.rand(steps, n, generator=generator) < 0.5
+    transform = BatchTransform([0.5, 0.25], [0.2, 0.1], True, torch.device("cpu"), crop_pad=pad)
+    plain = BatchTransform([0.5, 0.25], [0.2, 0.1], True, torch.device("cpu"))(images)
+    padded = torch.nn.functional.pad(plain, (pad,) * 4)
+    assert flips.any() and not flips.all()
+    for step in range(steps):
+        out = transform(images, draws[step])
+        for i in range(n):
+            dy, dx = offsets[0, step, i], offsets[1, step, i]
+            crop = padded[i, :, dy : dy + 5, dx : dx + 7]
+            torch.testing.assert_close(out[i], crop.flip(2) if flips[step, i] else crop, rtol=0, atol=0)
 
 
 def _home_train(raw: dict, variant: str) -> dict:
@@ -153,8 +159,8 @@ def test_test_split_is_evaluated_with_the_best_epochs_weights(tiny_params, tmp_p
     real_evaluate = train.evaluate
     weights_seen: list[dict[str, torch.Tensor]] = []
 
-    def scripted_evaluate(model, split, batch_size, ctx):
-        metrics = real_evaluate(model, split, batch_size, ctx)
+    def scripted_evaluate(model, split, batch_size, ctx, shard):
+        metrics = real_evaluate(model, split, batch_size, ctx, shard)
         weights_seen.append({k: v.clone() for k, v in model.state_dict().items()})
         if len(weights_seen) <= len(scripted_val_acc1):
             metrics["acc1"] = scripted_val_acc1[len(weights_seen) - 1]

@@ -3,10 +3,11 @@
 A run killed mid-epoch (SIGKILL, OOM, a lost machine) restarts from its last finished epoch
 when the stage runs again, and ends with the same bytes as an uninterrupted run. That needs
 everything the rest of the run depends on: weights, optimizer and scheduler state, every RNG
-(python, numpy, torch CPU and CUDA, and the generator that draws the data order and the
-augmentation), the epoch, the history and the best epoch's weights.
+of every process (python, numpy, torch CPU and this process's GPU, and the generator that draws
+the data order and the augmentation), the epoch, the history and the best epoch's weights.
 
-A checkpoint names what wrote it (variant, seed, the run's config, droplab's code and the
+A checkpoint names what wrote it (variant, seed, the run's config, how it computed: device,
+GPU model, libraries, resolved amp and memory format, process count; droplab's code and the
 prepared data), and one written by anything else is refused, never loaded. It is read with
 `torch.load(weights_only=True)`: tensors and plain containers only, no code.
 """
@@ -64,24 +65,26 @@ def identity(variant: str, seed: int, config: dict[str, Any], prepared: Path) ->
             "code": code_version(), "data": data_version(prepared)}
 
 
-def rng_states(generator: torch.Generator) -> dict[str, Any]:
+def rng_states(generator: torch.Generator, device: torch.device) -> dict[str, Any]:
+    """This process's generators. Under DDP each rank has its own (its dropout masks), so
+    each rank's are gathered into the checkpoint and each rank restores its own."""
     version, state, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
     return {"python": [version, list(state), gauss],
             "numpy": [kind, torch.from_numpy(keys.copy()), pos, has_gauss, cached],
             "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "data_order": generator.get_state()}  # draws every epoch's permutation and augmentation
 
 
-def restore_rng_states(states: dict[str, Any], generator: torch.Generator) -> None:
+def restore_rng_states(states: dict[str, Any], generator: torch.Generator, device: torch.device) -> None:
     version, state, gauss = states["python"]
     random.setstate((version, tuple(state), gauss))
     kind, keys, pos, has_gauss, cached = states["numpy"]
     np.random.set_state((kind, keys.numpy(), pos, has_gauss, cached))
     torch.set_rng_state(states["torch"])
-    if states["cuda"]:
-        torch.cuda.set_rng_state_all(states["cuda"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(states["cuda"], device)
     generator.set_state(states["data_order"])
 
 

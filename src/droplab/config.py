@@ -85,6 +85,7 @@ class TrainConfig(Strict):
     channels_last: bool | Literal["auto"] = "auto"
     compile: bool = False
     nproc_per_node: int = Field(1, gt=0)  # > 1: data-parallel under torchrun, batch_size is the global batch
+    sync_bn: bool = False  # BN statistics over the global batch under DDP (CUDA only; dropout is kept)
 
     @model_validator(mode="after")
     def _milestones_within_epochs(self) -> TrainConfig:

@@ -74,25 +74,6 @@ def subsets(splits: dict[str, Split], sizes: dict[str, int | None], split_seed: 
     return chosen
 
 
-
-class BatchTransform:
-    """uint8 batch -> float batch: scale to [0, 1], optionally standardize, optionally augment."""
-
-    def __init__(self, mean: list[float], std: list[float], normalize: bool, device: torch.device,
-                 channels_last: bool = False):
-        shape = (1, len(mean), 1, 1)
-        self.mean = torch.tensor(mean, device=device).view(shape)
-        self.std = torch.tensor(std, device=device).view(shape)
-        self.normalize = normalize
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float().div_(255.0)
-        if self.normalize:
-            x = (x - self.mean) / self.std
-        return x.contiguous(memory_format=self.memory_format)
-
-
 @dataclass(frozen=True)
 class Shard:
     """This process's part of every global batch under data parallelism: rank r of w takes
@@ -105,29 +86,77 @@ class Shard:
         local = global_size // self.world
         return slice(self.rank * local, (self.rank + 1) * local)
 
+    def part(self, length: int) -> slice:
+        """This rank's contiguous share of `length` items (evaluation): the first length % world
+        ranks take one more, so every item is counted exactly once."""
+        base, extra = divmod(length, self.world)
+        start = self.rank * base + min(self.rank, extra)
+        return slice(start, start + base + (self.rank < extra))
 
-def augment(x: torch.Tensor, crop_pad: int, flip: bool, generator: torch.Generator,
-            shard: Shard = Shard()) -> torch.Tensor:
-    """Random crop after zero padding and random horizontal flip, for a whole batch at once.
 
-    `x` is this process's shard of the global batch. The draws are made for the whole global
-    batch (every rank's generator is in the same state) and sliced, so the augmentation of an
-    image does not depend on how many processes train.
-    """
+ONE_PROCESS = Shard()
+
+
+@dataclass(frozen=True)
+class CropFlip:
+    """One step's augmentation draws on the device, for this process's rows: crop offsets
+    (n,) into the padded image and a flip mask (n,)."""
+
+    dy: torch.Tensor
+    dx: torch.Tensor
+    flip: torch.Tensor
+
+
+def draw_crop_flip(steps: int, batch_size: int, crop_pad: int, flip: bool, generator: torch.Generator,
+                   device: torch.device, shard: Shard = Shard()) -> list[CropFlip | None]:
+    """Every step's crop offsets and flips for one epoch, drawn at once from the seeded host
+    generator and copied to the device in one transfer, as the permutation is: the steps then
+    never wait for the host. The draws cover the whole global batch and are sliced to this
+    shard, so an image's augmentation does not depend on how many processes train."""
+    if not crop_pad and not flip:
+        return [None] * steps
+    shape = (steps, batch_size)
+    offsets = torch.randint(0, 2 * crop_pad + 1, (2, *shape), generator=generator)
+    flips = torch.rand(shape, generator=generator) < 0.5 if flip else torch.zeros(shape, dtype=torch.bool)
+    packed = torch.cat([offsets, flips[None].long()])[:, :, shard.rows(batch_size)].to(device)
+    return [CropFlip(dy, dx, flipped.bool()) for dy, dx, flipped in packed.unbind(1)]
+
+
+def augment(x: torch.Tensor, crop_pad: int, draws: CropFlip) -> torch.Tensor:
+    """Random crop after zero padding, then random horizontal flip, for a whole batch in a few
+    device ops (one gather, one where). The gather leaves NHWC strides; the result is made
+    NCHW-contiguous, and the caller sets the memory format."""
     n, _, h, w = x.shape
-    total, rows = n * shard.world, shard.rows(n * shard.world)
     if crop_pad:
         padded = torch.nn.functional.pad(x, (crop_pad,) * 4)
-        dy = torch.randint(0, 2 * crop_pad + 1, (total,), generator=generator)[rows].to(x.device)
-        dx = torch.randint(0, 2 * crop_pad + 1, (total,), generator=generator)[rows].to(x.device)
-        ys = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (n, h)
-        xs = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (n, w)
+        ys = draws.dy[:, None] + torch.arange(h, device=x.device)[None, :]  # (n, h)
+        xs = draws.dx[:, None] + torch.arange(w, device=x.device)[None, :]  # (n, w)
         batch = torch.arange(n, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[batch, ys[:, :, None], xs[:, None, :]].permute(0, 3, 1, 2)
-    if flip:
-        mask = (torch.rand(total, generator=generator)[rows] < 0.5).to(x.device)
-        x = torch.where(mask[:, None, None, None], x.flip(3), x)
-    return x
+    x = torch.where(draws.flip[:, None, None, None], x.flip(3), x)
+    return x.contiguous()
+
+
+class BatchTransform:
+    """uint8 batch -> float batch: scale to [0, 1], optionally standardize, augment when given
+    draws, and always end in the configured memory format (convolutions run in the one they get)."""
+
+    def __init__(self, mean: list[float], std: list[float], normalize: bool, device: torch.device,
+                 channels_last: bool = False, crop_pad: int = 0):
+        shape = (1, len(mean), 1, 1)
+        self.mean = torch.tensor(mean, device=device).view(shape)
+        self.std = torch.tensor(std, device=device).view(shape)
+        self.normalize = normalize
+        self.crop_pad = crop_pad
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, images: torch.Tensor, draws: CropFlip | None = None) -> torch.Tensor:
+        x = images.float().div_(255.0)
+        if self.normalize:
+            x = (x - self.mean) / self.std
+        if draws is not None:
+            x = augment(x, self.crop_pad, draws)
+        return x.contiguous(memory_format=self.memory_format)
 
 
 Batch = tuple[torch.Tensor, torch.Tensor]

@@ -3,19 +3,32 @@ averaged by `DistributedDataParallel`, one process per GPU (or per CPU process w
 
 `train.nproc_per_node > 1` makes the train stage re-execute itself under torchrun on this
 machine; across machines the user starts torchrun on each node (see the README), and this
-module reads the rank and world size torchrun puts in the environment.
+module reads the rank and world size torchrun puts in the environment. Only rank 0 touches
+the disk: it alone reads a checkpoint (other nodes need no shared filesystem) and sends it to
+the others, and it gathers every rank's RNG state into the checkpoint it writes.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
+from droplab import gpu_pool
 from droplab.device_data import Shard
 from droplab.errors import DroplabError
+
+# Rank 0 works alone between collectives (each seed's BN analysis and writes) while the others
+# wait, which NCCL's default of 10 minutes could cut short; a lost peer still ends the job then.
+TIMEOUT = timedelta(minutes=30)
 
 
 def relaunch_under_torchrun(nproc_per_node: int) -> None:
@@ -28,23 +41,34 @@ def relaunch_under_torchrun(nproc_per_node: int) -> None:
         os.execv(sys.executable, command)
 
 
-def start(device_type: str) -> Shard:
-    """Join the process group torchrun described (NCCL on GPUs, gloo on CPUs); one process otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Shard()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-    return Shard(dist.get_rank(), dist.get_world_size())
-
-
-def device_for(shard: Shard) -> torch.device:
-    """This process's GPU (LOCAL_RANK picks it on a multi-GPU node), else the CPU."""
+def device_for(local_rank: int) -> torch.device:
+    """This process's GPU, made current: the pool's choice for this job (gpu_pool), else
+    LOCAL_RANK's. The CPU when there is no GPU."""
     if not torch.cuda.is_available():
         return torch.device("cpu")
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    torch.cuda.set_device(local_rank)
-    return torch.device("cuda", local_rank)
+    index = gpu_pool.assigned(local_rank)
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
+
+
+@contextmanager
+def process_group() -> Iterator[tuple[Shard, torch.device]]:
+    """This process's shard and device, inside the process group torchrun described (NCCL on
+    GPUs, gloo on CPUs) or alone. The device is made current before the group starts, as NCCL
+    needs; the group is destroyed on every way out, failures included."""
+    device = device_for(int(os.environ.get("LOCAL_RANK", "0")))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        yield Shard(), device
+        return
+    if device.type == "cuda":
+        dist.init_process_group("nccl", timeout=TIMEOUT, device_id=device)
+    else:
+        dist.init_process_group("gloo", timeout=TIMEOUT)
+    try:
+        yield Shard(dist.get_rank(), dist.get_world_size()), device
+    finally:
+        dist.destroy_process_group()
 
 
 def check_divides(batch_size: int, shard: Shard) -> None:
@@ -65,6 +89,40 @@ def sum_across(shard: Shard):
     return reduce
 
 
-def stop() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def _to_bytes(value: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(value, buffer)
+    return buffer.getvalue()
+
+
+def _from_bytes(data: bytes) -> Any:
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+# Values cross processes as torch.save bytes, read back weights-only: torch's object collectives
+# would unpickle the tensors inside with a full pickle (and fail on them in torch 2.14).
+def gather_to_first(value: Any, shard: Shard) -> list[Any] | None:
+    """Every rank's `value` (tensors and plain containers), in rank order, on rank 0 (None on
+    the others); a collective."""
+    if shard.world == 1:
+        return [value]
+    gathered: list[Any] | None = [None] * shard.world if shard.rank == 0 else None
+    dist.gather_object(_to_bytes(value), gathered, dst=0)
+    return [_from_bytes(data) for data in gathered] if gathered is not None else None
+
+
+def from_first(value: Any, shard: Shard) -> Any:
+    """Rank 0's `value` (tensors and plain containers) on every rank; a collective."""
+    if shard.world == 1:
+        return value
+    box = [_to_bytes(value) if shard.rank == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return _from_bytes(box[0])
+
+
+def share_buffers(model: nn.Module, shard: Shard) -> None:
+    """Give every rank rank 0's buffers (BN running statistics). Each rank's last training
+    forward updated its own from its shard; evaluation must use the weights rank 0 saves."""
+    if shard.world > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)

@@ -128,6 +128,20 @@ def pinned() -> bool:
     return unpinned_reason() is None
 
 
+def kernel_identity(device) -> dict[str, object]:
+    """What picks the kernels of a run on `device` (a torch.device), and so its last bits: a
+    checkpoint resumes only under the same. `fingerprint()` is the fuller record, for logs."""
+    import torch
+
+    facts: dict[str, object] = {"device": device.type, "torch": torch.__version__}
+    if device.type == "cuda":
+        facts.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                     cudnn=torch.backends.cudnn.version())
+    else:
+        facts["cpu_kernels"] = unpinned_reason() or "pinned"
+    return facts
+
+
 def fingerprint(device: str = "cpu") -> dict[str, object]:
     """What produced a run's numbers: written beside its timings, never into the files that
     must diff cleanly."""

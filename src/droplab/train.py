@@ -4,8 +4,8 @@ All seeds of a variant share one process (the data is loaded and torch imported 
 each seed still writes its own files. Validation runs every epoch; the weights of the best
 validation epoch (highest val acc1, earliest on ties) are kept, the test split is evaluated
 once with those weights, and the BN analysis (`analyze.analyze_run`) measures them. Under
-torchrun every process trains its shard of each batch (DDP averages the gradients), every
-process evaluates the whole split, and rank 0 alone writes.
+torchrun every process trains its shard of each batch (DDP averages the gradients) and
+evaluates its share of each split (the counts are summed), and rank 0 alone reads and writes.
 """
 
 from __future__ import annotations
@@ -28,10 +28,21 @@ from droplab import checkpoint, distributed, platform, torch_files
 from droplab.atomic import atomic_files, json_text
 from droplab.config import Params, Run, TrainConfig
 from droplab.determinism import seed_everything
-from droplab.device_data import BatchTransform, Shard, Split, augment, eval_batches, load_splits, subsets, train_batches
+from droplab.device_data import (
+    ONE_PROCESS,
+    BatchTransform,
+    CropFlip,
+    Shard,
+    Split,
+    draw_crop_flip,
+    eval_batches,
+    load_splits,
+    subsets,
+    train_batches,
+)
 from droplab.errors import DroplabError
 from droplab.metrics import Meter
-from droplab.models import create_model
+from droplab.models import convert_sync_batchnorm, create_model
 from droplab.optim import build_optimizer, build_scheduler
 from droplab.prepare import load_meta
 
@@ -77,22 +88,36 @@ def _autocast(ctx: Context):
     return torch.autocast(ctx.device.type, dtype=torch.bfloat16)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
+               images: torch.Tensor, labels: torch.Tensor, draws: CropFlip | None,
+               ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on one batch; returns the logits and the summed loss. It only queues
+    device work: nothing in it creates a host tensor or makes the host wait for the device."""
+    x = ctx.transform(images, draws)
+    with _autocast(ctx):
+        logits = model(x)
+        loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum")
+    optimizer.zero_grad(set_to_none=True)
+    (loss_sum / len(labels)).backward()
+    optimizer.step()
+    scheduler.step()
+    return logits, loss_sum
+
+
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
                     split: Split, cfg: TrainConfig, ctx: Context, generator: torch.Generator,
                     progress: tqdm | None) -> dict[str, float]:
+    """One pass over the train split. The batch order and the augmentation are drawn for the
+    whole epoch up front and the metrics read back once at the end, so the host queues every
+    step without waiting for the device."""
     model.train()
     meter = Meter(ctx.num_classes, ctx.device)
-    for images, labels in train_batches(split, cfg.batch_size, generator, ctx.shard):
-        x = ctx.transform(images)
-        if cfg.augment.crop_pad or cfg.augment.flip:
-            x = augment(x, cfg.augment.crop_pad, cfg.augment.flip, generator, ctx.shard)
-        with _autocast(ctx):
-            logits = model(x)
-            loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum")
-        optimizer.zero_grad(set_to_none=True)
-        (loss_sum / len(labels)).backward()
-        optimizer.step()
-        scheduler.step()
+    steps = len(split) // cfg.batch_size
+    draws = draw_crop_flip(steps, cfg.batch_size, cfg.augment.crop_pad, cfg.augment.flip, generator, ctx.device,
+                           ctx.shard)
+    batches = train_batches(split, cfg.batch_size, generator, ctx.shard)
+    for (images, labels), step_draws in zip(batches, draws, strict=True):
+        logits, loss_sum = train_step(model, optimizer, scheduler, images, labels, step_draws, ctx)
         meter.update(logits, labels, loss_sum)
         if progress is not None:
             progress.update(1)
@@ -103,14 +128,24 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int, ctx: Context) -> dict[str, float]:
+def evaluate(model: nn.Module, split: Split, batch_size: int, ctx: Context,
+             shard: Shard = ONE_PROCESS) -> dict[str, float]:
+    """Metrics of `split`. With a `shard` of several processes each evaluates its contiguous
+    share and the counts are summed: one pass's work in all, the same metrics as one process."""
     model.eval()
+    part = shard.part(len(split))
     meter = Meter(ctx.num_classes, ctx.device)
-    for images, labels in eval_batches(split, batch_size):
+    for images, labels in eval_batches(Split(split.images[part], split.labels[part]), batch_size):
         with _autocast(ctx):
             logits = model(ctx.transform(images))
         meter.update(logits, labels, F.cross_entropy(logits.float(), labels, reduction="sum"))
-    return meter.summary()
+    return meter.summary(distributed.sum_across(shard))
+
+
+def host_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's weights copied to the CPU: where the best epoch's are always kept, so an
+    uninterrupted run and a resumed one (whose checkpoint loads on the CPU) save the same bytes."""
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
 
 
 def for_training(model: nn.Module, cfg: TrainConfig, ctx: Context) -> nn.Module:
@@ -121,32 +156,50 @@ def for_training(model: nn.Module, cfg: TrainConfig, ctx: Context) -> nn.Module:
     return torch.compile(model) if cfg.compile else model
 
 
+def _resume_state(resume: Resume | None, shard: Shard) -> dict | None:
+    """The checkpoint to resume from, as rank 0 read it, on every rank: the other ranks (other
+    nodes, perhaps) need no copy of the file. A refused checkpoint stops every rank."""
+    if resume is None:
+        return None
+    saved: dict | None = None
+    refusal: str | None = None
+    if shard.rank == 0:
+        try:
+            saved = checkpoint.load(resume.path, resume.identity)
+        except checkpoint.CheckpointError as exc:
+            refusal = str(exc)
+    saved, refusal = distributed.from_first((saved, refusal), shard)
+    if refusal is not None:
+        raise checkpoint.CheckpointError(refusal)
+    return saved
+
+
 def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Context, generator: torch.Generator,
         name: str, resume: Resume | None = None,
         lr_keys: str = "train.lr") -> tuple[History, dict[str, torch.Tensor], float]:
     """Train for cfg.epochs, checkpointing every epoch to `resume` and starting after its last
-    epoch when it has one; return the history, the best epoch's weights and the training seconds.
-    `lr_keys` names where the lr is set, for the message when the loss diverges."""
+    epoch when it has one; return the history, the best epoch's weights (on the CPU) and the
+    training seconds. `lr_keys` names where the lr is set, for the message when the loss diverges."""
     steps = len(splits["train"]) // cfg.batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps)
-    trainable = for_training(model, cfg, ctx)
     history = History()
     best_state: dict[str, torch.Tensor] = {}
     main_process = ctx.shard.rank == 0
     on_terminal = sys.stderr.isatty() and main_process
     train_seconds = 0.0
     first_epoch = 1
-    saved = checkpoint.load(resume.path, resume.identity) if resume else None
+    saved = _resume_state(resume, ctx.shard)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         history, best_state, train_seconds = History(**saved["history"]), saved["best_state"], saved["train_seconds"]
-        checkpoint.restore_rng_states(saved["rng"], generator)
+        checkpoint.restore_rng_states(saved["rng"][ctx.shard.rank], generator, ctx.device)
         first_epoch = saved["epoch"] + 1
         if main_process:
             print(f"{name}: resuming after epoch {saved['epoch']} from {resume.path}", flush=True)
+    trainable = for_training(model, cfg, ctx)
     for epoch in range(first_epoch, cfg.epochs + 1):
         progress = tqdm(total=steps, desc=f"{name} {epoch}/{cfg.epochs}", leave=False) if on_terminal else None
         start = time.perf_counter()
@@ -161,7 +214,8 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
         if ctx.device.type == "cuda":
             torch.cuda.synchronize()  # the loop never waits for the GPU; the clock must
         train_seconds += time.perf_counter() - start
-        val = evaluate(model, splits["val"], cfg.eval_batch_size, ctx)
+        distributed.share_buffers(model, ctx.shard)
+        val = evaluate(model, splits["val"], cfg.eval_batch_size, ctx, ctx.shard)
         if progress is not None:
             progress.close()
         history.rows.append({"epoch": epoch, "train_loss": train["loss"], "train_acc1": train["acc1"],
@@ -171,12 +225,14 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
                   f"val loss {val['loss']:.4f} acc1 {val['acc1']:.4f}", flush=True)
         if not history.best_val or val["acc1"] > history.best_val["acc1"]:
             history.best_epoch, history.best_val, history.best_train = epoch, val, train
-            best_state = copy.deepcopy(model.state_dict())
-        if resume and main_process:
-            checkpoint.save(resume.path, resume.identity, {
-                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "history": asdict(history), "best_state": best_state,
-                "train_seconds": train_seconds, "rng": checkpoint.rng_states(generator)})
+            best_state = host_copy(model)
+        if resume:
+            rng = distributed.gather_to_first(checkpoint.rng_states(generator, ctx.device), ctx.shard)
+            if main_process:
+                checkpoint.save(resume.path, resume.identity, {
+                    "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "history": asdict(history), "best_state": best_state,
+                    "train_seconds": train_seconds, "rng": rng})
     return history, best_state, train_seconds
 
 
@@ -195,12 +251,14 @@ def _resolve(setting: bool | str, auto: bool) -> bool:
     return auto if setting == "auto" else bool(setting)
 
 
-def run_identity(params: Params, run: Run, prepared: Path, processes: int) -> dict[str, str]:
-    """What a checkpoint must match to be resumed by this run."""
+def run_identity(params: Params, run: Run, prepared: Path, ctx: Context) -> dict[str, str]:
+    """What a checkpoint must match to be resumed by this run: its config, and how it computes
+    (the device, GPU model and libraries, the resolved amp and memory format, the process count)."""
     config = {"spec": params.spec(run.variant).model_dump(mode="json"), "rates": params.rates(run.variant),
               "train": params.train_config(run.variant).model_dump(mode="json"), "sizes": params.sizes(run.variant),
-              "split_seed": params.data.split_seed, "processes": processes,
-              "cpu_kernels": platform.unpinned_reason() or "pinned"}
+              "split_seed": params.data.split_seed, "processes": ctx.shard.world,
+              "amp": ctx.autocast, "channels_last": ctx.transform.memory_format == torch.channels_last,
+              "kernels": platform.kernel_identity(ctx.device)}
     return checkpoint.identity(run.variant, run.seed, config, prepared)
 
 
@@ -214,15 +272,17 @@ def train_run(params: Params, run: Run, splits: dict[str, Split], meta: dict, ct
                          ctx.num_classes).to(ctx.device)
     if ctx.transform.memory_format == torch.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    # SyncBatchNorm trains; the returned model keeps plain BN, which rank 0 saves and analyses alone
+    trained = convert_sync_batchnorm(copy.deepcopy(model)) if cfg.sync_bn else model
     if ctx.shard.rank:  # DDP copies rank 0's weights; the other ranks draw their own dropout masks
         torch.manual_seed(run.seed + 1000 * ctx.shard.rank)
     start = time.perf_counter()
     home = params.home_study(run.variant)
     lr_keys = f"studies.{home}.{params.scale}.train.lr or variants.{run.variant}.train.lr"
-    history, best_state, train_seconds = fit(model, splits, cfg, ctx, generator, f"{run.variant} seed {run.seed}",
+    history, best_state, train_seconds = fit(trained, splits, cfg, ctx, generator, f"{run.variant} seed {run.seed}",
                                              resume, lr_keys)
     model.load_state_dict(best_state)
-    test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx)
+    test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx, ctx.shard)
     images = cfg.epochs * (len(splits["train"]) // cfg.batch_size) * cfg.batch_size
     speed = {"seconds": round(time.perf_counter() - start, 3), "images_per_sec": round(images / train_seconds, 1),
              "device": str(ctx.device), "processes": ctx.shard.world, "platform": platform.fingerprint(ctx.device.type)}
@@ -242,48 +302,55 @@ def main(params: Params, variant: str, seeds: list[int], prepared: Path, models_
     The checkpoints are deleted only once every seed's outputs are written: DVC deletes a
     stage's outputs before rerunning it, and a finished seed's last checkpoint lets the rerun
     skip its training."""
-    spec = params.spec(variant)
     cfg = params.train_config(variant)
-    shard = distributed.start("cuda" if torch.cuda.is_available() else "cpu")
-    distributed.check_divides(cfg.batch_size, shard)
-    device = distributed.device_for(shard)
-    seed_everything(seeds[0], cfg.threads)
-    if device.type == "cpu" and not platform.pinned() and shard.rank == 0:
-        print(f"droplab train: note: CPU kernels not pinned ({platform.unpinned_reason()}); the numbers will not match "
-              "other machines' bit for bit", file=sys.stderr)
-    meta = load_meta(prepared)
-    splits = subsets(load_splits(prepared / "arrays.npz", device, meta), params.sizes(variant),
-                     params.data.split_seed)
+    if cfg.sync_bn and not torch.cuda.is_available():
+        raise DroplabError(f"train.sync_bn is true for {variant}, but this machine has no CUDA GPU: torch's "
+                           "SyncBatchNorm runs on CUDA only. Set train.sync_bn: false to train here")
+    with distributed.process_group() as (shard, device):
+        distributed.check_divides(cfg.batch_size, shard)
+        seed_everything(seeds[0], cfg.threads)
+        if device.type == "cpu" and not platform.pinned() and shard.rank == 0:
+            print(f"droplab train: note: CPU kernels not pinned ({platform.unpinned_reason()}); the numbers will not "
+                  "match other machines' bit for bit", file=sys.stderr)
+        meta = load_meta(prepared)
+        splits = subsets(load_splits(prepared / "arrays.npz", device, meta), params.sizes(variant),
+                         params.data.split_seed)
+        ctx = make_context(params, variant, meta, shard, device)
+        results: dict[int, dict] = {}
+        resumes: list[Path] = []
+        for seed in seeds:
+            run = Run(variant=variant, seed=seed, p=params.spec(variant).p)
+            resume = None
+            if checkpoints_dir is not None:
+                resume = Resume(run.path(checkpoints_dir, ".pt"), run_identity(params, run, prepared, ctx))
+                resumes.append(resume.path)
+            model, history, best_state, test, speed = train_run(params, run, splits, meta, ctx, resume)
+            result = {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
+                      "val": _rounded(history.best_val), "test": _rounded(test), "sizes": {
+                          name: len(split) for name, split in splits.items()}}
+            if shard.rank == 0:
+                bn = measure(model, splits, ctx, seed) if measure else None
+                _write_outputs(params, run, history, best_state, result, bn, speed, models_dir, metrics_dir,
+                               plots_dir)
+            results[seed] = result
+        if shard.rank == 0:
+            for path in resumes:
+                path.unlink(missing_ok=True)
+    return results
+
+
+def make_context(params: Params, variant: str, meta: dict, shard: Shard, device: torch.device) -> Context:
+    """The run's transform and switches, with every "auto" resolved for `device`."""
+    cfg = params.train_config(variant)
     on_gpu = device.type == "cuda"
-    ctx = Context(
-        transform=BatchTransform(meta["mean"], meta["std"], spec.normalize, device,
-                                 _resolve(cfg.channels_last, on_gpu)),
+    return Context(
+        transform=BatchTransform(meta["mean"], meta["std"], params.spec(variant).normalize, device,
+                                 _resolve(cfg.channels_last, on_gpu), cfg.augment.crop_pad),
         num_classes=len(meta["classes"]),
         device=device,
         autocast=_resolve(cfg.amp, on_gpu and torch.cuda.is_bf16_supported(including_emulation=False)),
         shard=shard,
     )
-    results: dict[int, dict] = {}
-    resumes: list[Path] = []
-    for seed in seeds:
-        run = Run(variant=variant, seed=seed, p=spec.p)
-        resume = None
-        if checkpoints_dir is not None:
-            resume = Resume(run.path(checkpoints_dir, ".pt"), run_identity(params, run, prepared, shard.world))
-            resumes.append(resume.path)
-        model, history, best_state, test, speed = train_run(params, run, splits, meta, ctx, resume)
-        result = {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
-                  "val": _rounded(history.best_val), "test": _rounded(test), "sizes": {
-                      name: len(split) for name, split in splits.items()}}
-        if shard.rank == 0:
-            bn = measure(model, splits, ctx, seed) if measure else None
-            _write_outputs(params, run, history, best_state, result, bn, speed, models_dir, metrics_dir, plots_dir)
-        results[seed] = result
-    if shard.rank == 0:
-        for path in resumes:
-            path.unlink(missing_ok=True)
-    distributed.stop()
-    return results
 
 
 def _write_outputs(params: Params, run: Run, history: History, best_state: dict[str, torch.Tensor], result: dict,

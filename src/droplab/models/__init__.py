@@ -1,4 +1,5 @@
-"""Model registry: `create_model(spec, rates, input_shape, num_classes)` for every variant family."""
+"""Model registry: `create_model(spec, rates, input_shape, num_classes)` for every variant family,
+and `convert_sync_batchnorm` for DDP with train.sync_bn."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from droplab.errors import DroplabError
 from droplab.models.cnn import CNN
 from droplab.models.lenet import LeNet5
 from droplab.models.mlp import MLP
+from droplab.models.norm import convert_sync_batchnorm
+
+__all__ = ["convert_sync_batchnorm", "create_model"]
 
 Builder = Callable[..., nn.Module]
 

@@ -18,26 +18,14 @@ from timm.models.resnet import BasicBlock, Bottleneck
 from torch import nn
 
 from droplab.models.blocks import Dropout, Resize, output_features, per_site
+from droplab.models.norm import DropoutBatchNorm2d
 
-PLACEMENTS = ("none", "after_bn", "before_bn")
 HEADS = ("avg", "max", "avgmax", "catavgmax", "dropout_classifier")
-
-
-class DropoutBatchNorm2d(nn.BatchNorm2d):
-    """BatchNorm2d with dropout on its input (before_bn) or on its output (after_bn)."""
-
-    def __init__(self, num_features: int, p: float, placement: str, **kwargs):
-        super().__init__(num_features, **kwargs)
-        self.placement = placement
-        self.dropout = Dropout(p)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.placement == "before_bn":
-            return super().forward(self.dropout(x))
-        return self.dropout(super().forward(x))
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, dropout={self.placement}"
+# The max heads use timm's "fast" pools (amax over H and W), whose backward is deterministic on
+# CUDA: nn.AdaptiveMaxPool2d's, which timm's plain "max", "avgmax" and "catavgmax" build, raises
+# under torch.use_deterministic_algorithms. "avg" stays timm's nn.AdaptiveAvgPool2d(1), which ATen
+# computes as a mean (deterministic) and fvcore counts. On the CPU both compute the same numbers.
+GLOBAL_POOL = {"avg": "avg", "max": "fastmax", "avgmax": "fastavgmax", "catavgmax": "fastcatavgmax"}
 
 
 def _with_block_norm(block: type[nn.Module], norm_layer) -> type[nn.Module]:
@@ -77,7 +65,7 @@ class ResNet(nn.Module):
         self.resize = Resize(resize) if resize else nn.Identity()
         self.body = timm.create_model(arch, pretrained=False, in_chans=input_shape[0],
                                       num_classes=num_classes if pooled else 0,
-                                      global_pool=head if pooled else "", **kwargs)
+                                      global_pool=GLOBAL_POOL[head] if pooled else "", **kwargs)
         if stem == "small":  # CIFAR-style: 3x3 stride-1 conv, no max pool, for 28-32 px inputs
             self.body.conv1 = nn.Conv2d(input_shape[0], 64, 3, stride=1, padding=1, bias=False)
             nn.init.kaiming_normal_(self.body.conv1.weight, mode="fan_out", nonlinearity="relu")  # as timm's
