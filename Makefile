@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup data runs repro sweep bench test lint
+.PHONY: setup data runs repro sweep bench gpu-check test lint
 
 setup: $(VENV)/.installed
 
@@ -37,6 +37,10 @@ sweep: setup data
 # Every benchmark in bench/ (about 15 minutes on 2 cores); the table goes to bench/results.md too.
 bench: setup
 	python -m bench --out bench/results.md
+
+# The GPU path in one short run on one CUDA GPU (a few minutes); the table goes to bench/gpu.md too.
+gpu-check: setup
+	python -m bench --gpu --out bench/gpu.md
 
 test: setup data
 	pytest

@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--out FILE] [--only NAME ...]`: run the benchmarks, print one markdown table."""
+"""`python -m bench [--quick] [--out FILE] [--only NAME ...]`: run the benchmarks, print one markdown table.
+`python -m bench --gpu [--quick] [--device cpu] [--out FILE]`: the GPU check (bench/gpu_check.py) instead."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from bench import decode, efficiency, machine, pin_cost, pipeline, train_throughput
+from bench import decode, efficiency, gpu_check, machine, pin_cost, pipeline, train_throughput
 
 COLUMNS = ["benchmark", "case", "measured", "baseline", "ratio", "note"]
 BENCHMARKS = ("train", "efficiency", "pins", "pipeline", "decode")
@@ -20,7 +21,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test, numbers mean nothing")
     parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=BENCHMARKS)
+    parser.add_argument("--gpu", action="store_true", help="the GPU check instead of the CPU benchmarks")
+    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                        help="--gpu on the CPU: the check's code as a smoke test, without peak or sync counts")
+    parser.add_argument("--digest", action="store_true", help=argparse.SUPPRESS)  # the GPU check's fresh process
     args = parser.parse_args()
+    if args.digest:
+        print(gpu_check.weights_digest(args.device, args.quick))
+        return
+    if args.gpu:
+        gpu(args)
+        return
     torch.set_num_threads(os.cpu_count() or 1)  # the same for droplab and every baseline
     description = machine.describe()  # before the benchmarks load the machine themselves
 
@@ -37,6 +48,20 @@ def main() -> None:
     text = (f"Machine: {description}. Mode: {mode}. Speeds are medians of repeats after a warm-up; "
             f"ratios are against the baseline measured in the same run.\n\n"
             f"{pd.DataFrame(rows, columns=COLUMNS).to_markdown(index=False)}\n")
+    print(text)
+    if args.out:
+        args.out.write_text(text)
+
+
+def gpu(args: argparse.Namespace) -> None:
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser_error = ("python -m bench --gpu: this machine has no CUDA GPU. Run it on a GPU machine; "
+                        "--device cpu runs the check's code here as a smoke test")
+        raise SystemExit(parser_error)
+    description, rows = gpu_check.run(torch.device(args.device), args.quick)
+    mode = "quick (smoke test)" if args.quick else "full"
+    text = (f"Machine: {description}. Mode: {mode}. GPU check on synthetic 3x64x64, 200-class data.\n\n"
+            f"{pd.DataFrame(rows, columns=['check', 'case', 'result', 'note']).to_markdown(index=False)}\n")
     print(text)
     if args.out:
         args.out.write_text(text)
