@@ -58,8 +58,9 @@ def test_a_job_of_several_processes_claims_as_many_gpus(tmp_path: Path):
 
 @pytest.mark.parametrize("visible, assigned", [([], None), (["GPU-aaaa"], None), (GPUS, "0")])
 def test_a_job_claims_only_where_there_is_a_choice(monkeypatch, tmp_path: Path, visible, assigned):
-    monkeypatch.delenv(gpu_pool.ASSIGNED, raising=False)
-    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    for name in (gpu_pool.ASSIGNED, "LOCAL_RANK"):  # set first, so that monkeypatch restores the absence too
+        monkeypatch.setenv(name, "unset")
+        monkeypatch.delenv(name)
     monkeypatch.setenv(gpu_pool.LOCK_DIR, str(tmp_path))
     monkeypatch.setattr(gpu_pool, "visible_gpus", lambda: visible)
     gpu_pool.claim_for_job(1)

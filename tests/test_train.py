@@ -44,7 +44,7 @@ def test_batched_crop_and_flip_match_a_per_image_loop():
     generator = torch.Generator().manual_seed(3)
     offsets = torch.randint(0, 2 * pad + 1, (2, steps, n), generator=generator)
     flips = torch.rand(steps, n, generator=generator) < 0.5
-    transform = BatchTransform([0.5, 0.25], [0.2, 0.1], True, torch.device("cpu"), crop_pad=pad)
+    transform = BatchTransform([0.5, 0.25], [0.2, 0.1], True, torch.device("cpu"))
     plain = BatchTransform([0.5, 0.25], [0.2, 0.1], True, torch.device("cpu"))(images)
     padded = torch.nn.functional.pad(plain, (pad,) * 4)
     assert flips.any() and not flips.all()

@@ -99,9 +99,10 @@ ONE_PROCESS = Shard()
 
 @dataclass(frozen=True)
 class CropFlip:
-    """One step's augmentation draws on the device, for this process's rows: crop offsets
-    (n,) into the padded image and a flip mask (n,)."""
+    """One step's augmentation draws on the device, for this process's rows: the zero padding,
+    crop offsets (n,) into the padded image and a flip mask (n,)."""
 
+    pad: int
     dy: torch.Tensor
     dx: torch.Tensor
     flip: torch.Tensor
@@ -119,16 +120,16 @@ def draw_crop_flip(steps: int, batch_size: int, crop_pad: int, flip: bool, gener
     offsets = torch.randint(0, 2 * crop_pad + 1, (2, *shape), generator=generator)
     flips = torch.rand(shape, generator=generator) < 0.5 if flip else torch.zeros(shape, dtype=torch.bool)
     packed = torch.cat([offsets, flips[None].long()])[:, :, shard.rows(batch_size)].to(device)
-    return [CropFlip(dy, dx, flipped.bool()) for dy, dx, flipped in packed.unbind(1)]
+    return [CropFlip(crop_pad, dy, dx, flipped.bool()) for dy, dx, flipped in packed.unbind(1)]
 
 
-def augment(x: torch.Tensor, crop_pad: int, draws: CropFlip) -> torch.Tensor:
+def augment(x: torch.Tensor, draws: CropFlip) -> torch.Tensor:
     """Random crop after zero padding, then random horizontal flip, for a whole batch in a few
     device ops (one gather, one where). The gather leaves NHWC strides; the result is made
     NCHW-contiguous, and the caller sets the memory format."""
     n, _, h, w = x.shape
-    if crop_pad:
-        padded = torch.nn.functional.pad(x, (crop_pad,) * 4)
+    if draws.pad:
+        padded = torch.nn.functional.pad(x, (draws.pad,) * 4)
         ys = draws.dy[:, None] + torch.arange(h, device=x.device)[None, :]  # (n, h)
         xs = draws.dx[:, None] + torch.arange(w, device=x.device)[None, :]  # (n, w)
         batch = torch.arange(n, device=x.device)[:, None, None]
@@ -142,12 +143,11 @@ class BatchTransform:
     draws, and always end in the configured memory format (convolutions run in the one they get)."""
 
     def __init__(self, mean: list[float], std: list[float], normalize: bool, device: torch.device,
-                 channels_last: bool = False, crop_pad: int = 0):
+                 channels_last: bool = False):
         shape = (1, len(mean), 1, 1)
         self.mean = torch.tensor(mean, device=device).view(shape)
         self.std = torch.tensor(std, device=device).view(shape)
         self.normalize = normalize
-        self.crop_pad = crop_pad
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __call__(self, images: torch.Tensor, draws: CropFlip | None = None) -> torch.Tensor:
@@ -155,7 +155,7 @@ class BatchTransform:
         if self.normalize:
             x = (x - self.mean) / self.std
         if draws is not None:
-            x = augment(x, self.crop_pad, draws)
+            x = augment(x, draws)
         return x.contiguous(memory_format=self.memory_format)
 
 

@@ -120,6 +120,15 @@ def from_first(value: Any, shard: Shard) -> Any:
     return _from_bytes(box[0])
 
 
+def everyones(value: Any, shard: Shard) -> list[Any]:
+    """Every rank's `value` (plain Python values, no tensors), in rank order, on every rank; a collective."""
+    if shard.world == 1:
+        return [value]
+    gathered: list[Any] = [None] * shard.world
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
 def share_buffers(model: nn.Module, shard: Shard) -> None:
     """Give every rank rank 0's buffers (BN running statistics). Each rank's last training
     forward updated its own from its shard; evaluation must use the weights rank 0 saves."""

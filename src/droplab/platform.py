@@ -131,12 +131,15 @@ def pinned() -> bool:
 def kernel_identity(device) -> dict[str, object]:
     """What picks the kernels of a run on `device` (a torch.device), and so its last bits: a
     checkpoint resumes only under the same. `fingerprint()` is the fuller record, for logs."""
+    from importlib.metadata import version
+
     import torch
 
-    facts: dict[str, object] = {"device": device.type, "torch": torch.__version__}
+    facts: dict[str, object] = {"device": device.type, "torch": torch.__version__, "timm": version("timm"),
+                                "numpy": version("numpy")}
     if device.type == "cuda":
         facts.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
-                     cudnn=torch.backends.cudnn.version())
+                     cudnn=torch.backends.cudnn.version(), nccl=".".join(map(str, torch.cuda.nccl.version())))
     else:
         facts["cpu_kernels"] = unpinned_reason() or "pinned"
     return facts

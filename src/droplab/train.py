@@ -121,9 +121,10 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
         meter.update(logits, labels, loss_sum)
         if progress is not None:
             progress.update(1)
-    bad = meter.first_nonfinite_loss()
-    if bad is not None:
-        raise NonFiniteLoss(*bad)
+    # every rank stops together, at the earliest bad step of any, before the collective in summary()
+    bad = [found for found in distributed.everyones(meter.first_nonfinite_loss(), ctx.shard) if found]
+    if bad:
+        raise NonFiniteLoss(*min(bad))
     return meter.summary(distributed.sum_across(ctx.shard))
 
 
@@ -131,7 +132,8 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
 def evaluate(model: nn.Module, split: Split, batch_size: int, ctx: Context,
              shard: Shard = ONE_PROCESS) -> dict[str, float]:
     """Metrics of `split`. With a `shard` of several processes each evaluates its contiguous
-    share and the counts are summed: one pass's work in all, the same metrics as one process."""
+    share and the counts are summed: one pass's work in all, and one process's metrics (the
+    loss to float rounding)."""
     model.eval()
     part = shard.part(len(split))
     meter = Meter(ctx.num_classes, ctx.device)
@@ -143,9 +145,13 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, ctx: Context,
 
 
 def host_copy(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's weights copied to the CPU: where the best epoch's are always kept, so an
-    uninterrupted run and a resumed one (whose checkpoint loads on the CPU) save the same bytes."""
-    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+    """The model's state_dict (its module versions included) copied to the CPU: where the best
+    epoch's weights are always kept, so an uninterrupted run and a resumed one (whose checkpoint
+    loads on the CPU) save the same bytes."""
+    state = model.state_dict()
+    kept = type(state)((name, tensor.detach().to("cpu", copy=True)) for name, tensor in state.items())
+    kept._metadata = copy.deepcopy(state._metadata)  # type: ignore[attr-defined]
+    return kept
 
 
 def for_training(model: nn.Module, cfg: TrainConfig, ctx: Context) -> nn.Module:
@@ -253,12 +259,13 @@ def _resolve(setting: bool | str, auto: bool) -> bool:
 
 def run_identity(params: Params, run: Run, prepared: Path, ctx: Context) -> dict[str, str]:
     """What a checkpoint must match to be resumed by this run: its config, and how it computes
-    (the device, GPU model and libraries, the resolved amp and memory format, the process count)."""
+    (every rank's device, GPU model and libraries, the resolved amp and memory format, the
+    process count); a collective under DDP."""
     config = {"spec": params.spec(run.variant).model_dump(mode="json"), "rates": params.rates(run.variant),
               "train": params.train_config(run.variant).model_dump(mode="json"), "sizes": params.sizes(run.variant),
               "split_seed": params.data.split_seed, "processes": ctx.shard.world,
               "amp": ctx.autocast, "channels_last": ctx.transform.memory_format == torch.channels_last,
-              "kernels": platform.kernel_identity(ctx.device)}
+              "kernels": distributed.everyones(platform.kernel_identity(ctx.device), ctx.shard)}
     return checkpoint.identity(run.variant, run.seed, config, prepared)
 
 
@@ -345,7 +352,7 @@ def make_context(params: Params, variant: str, meta: dict, shard: Shard, device:
     on_gpu = device.type == "cuda"
     return Context(
         transform=BatchTransform(meta["mean"], meta["std"], params.spec(variant).normalize, device,
-                                 _resolve(cfg.channels_last, on_gpu), cfg.augment.crop_pad),
+                                 _resolve(cfg.channels_last, on_gpu)),
         num_classes=len(meta["classes"]),
         device=device,
         autocast=_resolve(cfg.amp, on_gpu and torch.cuda.is_bf16_supported(including_emulation=False)),

@@ -24,7 +24,8 @@ HEADS = ("avg", "max", "avgmax", "catavgmax", "dropout_classifier")
 # The max heads use timm's "fast" pools (amax over H and W), whose backward is deterministic on
 # CUDA: nn.AdaptiveMaxPool2d's, which timm's plain "max", "avgmax" and "catavgmax" build, raises
 # under torch.use_deterministic_algorithms. "avg" stays timm's nn.AdaptiveAvgPool2d(1), which ATen
-# computes as a mean (deterministic) and fvcore counts. On the CPU both compute the same numbers.
+# computes as a mean (deterministic) and fvcore counts. Both compute the same forward; the gradient
+# differs only at tied maxima, and the ties of a ResNet's final ReLU map are zeros it passes no gradient to.
 GLOBAL_POOL = {"avg": "avg", "max": "fastmax", "avgmax": "fastavgmax", "catavgmax": "fastcatavgmax"}
 
 
