@@ -1,4 +1,5 @@
-"""The runs block of dvc.yaml: the (variant, seed) pairs, one DVC stage each, and the check that keeps it current."""
+"""The generated blocks of dvc.yaml: the runs (one train stage per variant) and the plots (per study),
+and the check that keeps them current."""
 
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import yaml
 
 from droplab.config import ConfigError, parse_params
 from droplab.errors import DroplabError
-from droplab.runs import BEGIN, BLOCK, END, check_runs, runs_mapping, write_runs
+from droplab.runs import BEGIN, BLOCK, END, PLOTS_BEGIN, PLOTS_BLOCK, PLOTS_END, check_runs, runs_mapping, write_runs
 
 from conftest import REPO
 
@@ -98,7 +99,8 @@ def test_droplab_runs_rewrites_only_the_block(real_params, tmp_path: Path):
     done = subprocess.run([sys.executable, "-m", "droplab", "runs"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     written = (tmp_path / "dvc.yaml").read_text()
-    assert BLOCK.sub("", written) == BLOCK.sub("", original)  # comments and every other stage untouched
+    # comments and every other stage untouched
+    assert PLOTS_BLOCK.sub("", BLOCK.sub("", written)) == PLOTS_BLOCK.sub("", BLOCK.sub("", original))
     params = parse_params(real_params)
     assert yaml.safe_load(written)["stages"]["train"]["foreach"] == runs_mapping(params)
     assert f"dvc.yaml: {len(params.runs())} runs" in done.stdout
@@ -107,5 +109,47 @@ def test_droplab_runs_rewrites_only_the_block(real_params, tmp_path: Path):
 
 def test_a_pipeline_without_the_block_is_refused(real_params, tmp_path: Path):
     (tmp_path / "dvc.yaml").write_text("stages: {}\n")
-    with pytest.raises(DroplabError, match="no runs block"):
+    with pytest.raises(DroplabError, match="no generated block .* in the train stage"):
         write_runs(parse_params(real_params), tmp_path / "dvc.yaml")
+    (tmp_path / "dvc.yaml").write_text(PLOTS_BLOCK.sub("", (REPO / "dvc.yaml").read_text()))
+    with pytest.raises(DroplabError, match="no generated block .* under the top-level plots:"):
+        write_runs(parse_params(real_params), tmp_path / "dvc.yaml")
+
+
+def test_the_plots_show_each_studys_trained_variants_and_its_test_bars(real_params):
+    params = parse_params(real_params)
+    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    plots = {name: spec for entry in pipeline["plots"] for name, spec in entry.items()}
+    skipped = set(real_params["studies"]["s3_heads"]["cpu"]["skip"])
+    for study, raw in real_params["studies"].items():
+        shown = [variant for variant in raw["variants"] if variant not in skipped]
+        for metric, columns in (("loss", ["train_loss", "val_loss"]), ("acc1", ["train_acc1", "val_acc1"])):
+            curves = plots[f"{study}_{metric}"]
+            assert curves["title"].startswith(raw["title"])
+            assert curves["y"] == {f"plots/train/{variant}/seed{params.seeds_of(variant)[0]}.tsv": columns
+                                   for variant in shown}
+        assert plots[f"plots/test/{study}.tsv"]["template"] == "bar_horizontal"
+    assert len(plots) == 3 * len(real_params["studies"])
+    every_curve = {path for spec in plots.values() if isinstance(spec["y"], dict) for path in spec["y"]}
+    assert every_curve and all((REPO / path).is_file() for path in every_curve)  # the committed run wrote each
+
+
+def test_adding_a_variant_to_a_study_is_one_command_and_a_stale_plot_list_is_refused(real_params, tmp_path: Path):
+    real_params["variants"]["s2_cnn_wide"] = {"model": "cnn", "p": "dropout", "channels": [128, 256]}
+    real_params["studies"]["s2_cnn"]["variants"].append("s2_cnn_wide")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
+    (tmp_path / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
+    params = parse_params(real_params)
+    with pytest.raises(DroplabError, match="missing: s2_cnn_wide"):
+        check_runs(params, tmp_path / "dvc.yaml")
+    done = subprocess.run([sys.executable, "-m", "droplab", "runs"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    written = yaml.safe_load((tmp_path / "dvc.yaml").read_text())
+    curves = next(entry["s2_cnn_loss"] for entry in written["plots"] if "s2_cnn_loss" in entry)
+    assert "plots/train/s2_cnn_wide/seed0.tsv" in curves["y"]
+    check_runs(params, tmp_path / "dvc.yaml")
+    stale = PLOTS_BLOCK.sub(lambda _: PLOTS_BEGIN + "  - s2_cnn_loss: {x: epoch}\n" + PLOTS_END,
+                            (tmp_path / "dvc.yaml").read_text())  # runs current, plots hand-edited
+    (tmp_path / "dvc.yaml").write_text(stale)
+    with pytest.raises(DroplabError, match="the top-level plots are out of date with params.yaml's studies"):
+        check_runs(params, tmp_path / "dvc.yaml")

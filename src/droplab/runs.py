@@ -1,12 +1,13 @@
-"""The train stage's `foreach` in dvc.yaml: one item per variant, with its home study, its rate
-key and its seeds, spelled out.
+"""What dvc.yaml spells out from params.yaml: the train stage's `foreach` (one item per variant,
+with its home study, its rate key and its seeds) and the top-level `plots:` (each study's
+training curves and test bars), both written by `droplab runs` between marker comments.
 
 DVC cannot compute per-study seed counts or which study a variant takes its scale settings
 from, and its `matrix` cannot carry a variant's rate key, so `droplab runs` writes the list
 into dvc.yaml, between two marker comments. The seeds are in the command line, so adding a
 seed reruns that variant's stage. It lives there rather than in a `vars` file because DVC would show every value of a
-vars file as a parameter column in `dvc exp show`. Every stage checks that the list still
-matches params.yaml, so a stale list stops the pipeline instead of training the old set.
+vars file as a parameter column in `dvc exp show`. Every stage checks that both still match
+params.yaml, so a stale list stops the pipeline instead of training (or plotting) the old set.
 """
 
 from __future__ import annotations
@@ -24,12 +25,62 @@ PIPELINE = Path("dvc.yaml")
 BEGIN = "    # runs: generated from params.yaml by `droplab runs` (make runs); do not edit by hand\n"
 END = "    # end of runs\n"
 BLOCK = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
+PLOTS_BEGIN = "  # plots: generated from params.yaml's studies by `droplab runs` (make runs); do not edit by hand\n"
+PLOTS_END = "  # end of plots\n"
+PLOTS_BLOCK = re.compile(re.escape(PLOTS_BEGIN) + r".*?" + re.escape(PLOTS_END), re.S)
+CURVES = {"loss": ("cross-entropy loss", ["train_loss", "val_loss"]),
+          "acc1": ("top-1 accuracy", ["train_acc1", "val_acc1"])}
 
 
 def runs_mapping(params: Params) -> dict[str, dict]:
     """variant -> {study: its home study, p: its rate key, seeds: "0,1,2"} (a string: DVC puts it in the command)."""
     return {name: {"study": params.home_study(name), "p": spec.p, "seeds": ",".join(map(str, params.seeds_of(name)))}
             for name, spec in params.variants.items() if name in params.trained_variants()}
+
+
+def plots_list(params: Params) -> list[dict]:
+    """dvc.yaml's top-level plots: per study, its trained variants' curves (loss, then top-1
+    accuracy; each variant's first seed) and its test bars, titled by the study's title."""
+    trained = params.trained_variants()
+    plots: list[dict] = []
+    for name, study in params.studies.items():
+        shown = [variant for variant in study.variants if variant in trained]
+        for metric, (label, columns) in CURVES.items():
+            plots.append({f"{name}_{metric}": {
+                "title": f"{study.title}: train and validation {label}", "x": "epoch", "x_label": "epoch",
+                "y_label": label,
+                "y": {f"plots/train/{variant}/seed{params.seeds_of(variant)[0]}.tsv": columns for variant in shown}}})
+        plots.append({f"plots/test/{name}.tsv": {
+            "title": f"{study.title}: test top-1 accuracy, mean over seeds", "template": "bar_horizontal",
+            "x": "test_acc1", "y": "variant", "x_label": "test top-1 accuracy (mean over seeds)",
+            "y_label": "variant"}})
+    return plots
+
+
+class _PlotsDumper(yaml.SafeDumper):
+    """Block mappings, with each list of column names on one line."""
+
+    def represent_list(self, value: list) -> yaml.Node:
+        flow = all(isinstance(item, str) for item in value)
+        return self.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+_PlotsDumper.add_representer(list, _PlotsDumper.represent_list)
+
+
+def _by_id(plots: object) -> dict | None:
+    """A plots list as {plot id: its definition}: the order of the studies is not staleness."""
+    if not isinstance(plots, list) or not all(isinstance(entry, dict) for entry in plots):
+        return None
+    return {name: spec for entry in plots for name, spec in entry.items()}
+
+
+def _plots_block(params: Params) -> str:
+    listed = yaml.dump(plots_list(params), Dumper=_PlotsDumper, sort_keys=False, default_flow_style=False, width=1000)
+    return PLOTS_BEGIN + "".join(f"  {line}\n" for line in listed.splitlines()) + PLOTS_END
 
 
 def _block(params: Params) -> str:
@@ -39,20 +90,23 @@ def _block(params: Params) -> str:
 
 
 def runs_block_of(path: Path) -> str:
-    """The text of `path`, checked to hold a runs block."""
+    """The text of `path`, checked to hold a runs block and a plots block."""
     try:
         text = path.read_text()
     except OSError as exc:
         raise DroplabError(f"{path}: cannot read the pipeline ({exc.strerror or exc})") from None
-    if not BLOCK.search(text):
-        raise DroplabError(f"{path}: no runs block (the lines from {BEGIN.strip()!r} to {END.strip()!r}) "
-                           "in the train stage")
+    for block, begin, end, where in ((BLOCK, BEGIN, END, "in the train stage"),
+                                     (PLOTS_BLOCK, PLOTS_BEGIN, PLOTS_END, "under the top-level plots:")):
+        if not block.search(text):
+            raise DroplabError(f"{path}: no generated block (the lines from {begin.strip()!r} to {end.strip()!r}) "
+                               f"{where}")
     return text
 
 
 def write_runs(params: Params, path: Path = PIPELINE) -> int:
-    """Rewrite the runs block of `path`; return the number of (variant, seed) runs."""
-    write_text(path, BLOCK.sub(lambda _: _block(params), runs_block_of(path)))
+    """Rewrite the runs and plots blocks of `path`; return the number of (variant, seed) runs."""
+    text = BLOCK.sub(lambda _: _block(params), runs_block_of(path))
+    write_text(path, PLOTS_BLOCK.sub(lambda _: _plots_block(params), text))
     return len(params.runs())
 
 
@@ -60,9 +114,13 @@ def check_runs(params: Params, path: Path = PIPELINE) -> None:
     """Refuse to run when dvc.yaml's runs no longer spell out params.yaml's."""
     expected = runs_mapping(params)
     try:
-        found = yaml.safe_load(path.read_text())["stages"]["train"]["foreach"]
+        pipeline = yaml.safe_load(path.read_text())
+        found = pipeline["stages"]["train"]["foreach"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
         raise DroplabError(f"{path}: cannot read the train stage's runs ({exc!r})") from None
+    if found == expected and _by_id(pipeline.get("plots")) != _by_id(plots_list(params)):
+        raise DroplabError(f"{path}: the top-level plots are out of date with params.yaml's studies; run "
+                           "`droplab runs` (or `make runs`) and commit dvc.yaml")
     if found != expected:
         missing = sorted(set(expected) - set(found))
         extra = sorted(set(found) - set(expected))
