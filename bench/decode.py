@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from droplab.tiny_imagenet import read_tiny_imagenet
+from droplab.data.tiny_imagenet import read_tiny_imagenet
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".cache"

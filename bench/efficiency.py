@@ -9,8 +9,8 @@ that model's training (bench/peak.py).
 from __future__ import annotations
 
 from bench.train_throughput import NUM_CLASSES, Throughput
+from droplab.analysis.profile import flop_analysis
 from droplab.models import create_model
-from droplab.profile import flop_analysis
 
 
 def forward_macs(result: Throughput) -> int:

@@ -28,13 +28,13 @@ from pathlib import Path
 import torch
 
 from bench.machine import describe
+from droplab.analysis.profile import flop_analysis
 from droplab.config import Augment, Params, Schedule, TrainConfig, parse_params, read_params
-from droplab.determinism import seed_everything
-from droplab.device_data import BatchTransform, Split
 from droplab.models import create_model
-from droplab.optim import build_optimizer, build_scheduler
-from droplab.profile import flop_analysis
-from droplab.train import Context, train_one_epoch
+from droplab.training.determinism import seed_everything
+from droplab.training.device_data import BatchTransform, Split
+from droplab.training.optim import build_optimizer, build_scheduler
+from droplab.training.train import Context, train_one_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (3, 64, 64)  # Tiny-ImageNet

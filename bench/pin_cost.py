@@ -25,9 +25,9 @@ def child(quick: bool) -> dict[str, float]:
 
     from bench.train_throughput import NUM_CLASSES, ROOT, SEED, cases, model_step_alone
     from droplab.config import load_params
-    from droplab.determinism import seed_everything
     from droplab.models import create_model
-    from droplab.optim import build_optimizer
+    from droplab.training.determinism import seed_everything
+    from droplab.training.optim import build_optimizer
 
     seconds = {}
     for case in cases(load_params(ROOT / "params.yaml"), quick):

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.timing import median_seconds
-from droplab.dvc_command import dvc as run_dvc
 from droplab.errors import DroplabError
+from droplab.pipeline.dvc_command import dvc as run_dvc
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = 3.0

@@ -37,10 +37,10 @@ from torchvision import transforms
 from bench.peak import MatmulProbe
 from bench.timing import round_robin
 from droplab.config import Augment, Params, Schedule, TrainConfig, VariantSpec, load_params
-from droplab.device_data import BatchTransform, Split
 from droplab.models import create_model
-from droplab.optim import build_optimizer, build_scheduler
-from droplab.train import Context, train_one_epoch
+from droplab.training.device_data import BatchTransform, Split
+from droplab.training.optim import build_optimizer, build_scheduler
+from droplab.training.train import Context, train_one_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 0

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from droplab import aggregate
 from droplab.cli import run_stage
-from droplab.prepare import load_meta
+from droplab.data.prepare import load_meta
+from droplab.results import aggregate
 
 
 def main(params) -> None:

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from droplab.cli import run_stage
-from droplab.download import fetch_dataset
+from droplab.data.download import fetch_dataset
 
 
 def main(params) -> None:

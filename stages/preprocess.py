@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from droplab.cli import run_stage
-from droplab.prepare import prepare
+from droplab.data.prepare import prepare
 
 
 def main(params) -> None:

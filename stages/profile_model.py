@@ -8,11 +8,11 @@ model, far less than starting a stage, and every extra stage slows `dvc status`.
 
 from pathlib import Path
 
+from droplab.analysis.profile import profile_model
 from droplab.atomic import write_json, write_text
 from droplab.cli import run_stage
+from droplab.data.prepare import load_meta
 from droplab.models import create_model
-from droplab.prepare import load_meta
-from droplab.profile import profile_model
 
 
 def main(params) -> None:

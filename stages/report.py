@@ -3,8 +3,8 @@
 from pathlib import Path
 
 from droplab.cli import run_stage
-from droplab.prepare import load_meta
-from droplab.report import build_report
+from droplab.data.prepare import load_meta
+from droplab.results.report import build_report
 
 
 def main(params) -> None:

@@ -9,8 +9,9 @@ machine with several GPUs the stage first claims GPUs no other droplab job holds
 
 from pathlib import Path
 
-from droplab import analyze, distributed, gpu_pool, train
+from droplab.analysis import analyze
 from droplab.cli import run_stage, variant_seeds_arg
+from droplab.training import distributed, gpu_pool, train
 
 
 def main(params) -> None:

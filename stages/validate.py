@@ -9,10 +9,10 @@ The marker's text never changes (and is `persist`ed), so a passing check reruns 
 
 from pathlib import Path
 
-from droplab.aggregate import check_claim_variants
 from droplab.atomic import write_text
-from droplab.claims import load_claims
 from droplab.cli import run_stage
+from droplab.results.aggregate import check_claim_variants
+from droplab.results.claims import load_claims
 
 CLAIMS = Path("claims.yaml")
 MARKER = Path("data/params.checked")

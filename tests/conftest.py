@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from droplab.tiny import shrink
+from droplab.pipeline.tiny import shrink
 
 from synthetic import mnist_arrays, write_mnist
 

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from scipy import stats as sps
 
-from droplab import aggregate
 from droplab.config import parse_params
+from droplab.results import aggregate
 
 
 def _write_runs(params, metrics_dir: Path, acc1: dict[str, list[float]]) -> None:

@@ -25,10 +25,12 @@ import pytest
 import torch
 import yaml
 
-from droplab import checkpoint, train
 from droplab.__main__ import main as droplab_main
 from droplab.config import parse_params
-from droplab.tiny import shrink
+from droplab.data.prepare import load_meta
+from droplab.pipeline.tiny import shrink
+from droplab.training import checkpoint, train
+from droplab.training.device_data import Shard
 from test_cli import write_params
 
 from conftest import REPO
@@ -164,7 +166,9 @@ def _typo(path: str, value: object) -> Callable[[Project], None]:
 
 def _mismatched_checkpoint(project: Project) -> None:
     params = parse_params(project.raw)
-    other = train.run_identity(params, params.first_run("s2_cnn"), project.root / "data/prepared", 1)
+    prepared = project.root / "data/prepared"
+    ctx = train.make_context(params, "s2_cnn", load_meta(prepared), Shard(), torch.device("cpu"))
+    other = train.run_identity(params, params.first_run("s2_cnn"), prepared, ctx)
     checkpoint.save(project.root / "checkpoints/s2_mlp/seed0.pt", other, {"epoch": 1})
 
 
@@ -262,7 +266,7 @@ def _interrupted_training(project: Project) -> None:
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    project.monkeypatch.setattr("droplab.train.train_one_epoch", ctrl_c)
+    project.monkeypatch.setattr("droplab.training.train.train_one_epoch", ctrl_c)
 
 
 def _study(name: str) -> Callable[[Project], None]:
@@ -417,7 +421,7 @@ def _run_stage(root: Path, script: str, *args: str, monkeypatch, capsys) -> tupl
     """A stage script (or a `droplab` command), in this process, from the project's root."""
     monkeypatch.chdir(root)
     monkeypatch.setattr(sys, "argv", [script, *args])
-    monkeypatch.setattr("droplab.transfer.time.sleep", lambda seconds: None)  # retries without the wait
+    monkeypatch.setattr("droplab.data.transfer.time.sleep", lambda seconds: None)  # retries without the wait
     with pytest.raises(SystemExit) as exit_:
         if script == "droplab":
             droplab_main(list(args))

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from droplab.analyze import analyze_run
-from droplab.bn_analysis import (
+from droplab.analysis.analyze import analyze_run
+from droplab.analysis.bn_analysis import (
     direct_dropout_rates,
     dropout_variance_ratio_theory,
     input_moments,
@@ -14,13 +14,13 @@ from droplab.bn_analysis import (
     recalibrate,
     variance_shifts,
 )
-from droplab.device_data import BatchTransform, Split, eval_batches
 from droplab.models.blocks import Dropout
 from droplab.models.lenet import LeNet5
 from droplab.models.mlp import MLP
 from droplab.models.norm import DropoutBatchNorm2d
 from droplab.models.resnet import ResNet
-from droplab.train import Context
+from droplab.training.device_data import BatchTransform, Split, eval_batches
+from droplab.training.train import Context
 
 # Data is drawn from another seed than the analysis' dropout masks (seed 0): drawn from the
 # same stream, the masks would correlate with the data.

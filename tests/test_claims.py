@@ -12,7 +12,7 @@ import yaml
 from scipy import stats as sps
 from scipy.stats import t as student_t
 
-from droplab.claims import (
+from droplab.results.claims import (
     BN_METRICS,
     CONFIRMED,
     CONTRADICTED,
@@ -27,7 +27,7 @@ from droplab.claims import (
     load_claims,
     parse_expect,
 )
-from droplab.stats import (
+from droplab.results.stats import (
     StatsError,
     compare,
     detectable_difference,

@@ -68,7 +68,7 @@ def test_unreachable_data_lists_every_source(tmp_path: Path, real_params):
     write_params(tmp_path, real_params)
     done = subprocess.run(
         [sys.executable, "-c",
-         "import droplab.datasets as d, dataclasses as dc;"
+         "import droplab.data.datasets as d, dataclasses as dc;"
          "d.DATASETS['fashion_mnist'] = dc.replace(d.FASHION_MNIST, system_dir='/nonexistent',"
          " urls=('http://127.0.0.1:9/',));"
          f"import runpy; runpy.run_path({str(REPO / 'stages' / 'download.py')!r}, run_name='__main__')"],

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from droplab.device_data import Shard, Split, draw_crop_flip, train_batches
+from droplab.training.device_data import Shard, Split, draw_crop_flip, train_batches
 from test_cli import run_stage, write_params
 
 from conftest import REPO

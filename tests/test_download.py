@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from droplab.datasets import FASHION_MNIST, DatasetSpec, RawFile
-from droplab.download import DATA_DIR_ENV, DownloadError, digests, fetch_dataset
-from droplab.transfer import Retry
+from droplab.data.datasets import FASHION_MNIST, DatasetSpec, RawFile
+from droplab.data.download import DATA_DIR_ENV, DownloadError, digests, fetch_dataset
+from droplab.data.transfer import Retry
 
 from http_server import serve, serve_directory
 

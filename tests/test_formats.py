@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from droplab.archives import ArchiveError, read_tar_members
-from droplab.cifar import read_cifar10_binary
-from droplab.datasets import CIFAR10, MNIST, TINY_IMAGENET, DatasetSpec, RawFile
-from droplab.download import fetch_dataset
-from droplab.idx import IDXError
-from droplab.prepare import prepare
-from droplab.tiny_imagenet import read_tiny_imagenet
-from droplab.transfer import Retry
+from droplab.data.archives import ArchiveError, read_tar_members
+from droplab.data.cifar import read_cifar10_binary
+from droplab.data.datasets import CIFAR10, MNIST, TINY_IMAGENET, DatasetSpec, RawFile
+from droplab.data.download import fetch_dataset
+from droplab.data.idx import IDXError
+from droplab.data.prepare import prepare
+from droplab.data.tiny_imagenet import read_tiny_imagenet
+from droplab.data.transfer import Retry
 
 from http_server import serve
 from synthetic import (

@@ -20,15 +20,15 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from droplab import train
 from droplab.config import parse_params
-from droplab.device_data import BatchTransform, Shard, Split, draw_crop_flip, train_batches
+from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
 from droplab.models import convert_sync_batchnorm, create_model
 from droplab.models.norm import DropoutBatchNorm2d, DropoutSyncBatchNorm
 from droplab.models.resnet import HEADS, ResNet
-from droplab.optim import build_scheduler
-from droplab.prepare import load_meta
+from droplab.training import train
+from droplab.training.device_data import BatchTransform, Shard, Split, draw_crop_flip, train_batches
+from droplab.training.optim import build_scheduler
 
 from synthetic import write_prepared
 
@@ -213,8 +213,8 @@ SHARDED_EVAL = """
 import json, sys
 import torch
 import torch.distributed as dist
-from droplab import distributed, train
-from droplab.device_data import BatchTransform, Split
+from droplab.training import distributed, train
+from droplab.training.device_data import BatchTransform, Split
 
 saved = torch.load(sys.argv[1], weights_only=True)
 with distributed.process_group() as (shard, device):

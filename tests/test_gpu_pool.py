@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from droplab import gpu_pool
 from droplab.errors import DroplabError
+from droplab.training import gpu_pool
 
 GPUS = ["GPU-aaaa", "GPU-bbbb"]  # what visible_gpus() names: UUIDs, stable under CUDA_VISIBLE_DEVICES
 HOLDER = """
 import sys, time
 from pathlib import Path
-from droplab import gpu_pool
+from droplab.training import gpu_pool
 print(",".join(map(str, gpu_pool.claim(int(sys.argv[2]), sys.argv[3].split(","), Path(sys.argv[1])))), flush=True)
 time.sleep(600)
 """

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from droplab.idx import IDXError, load_idx_pair, read_idx
+from droplab.data.idx import IDXError, load_idx_pair, read_idx
 
 from synthetic import idx_bytes, write_idx_gz
 

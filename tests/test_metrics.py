@@ -3,7 +3,7 @@ import pytest
 import torch
 from sklearn.metrics import accuracy_score, f1_score, log_loss, top_k_accuracy_score
 
-from droplab.metrics import Meter
+from droplab.training.metrics import Meter
 
 
 @pytest.mark.parametrize("classes", [10, 7])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from droplab.config import Schedule, TrainConfig
-from droplab.optim import build_optimizer, build_scheduler, lr_factor
+from droplab.training.optim import build_optimizer, build_scheduler, lr_factor
 
 
 def _lrs(schedule: dict, epochs: int, steps_per_epoch: int, lr: float = 0.1) -> list[float]:

@@ -21,7 +21,7 @@ import yaml
 
 from droplab import platform
 from droplab.config import load_params
-from droplab.tiny import shrink
+from droplab.pipeline.tiny import shrink
 
 from conftest import REPO
 from http_server import serve

@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from droplab import platform
-from droplab.determinism import seed_everything
 from droplab.models.blocks import Dropout
-from droplab.tiny import shrink
+from droplab.pipeline.tiny import shrink
+from droplab.training.determinism import seed_everything
 
 from conftest import REPO
 from synthetic import write_prepared
@@ -117,7 +117,8 @@ import json, sys, hashlib
 import droplab
 from pathlib import Path
 import torch
-from droplab import platform, train
+from droplab import platform
+from droplab.training import train
 from droplab.config import parse_params
 params = parse_params(json.loads(Path(sys.argv[1]).read_text()))
 prepared, out = Path(sys.argv[2]), Path(sys.argv[3])

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from droplab.datasets import FASHION_MNIST
+from droplab.data.datasets import FASHION_MNIST
+from droplab.data.prepare import Arrays, channel_stats, limit, prepare, split_train_val
 from droplab.errors import DroplabError
-from droplab.prepare import Arrays, channel_stats, limit, prepare, split_train_val
 
 
 def _arrays(n: int) -> Arrays:

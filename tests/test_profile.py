@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from droplab.analysis.profile import flop_analysis, profile_model
 from droplab.config import ResNetSpec, parse_params
 from droplab.models import create_model
-from droplab.profile import flop_analysis, profile_model
 
 # Ops both counters have formulas for: fvcore counts them as multiply-adds, torch as 2 FLOPs each.
 SHARED_FVCORE_OPS = ("conv", "linear", "addmm", "matmul", "bmm")

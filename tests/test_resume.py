@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from droplab import analyze, checkpoint, train
+from droplab.analysis import analyze
 from droplab.config import parse_params
-from droplab.device_data import Shard
+from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
-from droplab.prepare import load_meta
+from droplab.training import checkpoint, train
+from droplab.training.device_data import Shard
 from test_cli import write_params
 
 from conftest import REPO

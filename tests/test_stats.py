@@ -12,7 +12,7 @@ from scipy import stats as sps
 from scipy.stats import t as student_t
 
 from droplab.errors import DroplabError
-from droplab.stats import (
+from droplab.results.stats import (
     DIFFERS,
     EQUIVALENT,
     NOISE,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from droplab import sweep
 from droplab.errors import DroplabError
+from droplab.pipeline import sweep
 
 
 def _experiment(name: str, state: str, dropout: float, summary: dict | None) -> dict:

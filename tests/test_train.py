@@ -6,13 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from droplab import train
 from droplab.config import parse_params
-from droplab.device_data import BatchTransform, Split, draw_crop_flip, load_splits, train_batches
+from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
 from droplab.models import create_model
-from droplab.optim import build_scheduler
-from droplab.prepare import load_meta
+from droplab.training import train
+from droplab.training.device_data import BatchTransform, Split, draw_crop_flip, load_splits, train_batches
+from droplab.training.optim import build_scheduler
 
 from synthetic import write_prepared
 

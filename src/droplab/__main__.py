@@ -19,8 +19,8 @@ from droplab.atomic import write_text
 from droplab.cli import PARAMS
 from droplab.config import ConfigError, load_params, parse_params, read_params
 from droplab.errors import DroplabError
+from droplab.pipeline.tiny import shrink
 from droplab.runs import PIPELINE, runs_block_of, write_runs
-from droplab.tiny import shrink
 
 
 def _runs(args: argparse.Namespace) -> None:
@@ -44,14 +44,14 @@ def _tiny(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
-    from droplab import sweep
+    from droplab.pipeline import sweep
 
     report = sweep.run_sweep(args.rates, args.jobs, args.variants, args.out, queue_first=not args.report_only)
     print(report)
 
 
 def _review(args: argparse.Namespace) -> None:
-    from droplab import review
+    from droplab.pipeline import review
 
     print(review.build_review(args.base, args.out))
 

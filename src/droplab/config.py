@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from droplab.datasets import DATASETS, FORMAT_ROLES, DatasetSpec, Format, RawFile
+from droplab.data.datasets import DATASETS, FORMAT_ROLES, DatasetSpec, Format, RawFile
 from droplab.errors import DroplabError
 from droplab.yaml_file import read_yaml
 

@@ -24,11 +24,15 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from droplab import checkpoint, distributed, platform, torch_files
+from droplab import platform, torch_files
 from droplab.atomic import atomic_files, json_text
 from droplab.config import Params, Run, TrainConfig
-from droplab.determinism import seed_everything
-from droplab.device_data import (
+from droplab.data.prepare import load_meta
+from droplab.errors import DroplabError
+from droplab.models import convert_sync_batchnorm, create_model
+from droplab.training import checkpoint, distributed
+from droplab.training.determinism import seed_everything
+from droplab.training.device_data import (
     ONE_PROCESS,
     BatchTransform,
     CropFlip,
@@ -40,11 +44,8 @@ from droplab.device_data import (
     subsets,
     train_batches,
 )
-from droplab.errors import DroplabError
-from droplab.metrics import Meter
-from droplab.models import convert_sync_batchnorm, create_model
-from droplab.optim import build_optimizer, build_scheduler
-from droplab.prepare import load_meta
+from droplab.training.metrics import Meter
+from droplab.training.optim import build_optimizer, build_scheduler
 
 CURVE_COLUMNS = ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5")
 

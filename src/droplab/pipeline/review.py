@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from droplab.atomic import write_text
-from droplab.dvc_command import dvc
-from droplab.figures import COLORS, save
+from droplab.pipeline.dvc_command import dvc
+from droplab.results.figures import COLORS, save
 
 STATS = Path("report/stats.json")
 

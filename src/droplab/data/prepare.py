@@ -13,13 +13,13 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from droplab.arrays import Arrays, RawDataset
 from droplab.atomic import atomic_path, write_json
-from droplab.cifar import read_cifar10_binary
-from droplab.datasets import DatasetSpec
+from droplab.data.arrays import Arrays, RawDataset
+from droplab.data.cifar import read_cifar10_binary
+from droplab.data.datasets import DatasetSpec
+from droplab.data.idx import read_idx_dataset
+from droplab.data.tiny_imagenet import read_tiny_imagenet
 from droplab.errors import DroplabError
-from droplab.idx import read_idx_dataset
-from droplab.tiny_imagenet import read_tiny_imagenet
 
 SPLITS = ("train", "val", "test")
 

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from droplab.arrays import Arrays, RawDataset
+from droplab.data.arrays import Arrays, RawDataset
 from droplab.errors import DroplabError
 
 # The third byte of the magic number names the element type; only unsigned bytes are

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from droplab.archives import ArchiveError, read_tar_members
-from droplab.arrays import Arrays, RawDataset
+from droplab.data.archives import ArchiveError, read_tar_members
+from droplab.data.arrays import Arrays, RawDataset
 
 FOLDER = "cifar-10-batches-bin/"
 TRAIN_BATCHES = tuple(f"data_batch_{i}.bin" for i in range(1, 6))

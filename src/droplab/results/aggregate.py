@@ -16,9 +16,9 @@ from itertools import combinations
 from pathlib import Path
 
 from droplab.atomic import write_json, write_text
-from droplab.claims import LAYERWISE, NOT_RUN, Claim, ClaimsError, evaluate, load_claims
 from droplab.config import Params
-from droplab.stats import DIFFERS, NOISE, compare, holm, summarize
+from droplab.results.claims import LAYERWISE, NOT_RUN, Claim, ClaimsError, evaluate, load_claims
+from droplab.results.stats import DIFFERS, NOISE, compare, holm, summarize
 
 CONFIDENCE = 0.95
 SPLITS = ("val", "test")

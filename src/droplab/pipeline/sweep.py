@@ -17,9 +17,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from droplab.atomic import write_json, write_text
-from droplab.dvc_command import dvc
 from droplab.errors import DroplabError
-from droplab.figures import COLORS, save
+from droplab.pipeline.dvc_command import dvc
+from droplab.results.figures import COLORS, save
 
 SUMMARY = "metrics/summary.json"
 POLL_SECONDS = 5.0

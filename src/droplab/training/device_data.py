@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from droplab.data.prepare import SPLITS
 from droplab.errors import DroplabError
-from droplab.prepare import SPLITS
 
 
 @dataclass

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from droplab.atomic import atomic_path
-from droplab.datasets import DatasetSpec, RawFile
+from droplab.data.datasets import DatasetSpec, RawFile
+from droplab.data.idx import open_decompressed
+from droplab.data.transfer import CHUNK, DEFAULT_RETRY, Retry, download
 from droplab.errors import DroplabError
-from droplab.idx import open_decompressed
-from droplab.transfer import CHUNK, DEFAULT_RETRY, Retry, download
 
 DATA_DIR_ENV = "DROPLAB_DATA_DIR"
 

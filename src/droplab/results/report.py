@@ -13,10 +13,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from droplab.analyze import load_model_file
+from droplab.analysis.analyze import load_model_file
 from droplab.atomic import write_text
 from droplab.config import Params, Study
-from droplab.figures import bn_figure, curves_axes, save, table_axes, val_curve_axes
+from droplab.results.figures import bn_figure, curves_axes, save, table_axes, val_curve_axes
 
 ACCURACY_COLUMNS = ["variant", "seeds", "untrained", "test_acc1", "test_acc1_ci95", "test_acc5", "test_f1_macro",
                     "test_loss"]

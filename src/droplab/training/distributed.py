@@ -22,9 +22,9 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from droplab import gpu_pool
-from droplab.device_data import Shard
 from droplab.errors import DroplabError
+from droplab.training import gpu_pool
+from droplab.training.device_data import Shard
 
 # Rank 0 works alone between collectives (each seed's BN analysis and writes) while the others
 # wait, which NCCL's default of 10 minutes could cut short; a lost peer still ends the job then.

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from droplab.archives import ArchiveError, open_zip, read_zip_member
-from droplab.arrays import Arrays, RawDataset
+from droplab.data.archives import ArchiveError, open_zip, read_zip_member
+from droplab.data.arrays import Arrays, RawDataset
 from droplab.errors import DroplabError
 
 ROOT = "tiny-imagenet-200/"

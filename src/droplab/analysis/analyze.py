@@ -10,10 +10,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from droplab import bn_analysis, torch_files
-from droplab.device_data import BatchTransform, Split, eval_batches
+from droplab import torch_files
+from droplab.analysis import bn_analysis
 from droplab.errors import DroplabError
-from droplab.train import Context, evaluate
+from droplab.training.device_data import BatchTransform, Split, eval_batches
+from droplab.training.train import Context, evaluate
 
 
 def _summary(values: list[float]) -> dict[str, float]:

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from droplab.errors import DroplabError
-from droplab.stats import (
+from droplab.results.stats import (
     EQUIVALENT,
     NOT_EQUIVALENT,
     StatsError,

@@ -1,0 +1,1 @@
+"""What a trained model is made of: parameters and FLOPs, and the BN analysis."""

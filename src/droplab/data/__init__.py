@@ -1,0 +1,1 @@
+"""Datasets: pinned sources, download and verification, format readers, preprocessing to data/prepared."""

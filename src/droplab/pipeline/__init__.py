@@ -1,0 +1,1 @@
+"""The commands around the pipeline: the tiny config, the dropout sweep, the review comment."""

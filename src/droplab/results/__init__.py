@@ -1,0 +1,1 @@
+"""From the runs' metrics to verdicts and the report: statistics, claims, aggregation, figures."""

@@ -1,0 +1,1 @@
+"""Training on the device: the loop, batches, augmentation, data parallelism, checkpoints, metrics, seeding."""
