@@ -247,8 +247,9 @@ def test_experiment_retrains_only_runs_that_follow_dropout(clone: Path):
     assert "s2_cnn.test_acc1" in diff["metrics/summary.json"]
     run(["dvc", "plots", "diff", "HEAD", "-o", "plots_diff"], clone)
     html = (clone / "plots_diff" / "index.html").read_text()
-    assert "S2 CNN: train and validation top-1 accuracy" in html
-    assert "S2 CNN: test top-1 accuracy, mean over seeds" in html
+    title = yaml.safe_load((clone / "params.yaml").read_text())["studies"]["s2_cnn"]["title"]  # names the plots
+    assert f"{title}: train and validation top-1 accuracy" in html
+    assert f"{title}: test top-1 accuracy, mean over seeds" in html
 
     # What the pull-request workflow posts: the working tree (dropout 0.8) against HEAD.
     run(["droplab", "review", "--base", "HEAD", "--out", "review"], clone)

@@ -53,8 +53,12 @@ def render(plot_id: str, spec: dict, path: Path) -> bool:
     if "dvc_inferred_y_value" in rows:  # line plot of one or more files and fields
         rows["x"] = pd.to_numeric(rows[x_field])
         rows["y"] = pd.to_numeric(rows["dvc_inferred_y_value"])
-        series = list(dict.fromkeys(rows["filename::field"]))
-        for (rev, name), group in rows.groupby(["rev", "filename::field"], sort=False):
+        # DVC names the series by file and field when a plot overlays several files, by field alone otherwise
+        key = next((column for column in ("filename::field", "field", "filename") if column in rows), None)
+        if key is None:
+            rows["series"], key = plot_id, "series"
+        series = list(dict.fromkeys(rows[key]))
+        for (rev, name), group in rows.groupby(["rev", key], sort=False):
             ax.plot(group["x"], group["y"], marker=".", linestyle=("-", "--", ":")[revisions.index(rev) % 3],
                     color=COLORS[series.index(name) % len(COLORS)], label=f"{name} ({rev})")
         ax.set_xlabel(_axis_title(spec, "x") or x_field)
