@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bench.train_throughput import NUM_CLASSES, Throughput
 from droplab.analysis.profile import flop_analysis
-from droplab.models import create_model
+from droplab.models.registry import create_model
 
 
 def forward_macs(result: Throughput) -> int:

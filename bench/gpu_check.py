@@ -30,7 +30,7 @@ import torch
 from bench.machine import describe
 from droplab.analysis.profile import flop_analysis
 from droplab.config import Augment, Params, Schedule, TrainConfig, parse_params, read_params
-from droplab.models import create_model
+from droplab.models.registry import create_model
 from droplab.training.determinism import seed_everything
 from droplab.training.device_data import BatchTransform, Split
 from droplab.training.optim import build_optimizer, build_scheduler
@@ -72,7 +72,7 @@ NO_AUGMENT = Augment()
 
 
 def _config(params: Params, variant: str, sizes: Sizes, augment: Augment = NO_AUGMENT) -> TrainConfig:
-    return params.train_config(variant).model_copy(update={
+    return params.resolve(variant).train.model_copy(update={
         "batch_size": sizes.batch, "augment": augment, "schedule": Schedule(), "epochs": 1})
 
 
@@ -89,7 +89,8 @@ def _context(device: torch.device, amp: bool, channels_last: bool) -> Context:
 
 def _model(params: Params, variant: str, ctx: Context, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
-    model = create_model(params.spec(variant), params.rates(variant), SHAPE, CLASSES).to(ctx.device)
+    config = params.resolve(variant)
+    model = create_model(config.spec, config.rates, SHAPE, CLASSES).to(ctx.device)
     if ctx.transform.memory_format == torch.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -122,6 +123,7 @@ def throughput(params: Params, device: torch.device, sizes: Sizes) -> list[dict[
     peak = _peak(device)
     for variant in THROUGHPUT:
         cfg = _config(params, variant, sizes)
+        model_config = params.resolve(variant)
         model = _model(params, variant, ctx)
         _epoch(model, cfg, synthetic_split(sizes.batch * sizes.warmup_steps, device), ctx)
         split = synthetic_split(sizes.batch * sizes.steps, device, seed=1)
@@ -130,7 +132,7 @@ def throughput(params: Params, device: torch.device, sizes: Sizes) -> list[dict[
         _epoch(model, cfg, split, ctx)
         _synchronize(device)
         images_per_second = sizes.batch * sizes.steps / (time.perf_counter() - start)
-        macs = flop_analysis(create_model(params.spec(variant), params.rates(variant), SHAPE, CLASSES), SHAPE).total()
+        macs = flop_analysis(create_model(model_config.spec, model_config.rates, SHAPE, CLASSES), SHAPE).total()
         achieved = images_per_second * 6 * macs
         share = f"{100 * achieved / peak:.1f}% of {peak / 1e12:.0f} TFLOP/s" if peak else "peak unknown"
         rows.append({"check": "throughput", "case": variant, "result": f"{images_per_second:.0f} img/s",

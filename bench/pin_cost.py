@@ -25,7 +25,7 @@ def child(quick: bool) -> dict[str, float]:
 
     from bench.train_throughput import NUM_CLASSES, ROOT, SEED, cases, model_step_alone
     from droplab.config import load_params
-    from droplab.models import create_model
+    from droplab.models.registry import create_model
     from droplab.training.determinism import seed_everything
     from droplab.training.optim import build_optimizer
 

@@ -37,7 +37,7 @@ from torchvision import transforms
 from bench.peak import MatmulProbe
 from bench.timing import round_robin
 from droplab.config import Augment, Params, Schedule, TrainConfig, VariantSpec, load_params
-from droplab.models import create_model
+from droplab.models.registry import create_model
 from droplab.training.device_data import BatchTransform, Split
 from droplab.training.optim import build_optimizer, build_scheduler
 from droplab.training.train import Context, train_one_epoch
@@ -79,10 +79,11 @@ class Throughput:
 
 def cases(params: Params, quick: bool) -> list[Case]:
     """The variants to time; the reference loop has no augmentation and a constant lr, so neither may droplab's."""
-    chosen = [(name, params.variants[name], params.rates(name), params.train_config(name), FASHION_MNIST, batches,
-               repeats) for name, batches, repeats in VARIANTS]
+    resolved = [(params.resolve(name), batches, repeats) for name, batches, repeats in VARIANTS]
+    chosen = [(config.name, config.spec, config.rates, config.train, FASHION_MNIST, batches, repeats)
+              for config, batches, repeats in resolved]
     resnet = TypeAdapter(VariantSpec).validate_python(RESNET18_SMALL)  # the config of the ResNet-18 variants
-    chosen.append(("resnet18 small stem", resnet, [0.0], params.train_config("resnet18_avg"), CIFAR, 1, 3))
+    chosen.append(("resnet18 small stem", resnet, [0.0], params.resolve("resnet18_avg").train, CIFAR, 1, 3))
     result = []
     for name, spec, rates, cfg, shape, batches, repeats in chosen:
         update: dict[str, object] = {"augment": Augment(), "schedule": Schedule()}

@@ -12,13 +12,14 @@ from droplab.analysis.profile import profile_model
 from droplab.atomic import write_json, write_text
 from droplab.cli import run_stage
 from droplab.data.prepare import load_meta
-from droplab.models import create_model
+from droplab.models.registry import create_model_for
 
 
 def main(params) -> None:
     meta = load_meta(Path("data/prepared"))
     for variant in params.variants:  # every variant, trained at this scale or not: S3 set cost beside accuracy
-        model = create_model(params.spec(variant), params.rates(variant), meta["input_shape"], len(meta["classes"]))
+        config = params.resolve(variant)
+        model = create_model_for(config.spec, config.rates, meta)
         summary, table = profile_model(model, meta["input_shape"])
         write_text(Path("report/arch") / f"{variant}.txt", f"{model}\n")
         write_text(Path("report/arch") / f"{variant}.flops.txt", f"{table}\n")

@@ -16,7 +16,8 @@ from droplab.training import distributed, gpu_pool, train
 
 def main(params) -> None:
     variant, seeds = variant_seeds_arg(params)
-    cfg = params.train_config(variant)
+    config = params.resolve(variant)
+    cfg = config.train
     gpu_pool.claim_for_job(cfg.nproc_per_node)  # before any CUDA work: parallel jobs each get their own GPUs
     distributed.relaunch_under_torchrun(cfg.nproc_per_node)
 
@@ -24,7 +25,7 @@ def main(params) -> None:
         return analyze.analyze_run(model, splits, ctx.transform, ctx, params.analysis.train_images,
                                    cfg.eval_batch_size, seed)
 
-    train.main(params, variant, seeds, Path("data/prepared"), Path("models"), Path("metrics"), Path("plots"),
+    train.main(config, seeds, Path("data/prepared"), Path("models"), Path("metrics"), Path("plots"),
                Path("checkpoints"), measure)
 
 

@@ -167,8 +167,9 @@ def _typo(path: str, value: object) -> Callable[[Project], None]:
 def _mismatched_checkpoint(project: Project) -> None:
     params = parse_params(project.raw)
     prepared = project.root / "data/prepared"
-    ctx = train.make_context(params, "s2_cnn", load_meta(prepared), Shard(), torch.device("cpu"))
-    other = train.run_identity(params, params.first_run("s2_cnn"), prepared, ctx)
+    config = params.resolve("s2_cnn")
+    ctx = train.make_context(config, load_meta(prepared), Shard(), torch.device("cpu"))
+    other = train.run_identity(config, params.first_run("s2_cnn"), prepared, ctx)
     checkpoint.save(project.root / "checkpoints/s2_mlp/seed0.pt", other, {"epoch": 1})
 
 

@@ -133,8 +133,8 @@ def test_without_dropout_every_ratio_is_exactly_one():
         "plain": nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
                                nn.Linear(4 * 26 * 26, 5), nn.BatchNorm1d(5)),
         "mlp": MLP(input_shape=(1, 28, 28), num_classes=10, hidden=[16, 16], block=["linear", "bn", "relu", "dropout"],
-                   rates=[0.0]),
-        "lenet": LeNet5(input_shape=(1, 28, 28), num_classes=10, bn=True, input_bn=True, resize=32, rates=[0.0]),
+                   rates=[0.0, 0.0]),
+        "lenet": LeNet5(input_shape=(1, 28, 28), num_classes=10, bn=True, input_bn=True, resize=32, rates=[0.0] * 5),
     }
     data = torch.randn(300, 1, 28, 28) * 2 + 1
     for kind, model in models.items():
@@ -154,7 +154,7 @@ def test_how_dropout_reaches_each_bn_in_an_mlp():
     data = torch.randn(20_000, 8) + 0.5
 
     def shifts(block: list[str]):
-        model = MLP(input_shape=(8,), num_classes=3, hidden=[16, 16, 16], block=block, rates=[0.5])
+        model = MLP(input_shape=(8,), num_classes=3, hidden=[16, 16, 16], block=block, rates=[0.5] * 3)
         return {name: layer for name, layer in variance_shifts(model, _batches(data, 1000)).items()}
 
     # Layers before the first dropout see the same tensors in both passes: exactly 1.
@@ -176,7 +176,7 @@ def test_how_dropout_reaches_each_bn_in_an_mlp():
     # fc2's dropout gets an input that fc1's dropout already widened: theory from the dropout-off
     # moments alone misses that; the theory field takes the dropout's own input in the on pass.
     model = MLP(input_shape=(8,), num_classes=3, hidden=[16, 16], block=["linear", "dropout", "bn", "relu"],
-                rates=[0.5])
+                rates=[0.5, 0.5])
     off = input_moments(model, _batches(data, 1000), dropout=False)["hidden.fc2.bn"]
     layer = variance_shifts(model, _batches(data, 1000))["hidden.fc2.bn"]
     assert layer.dropout_variance_ratio / dropout_variance_ratio_theory(off, 0.5) - 1 > 0.2
@@ -324,7 +324,7 @@ def test_a_pass_whose_last_batch_would_hold_one_image_gives_it_to_the_batch_befo
 
 def test_analyze_run_reports_every_bn_and_averages_the_block_layers():
     torch.manual_seed(DATA_SEED)
-    model = LeNet5(input_shape=(1, 28, 28), num_classes=10, bn=True, input_bn=True, resize=32, rates=[0.3])
+    model = LeNet5(input_shape=(1, 28, 28), num_classes=10, bn=True, input_bn=True, resize=32, rates=[0.3] * 5)
     splits = _splits(200)
     transform, ctx = _context()
     _collect_running_stats(model, transform(splits["train"].images))

@@ -174,20 +174,20 @@ def broken(field: str, value: object) -> list[dict]:
 @pytest.mark.parametrize(
     ("claims", "message"),
     [
-        (broken("metric", "val.top1"), "claim 's4': metric 'val.top1': expected '<split>.<name>' with split in "
+        (broken("metric", "val.top1"), "claim 's4': metric: expected '<split>.<name>' with split in "
                                        "train|val|test and name in loss|acc1|acc5|f1_macro"),
-        (broken("expect", "a >> b"), "claim 's4': expect 'a >> b': expected 'A > B [> C ...]', 'A < B [...]' "
+        (broken("expect", "a >> b"), "claim 's4': expect: expected 'A > B [> C ...]', 'A < B [...]' "
                                      "or 'A ~ B'"),
-        (broken("expect", "a > b < c"), "claim 's4': expect 'a > b < c': mixes '<' and '>'"),
-        (broken("expect", "a ~ b ~ c"), "claim 's4': expect 'a ~ b ~ c': '~' compares exactly two variants"),
-        (broken("expect", "a > a"), "claim 's4': expect 'a > a': variant 'a' appears more than once"),
-        (broken("expect", "a > b c"), "claim 's4': expect 'a > b c': expected 'A > B"),
-        (broken("tolerance", 0), "claim 's4': tolerance 0: Input should be greater than 0"),
+        (broken("expect", "a > b < c"), "claim 's4': expect: mixes '<' and '>'"),
+        (broken("expect", "a ~ b ~ c"), "claim 's4': expect: '~' compares exactly two variants"),
+        (broken("expect", "a > a"), "claim 's4': expect: variant 'a' appears more than once"),
+        (broken("expect", "a > b c"), "claim 's4': expect: expected 'A > B"),
+        (broken("tolerance", 0), "claim 's4': tolerance: Input should be greater than 0"),
         (broken("id", "s1"), "claim 's1': id is used twice (list items 1 and 2)"),
-        (broken("colour", "red"), "claim 's4': unknown key 'colour'; allowed: id, study"),
-        (broken("id", 7), "list item 2: id 7: Input should be a valid string"),
+        (broken("colour", "red"), "claim 's4': colour: unknown key; allowed: id, study"),
+        (broken("id", 7), "list item 2: id: Input should be a valid string"),
         ([EXAMPLE[0], "s2"], "list item 2: expected a mapping"),
-        ([{k: v for k, v in EXAMPLE[0].items() if k != "says"}], "claim 's1': says: missing"),
+        ([{k: v for k, v in EXAMPLE[0].items() if k != "says"}], "claim 's1': says: required key is missing"),
         ([{**EXAMPLE[0], "tolerance": 0.05}], "claim 's1': tolerance is only used by 'A ~ B' claims"),
         ({"s1": EXAMPLE[0]}, "expected a list of claims, got dict"),
     ],
@@ -252,17 +252,17 @@ NUMBER_FORMS = "a number compares with exactly one variant, after it: 'A > 1.5',
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"expect": "0 < a"}, f"expect '0 < a': {NUMBER_FORMS}; got '0' as term 1 of 2"),
-     ({"expect": "a > 1 > b"}, f"expect 'a > 1 > b': {NUMBER_FORMS}; got '1' as term 2 of 3"),
-     ({"expect": "a > b > 1"}, f"expect 'a > b > 1': {NUMBER_FORMS}; got '1' as term 3 of 3"),
-     ({"expect": "a ~ 1 ~ b"}, "expect 'a ~ 1 ~ b': '~' compares exactly two variants"),
-     ({"expect": "a > 1.2.3"}, "expect 'a > 1.2.3': expected 'A > B [> C ...]', 'A < B [...]' or 'A ~ B'"),
-     ({"expect": "a ~ 1e999"}, "expect 'a ~ 1e999': number '1e999': expected a finite number"),
+    [({"expect": "0 < a"}, f"expect: {NUMBER_FORMS}; got '0' as term 1 of 2"),
+     ({"expect": "a > 1 > b"}, f"expect: {NUMBER_FORMS}; got '1' as term 2 of 3"),
+     ({"expect": "a > b > 1"}, f"expect: {NUMBER_FORMS}; got '1' as term 3 of 3"),
+     ({"expect": "a ~ 1 ~ b"}, "expect: '~' compares exactly two variants"),
+     ({"expect": "a > 1.2.3"}, "expect: expected 'A > B [> C ...]', 'A < B [...]' or 'A ~ B'"),
+     ({"expect": "a ~ 1e999"}, "expect: number '1e999': expected a finite number"),
      ({"expect": "a > 1", "paired": True},
       "paired compares variants seed by seed; expect 'a > 1' has one variant and a number"),
      ({"expect": "a > 1", "tolerance": 0.1}, "tolerance is only used by 'A ~ B' claims, not by expect 'a > 1'"),
-     ({"paired": "yes"}, "paired 'yes': Input should be a valid boolean"),
-     ({"metric": "bn.nope"}, "metric 'bn.nope': expected '<split>.<name>' with split in train|val|test and name in "
+     ({"paired": "yes"}, "paired: Input should be a valid boolean"),
+     ({"metric": "bn.nope"}, "metric: expected '<split>.<name>' with split in train|val|test and name in "
                              "loss|acc1|acc5|f1_macro, or 'bn.<name>' with name in dropout_variance_ratio|theory_gap|"
                              "recal_gain|recal_gain_vs_twin")],
 )

@@ -23,9 +23,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from droplab.config import parse_params
 from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
-from droplab.models import convert_sync_batchnorm, create_model
-from droplab.models.norm import DropoutBatchNorm2d, DropoutSyncBatchNorm
-from droplab.models.resnet import HEADS, ResNet
+from droplab.models.norm import DropoutBatchNorm2d, DropoutSyncBatchNorm, convert_sync_batchnorm
+from droplab.models.registry import create_model
+from droplab.models.resnet import ResNet
+from droplab.models.resnet_spec import HEADS
 from droplab.training import train
 from droplab.training.device_data import BatchTransform, Shard, Split, draw_crop_flip, train_batches
 from droplab.training.optim import build_scheduler
@@ -192,7 +193,8 @@ def test_the_checkpoint_identity_changes_with_the_resolved_amp_memory_format_and
     prepared = write_prepared(tmp_path / "prepared")
     params = parse_params(tiny_params)
     run = params.first_run("s2_cnn")
-    base = train.make_context(params, "s2_cnn", load_meta(prepared), Shard(), torch.device("cpu"))
+    config = params.resolve("s2_cnn")
+    base = train.make_context(config, load_meta(prepared), Shard(), torch.device("cpu"))
     meta = load_meta(prepared)
     others = {
         "amp": dataclasses.replace(base, autocast=True),
@@ -200,10 +202,10 @@ def test_the_checkpoint_identity_changes_with_the_resolved_amp_memory_format_and
             meta["mean"], meta["std"], True, torch.device("cpu"), channels_last=True)),
         "device": dataclasses.replace(base, device=torch.device("meta")),
     }
-    reference = train.run_identity(params, run, prepared, base)
-    assert train.run_identity(params, run, prepared, base) == reference
+    reference = train.run_identity(config, run, prepared, base)
+    assert train.run_identity(config, run, prepared, base) == reference
     for name, ctx in others.items():
-        changed = train.run_identity(params, run, prepared, ctx)
+        changed = train.run_identity(config, run, prepared, ctx)
         assert changed["config"] != reference["config"], name
         assert {k: v for k, v in changed.items() if k != "config"} == {
             k: v for k, v in reference.items() if k != "config"}, name
@@ -286,7 +288,7 @@ def test_sync_bn_is_refused_without_a_gpu(tiny_params, tmp_path: Path):
     tiny_params["train"]["sync_bn"] = True
     write_prepared(tmp_path / "prepared")
     with pytest.raises(DroplabError, match="train.sync_bn is true for s2_cnn, but this machine has no CUDA GPU"):
-        train.main(parse_params(tiny_params), "s2_cnn", [0], tmp_path / "prepared", tmp_path / "models",
+        train.main(parse_params(tiny_params).resolve("s2_cnn"), [0], tmp_path / "prepared", tmp_path / "models",
                    tmp_path / "metrics", tmp_path / "plots")
     assert not (tmp_path / "metrics").exists()
 

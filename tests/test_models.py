@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from droplab.config import parse_params
-from droplab.models import create_model
+from droplab.models.registry import create_model
 
 
 def _build(real_params: dict, variant: str, input_shape=(1, 28, 28), classes: int = 10) -> nn.Module:

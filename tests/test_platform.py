@@ -125,7 +125,7 @@ prepared, out = Path(sys.argv[2]), Path(sys.argv[3])
 digests = {}
 for variant in params.variants:
     run = params.first_run(variant)
-    train.main(params, variant, [run.seed], prepared, out / "models", out / "metrics", out / "plots")
+    train.main(params.resolve(variant), [run.seed], prepared, out / "models", out / "metrics", out / "plots")
     files = [run.path(out / "metrics/train", ".json"), run.path(out / "plots/train", ".tsv")]
     weights = torch.load(run.path(out / "models", ".pt"), weights_only=True)["state_dict"]
     h = hashlib.sha256(b"".join(f.read_bytes() for f in files))

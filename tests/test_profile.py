@@ -5,8 +5,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from droplab.analysis.profile import flop_analysis, profile_model
-from droplab.config import ResNetSpec, parse_params
-from droplab.models import create_model
+from droplab.config import parse_params
+from droplab.models.registry import create_model
+from droplab.models.resnet_spec import ResNetSpec
 
 # Ops both counters have formulas for: fvcore counts them as multiply-adds, torch as 2 FLOPs each.
 SHARED_FVCORE_OPS = ("conv", "linear", "addmm", "matmul", "bmm")
@@ -31,7 +32,7 @@ def test_fvcore_matches_flop_counter_mode(real_params, variant):
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
 @pytest.mark.parametrize("head", ["avg", "dropout_classifier"])
 def test_fvcore_matches_flop_counter_mode_on_resnets(arch, head):
-    spec = ResNetSpec(model="resnet", p="dropout", arch=arch, placement="after_bn", head=head)
+    spec = ResNetSpec(model="resnet", arch=arch, placement="after_bn", head=head)
     model = create_model(spec, [0.5], (3, 64, 64), 200)
     by_op = flop_analysis(model, [3, 64, 64]).by_operator()
     assert 2 * sum(count for op, count in by_op.items() if op in SHARED_FVCORE_OPS) == _torch_flops(model, (3, 64, 64))

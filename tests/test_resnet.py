@@ -8,14 +8,15 @@ import torchvision
 from torch import nn
 from torch.nn import functional as F
 
-from droplab.config import ResNetSpec, parse_params
-from droplab.models import create_model
+from droplab.config import parse_params
 from droplab.models.norm import DropoutBatchNorm2d
+from droplab.models.registry import create_model
+from droplab.models.resnet_spec import ResNetSpec
 
 
 def resnet(arch="resnet18", placement="none", head="avg", stem="imagenet", resize=None, shape=(1, 28, 28),
            rates=(0.5,)) -> nn.Module:
-    spec = ResNetSpec(model="resnet", p="dropout", arch=arch, placement=placement, head=head, stem=stem,
+    spec = ResNetSpec(model="resnet", arch=arch, placement=placement, head=head, stem=stem,
                       resize=resize)
     return create_model(spec, list(rates), shape, 10)
 

@@ -123,8 +123,9 @@ def test_a_run_killed_mid_epoch_resumes_on_the_next_repro_and_ends_byte_identica
 def _train(params, tmp_path: Path, checkpoints: Path, seeds: list[int] | None = None, out: Path | None = None,
            measure=None) -> dict[int, dict]:
     out = out or tmp_path
-    return train.main(params, VARIANT, params.seeds_of(VARIANT) if seeds is None else seeds, tmp_path / "prepared",
-                      out / "models", out / "metrics", out / "plots", checkpoints, measure)
+    seeds = params.seeds_of(VARIANT) if seeds is None else seeds
+    return train.main(params.resolve(VARIANT), seeds, tmp_path / "prepared", out / "models", out / "metrics",
+                      out / "plots", checkpoints, measure)
 
 
 def test_every_epoch_is_checkpointed_with_what_a_resume_needs(tiny_params, tmp_path: Path, monkeypatch):
@@ -221,8 +222,9 @@ def test_a_checkpoint_of_another_run_is_refused(tiny_params, tmp_path: Path, cha
     prepared = write_prepared(tmp_path / "prepared")
     params = parse_params(tiny_params)
     run = params.first_run(VARIANT)
-    ctx = train.make_context(params, VARIANT, load_meta(prepared), Shard(), torch.device("cpu"))
-    identity = train.run_identity(params, params.first_run("s2_mlp") if change == "variant" else run, prepared, ctx)
+    ctx = train.make_context(params.resolve(VARIANT), load_meta(prepared), Shard(), torch.device("cpu"))
+    other = params.first_run("s2_mlp") if change == "variant" else run
+    identity = train.run_identity(params.resolve(other.variant), other, prepared, ctx)
     if change == "code":
         identity["code"] = "0" * 64
     elif change == "lr":
@@ -257,7 +259,7 @@ def test_a_nan_loss_names_the_epoch_and_step_and_keeps_the_last_good_checkpoint(
     good.parent.mkdir(parents=True)
     good.write_text('{"earlier": "good"}\n')
     steps_per_epoch = 120 // params.train_config(VARIANT).batch_size
-    real_create = train.create_model
+    real_create = train.create_model_for
 
     def create_model_that_diverges(*args, **kwargs):
         model = real_create(*args, **kwargs)
@@ -273,7 +275,7 @@ def test_a_nan_loss_names_the_epoch_and_step_and_keeps_the_last_good_checkpoint(
         model.register_forward_hook(poison)
         return model
 
-    monkeypatch.setattr(train, "create_model", create_model_that_diverges)
+    monkeypatch.setattr(train, "create_model_for", create_model_that_diverges)
     saved = tmp_path / "checkpoints" / VARIANT / "seed0.pt"
     with pytest.raises(DroplabError) as error:
         _train(params, tmp_path, tmp_path / "checkpoints")

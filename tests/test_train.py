@@ -9,7 +9,7 @@ import torch
 from droplab.config import parse_params
 from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
-from droplab.models import create_model
+from droplab.models.registry import create_model
 from droplab.training import train
 from droplab.training.device_data import BatchTransform, Split, draw_crop_flip, load_splits, train_batches
 from droplab.training.optim import build_scheduler
@@ -63,7 +63,8 @@ def _home_train(raw: dict, variant: str) -> dict:
 
 
 def _main(params, variant: str, seeds: list[int], prepared: Path, out: Path, **kwargs) -> dict[int, dict]:
-    return train.main(params, variant, seeds, prepared, out / "models", out / "metrics", out / "plots", **kwargs)
+    config = params.resolve(variant)
+    return train.main(config, seeds, prepared, out / "models", out / "metrics", out / "plots", **kwargs)
 
 
 @pytest.mark.parametrize("variant", ["s4_mlp_p2_p5", "s2_cnn", "lenet_inbn_bn"])

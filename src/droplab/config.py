@@ -7,33 +7,25 @@ values instead of surfacing later as a traceback deep inside torch.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    create_model,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model, field_validator, model_validator
 
 from droplab.data.datasets import DATASETS, FORMAT_ROLES, DatasetSpec, Format, RawFile
 from droplab.errors import DroplabError
+from droplab.models.cnn_spec import CNNSpec
+from droplab.models.lenet_spec import LeNetSpec
+from droplab.models.mlp_spec import MLPSpec
+from droplab.models.resnet_spec import ResNetSpec
+from droplab.schema import Strict, describe, first_repeated, problem_lines
 from droplab.yaml_file import read_yaml
 
 
 class ConfigError(DroplabError):
     """A params.yaml problem, phrased for the person who edits params.yaml."""
-
-
-class Strict(BaseModel):
-    # strict: "3" is not silently an int; ints are still accepted where a float is expected.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 Seed = Annotated[int, Field(ge=0, lt=2**32, description="numpy seeds must lie in [0, 2**32)")]
@@ -123,123 +115,36 @@ RateRef = Annotated[
 ]
 
 
-class VariantBase(Strict):
+class VariantFields(Strict):
+    """What a variant adds to its model family's spec: where its rates come from, whether its
+    input is normalized, and its own train settings."""
+
     p: RateRef
     normalize: bool = True
     train: TrainOverride = TrainOverride()  # type: ignore[valid-type]
 
-    def unbuilt_sites(self) -> dict[int, str]:
-        """Dropout sites this spec builds no Dropout at -> why; a rate there would do nothing."""
-        return {}
+
+# A variant is its family's spec (models/<family>_spec.py: fields, dropout sites, which it builds)
+# plus the variant fields; the config composes the specs and decides nothing about a family.
+class MLPVariant(MLPSpec, VariantFields):
+    pass
 
 
-MLP_LAYERS = ("linear", "bn", "relu", "dropout")
-CONV_LAYERS = ("conv", "bn", "relu", "dropout", "pool")
+class CNNVariant(CNNSpec, VariantFields):
+    pass
 
 
-def _first_repeated(items: list) -> Any:
-    """The smallest item that appears more than once, or None."""
-    repeated = sorted({item for item in items if items.count(item) > 1})
-    return repeated[0] if repeated else None
+class LeNetVariant(LeNetSpec, VariantFields):
+    pass
 
 
-def _check_order(order: list[str], allowed: tuple[str, ...], required: tuple[str, ...]) -> list[str]:
-    unknown = [name for name in order if name not in allowed]
-    if unknown:
-        raise ValueError(f"unknown layer {unknown[0]!r}; allowed: {', '.join(allowed)}")
-    if (twice := _first_repeated(order)) is not None:
-        raise ValueError(f"layer {twice!r} appears more than once")
-    missing = [name for name in required if name not in order]
-    if missing:
-        raise ValueError(f"block must contain {missing[0]!r}")
-    return order
+class ResNetVariant(ResNetSpec, VariantFields):
+    pass
 
 
-def _without_dropout_layer(block: list[str], sites: int) -> dict[int, str]:
-    return {} if "dropout" in block else dict.fromkeys(range(sites), "its block has no 'dropout' layer")
-
-
-class MLPSpec(VariantBase):
-    """Dropout sites: one per hidden layer."""
-
-    model: Literal["mlp"]
-    hidden: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
-    block: list[str] = ["linear", "bn", "relu", "dropout"]
-    init_std: float | None = Field(None, gt=0)
-
-    @field_validator("block")
-    @classmethod
-    def _block(cls, order: list[str]) -> list[str]:
-        return _check_order(order, MLP_LAYERS, ("linear",))
-
-    def dropout_sites(self) -> int:
-        return len(self.hidden)
-
-    def unbuilt_sites(self) -> dict[int, str]:
-        return _without_dropout_layer(self.block, self.dropout_sites())
-
-
-class CNNSpec(VariantBase):
-    """Dropout sites: one per conv block."""
-
-    model: Literal["cnn"]
-    channels: list[Annotated[int, Field(gt=0)]] = [64, 128]
-    kernels: list[Annotated[int, Field(gt=0)]] = [3, 5]
-    block: list[str] = ["conv", "bn", "relu", "dropout", "pool"]
-
-    @field_validator("block")
-    @classmethod
-    def _block(cls, order: list[str]) -> list[str]:
-        return _check_order(order, CONV_LAYERS, ("conv", "pool"))
-
-    @model_validator(mode="after")
-    def _same_depth(self) -> CNNSpec:
-        if len(self.channels) != len(self.kernels):
-            raise ValueError("channels and kernels must have the same length")
-        return self
-
-    def dropout_sites(self) -> int:
-        return len(self.channels)
-
-    def unbuilt_sites(self) -> dict[int, str]:
-        return _without_dropout_layer(self.block, self.dropout_sites())
-
-
-class LeNetSpec(VariantBase):
-    """Dropout sites: input, conv1, conv2, fc1, fc2."""
-
-    model: Literal["lenet5"]
-    bn: bool = True
-    input_bn: bool = False
-    # two 5x5 valid convs, each followed by a 2x2 pool, leave at least 1 pixel only from 16 px up
-    resize: int = Field(32, ge=16)
-
-    def dropout_sites(self) -> int:
-        return 5
-
-
-class ResNetSpec(VariantBase):
-    """Dropout sites: inside every residual block (where `placement` says), the dropout head."""
-
-    model: Literal["resnet"]
-    arch: Literal["resnet18", "resnet50"]
-    placement: Literal["none", "after_bn", "before_bn"] = "none"
-    stem: Literal["imagenet", "small"] = "imagenet"
-    head: Literal["avg", "max", "avgmax", "catavgmax", "dropout_classifier"] = "avg"
-    resize: int | None = Field(None, gt=0)
-
-    def dropout_sites(self) -> int:
-        return 2
-
-    def unbuilt_sites(self) -> dict[int, str]:
-        unbuilt = {0: "placement is none"} if self.placement == "none" else {}
-        if self.head != "dropout_classifier":
-            unbuilt[1] = f"head {self.head} has no dropout"
-        return unbuilt
-
-
-MODEL_SPECS = {"mlp": MLPSpec, "cnn": CNNSpec, "lenet5": LeNetSpec, "resnet": ResNetSpec}
-VariantSpec = Annotated[MLPSpec | CNNSpec | LeNetSpec | ResNetSpec, Field(discriminator="model")]
+MODEL_VARIANTS: dict[str, type[BaseModel]] = {"mlp": MLPVariant, "cnn": CNNVariant, "lenet5": LeNetVariant,
+                                              "resnet": ResNetVariant}
+VariantSpec = Annotated[MLPVariant | CNNVariant | LeNetVariant | ResNetVariant, Field(discriminator="model")]
 _SPEC: TypeAdapter = TypeAdapter(VariantSpec)
 
 
@@ -286,7 +191,7 @@ class Study(Strict):
     @field_validator("variants")
     @classmethod
     def _distinct(cls, variants: list[str]) -> list[str]:
-        if (twice := _first_repeated(variants)) is not None:
+        if (twice := first_repeated(variants)) is not None:
             raise ValueError(f"variant {twice!r} is listed twice; a study would compare it with itself")
         return variants
 
@@ -425,19 +330,19 @@ class Params(Strict):
             try:
                 self.train_config(name)
             except ValidationError as exc:
-                problem = exc.errors()[0]
-                raise ValueError(f"variants.{name}.train on top of {where}: {_describe(problem)}") from None
+                problem = describe(exc.errors()[0], MODEL_VARIANTS)
+                raise ValueError(f"variants.{name}.train on top of {where}: {problem}") from None
             try:
                 self.spec(name)
             except ValidationError as exc:
-                problem = exc.errors()[0]
-                raise ValueError(f"{where}.spec applied to variants.{name}: {_describe(problem)}") from None
+                problem = describe(exc.errors()[0], MODEL_VARIANTS)
+                raise ValueError(f"{where}.spec applied to variants.{name}: {problem}") from None
         return self
 
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
-        if (twice := _first_repeated(seeds)) is not None:
+        if (twice := first_repeated(seeds)) is not None:
             raise ValueError(f"seed {twice} appears more than once")
         return seeds
 
@@ -550,35 +455,30 @@ class Params(Strict):
         scale = self.scale_of(variant)
         return {"train": scale.train_images, "val": scale.val_images, "test": scale.test_images}
 
-
-def _describe(error: dict[str, Any]) -> str:
-    loc = [str(part) for part in error["loc"] if part not in MODEL_SPECS]
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif error["type"] == "missing":
-        message = "required key is missing"
-    elif not isinstance(error.get("input"), (dict, list)):
-        message += f" (got {error.get('input')!r})"
-    return f"{'.'.join(loc)}: {message}" if loc else message
+    def resolve(self, variant: str) -> VariantConfig:
+        """Everything a run of `variant` uses, resolved once: the stage passes this on whole."""
+        home = self.home_study(variant)
+        return VariantConfig(name=variant, spec=self.spec(variant), rates=self.rates(variant),
+                             train=self.train_config(variant), sizes=self.sizes(variant),
+                             split_seed=self.data.split_seed,
+                             lr_keys=f"studies.{home}.{self.scale}.train.lr or variants.{variant}.train.lr")
 
 
-def _allowed_keys(error: dict[str, Any]) -> str:
-    """For an unknown key, list the keys that are allowed at that place."""
-    model: Any = Params
-    for part in error["loc"][:-1]:
-        if isinstance(model, type) and issubclass(model, BaseModel):
-            if part in model.model_fields:
-                model = model.model_fields[part].annotation
-            continue
-        args = getattr(model, "__args__", ())
-        if part in MODEL_SPECS:
-            model = MODEL_SPECS[part]
-        elif args:
-            model = args[-1]
-    if isinstance(model, type) and issubclass(model, BaseModel):
-        return "; allowed: " + ", ".join(model.model_fields)
-    return ""
+@dataclass(frozen=True)
+class VariantConfig:
+    """One variant as its runs see it, nanoGPT-style: computed once by `Params.resolve` and
+    handed whole to training, profiling and the benchmarks, which derive nothing themselves."""
+
+    name: str
+    spec: VariantSpec  # the variant's spec with its home study's spec keys at this scale applied
+    rates: list[float]  # as params.yaml gives them: one for every dropout site, or one each
+    train: TrainConfig  # top-level train, then the home study's scale, then the variant's own keys
+    sizes: dict[str, int | None]  # images of each prepared split it uses (None: all)
+    split_seed: int  # seeds the subsets, the same for every run
+    lr_keys: str  # where its lr is set, named when the loss diverges
+
+    def run(self, seed: int) -> Run:
+        return Run(variant=self.name, seed=seed, p=self.spec.p)
 
 
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
@@ -587,13 +487,8 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            line = _describe(error)
-            if error["type"] == "extra_forbidden":
-                line += _allowed_keys(error)
-            lines.append(f"  {line}")
-        raise ConfigError(f"{source} is invalid:\n" + "\n".join(lines)) from None
+        lines = problem_lines(exc.errors(), Params, MODEL_VARIANTS)
+        raise ConfigError(f"{source} is invalid:\n" + "\n".join(f"  {line}" for line in lines)) from None
 
 
 def read_params(path: str | Path = "params.yaml") -> Any:

@@ -7,6 +7,8 @@ after this one never need to know which dataset they are training on.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +24,12 @@ from droplab.data.tiny_imagenet import read_tiny_imagenet
 from droplab.errors import DroplabError
 
 SPLITS = ("train", "val", "test")
+RERUN = "rerun the preprocess stage (dvc repro preprocess) to rewrite it"
+
+
+def _key(split: str, kind: str) -> str:
+    """The name of a split's images or labels inside arrays.npz."""
+    return f"{split}_{kind}"
 
 
 class Meta(BaseModel):
@@ -46,18 +54,17 @@ class Meta(BaseModel):
 def load_meta(prepared: Path) -> dict[str, Any]:
     """The checked meta.json of `prepared`: a broken one names its problem instead of failing deep in a stage."""
     path = prepared / "meta.json"
-    rerun = "rerun the preprocess stage (dvc repro preprocess) to rewrite it"
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
         Meta.model_validate(raw)
     except FileNotFoundError:
-        raise DroplabError(f"{path}: not found; {rerun}") from None
+        raise DroplabError(f"{path}: not found; {RERUN}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DroplabError(f"{path}: not valid JSON ({exc}); {rerun}") from None
+        raise DroplabError(f"{path}: not valid JSON ({exc}); {RERUN}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "the top level"
-        raise DroplabError(f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}; {rerun}") from None
+        raise DroplabError(f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}; {RERUN}") from None
     return raw
 
 
@@ -119,7 +126,36 @@ def prepare(spec: DatasetSpec, raw_dir: Path, out_dir: Path, val_size: int, spli
     }
     with atomic_path(out_dir / "arrays.npz") as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, **{f"{name}_{kind}": getattr(arrays, kind)
+            np.savez(handle, **{_key(name, kind): getattr(arrays, kind)
                                 for name, arrays in splits.items() for kind in ("images", "labels")})
     write_json(out_dir / "meta.json", meta)
     return meta, raw.notes
+
+
+def read_arrays(path: str | Path, meta: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """arrays.npz as `prepare` wrote it: split -> (images, labels), checked against meta.json;
+    never unpickled (an object array is refused)."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"PK\x03\x04":  # numpy would read anything else as a pickle, and refuse it as one
+                raise DroplabError(f"{path}: unreadable (not a zip archive, which an .npz is); {RERUN}")
+        with np.load(path, allow_pickle=False) as arrays:
+            loaded = {name: (arrays[_key(name, "images")], arrays[_key(name, "labels")]) for name in SPLITS}
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):  # numpy's answer to an object (pickled) array under allow_pickle=False
+            raise DroplabError(f"{path}: holds pickled objects, which droplab never loads; {RERUN}") from None
+        raise DroplabError(f"{path}: a corrupt array inside ({exc}); {RERUN}") from None
+    except KeyError as exc:
+        raise DroplabError(f"{path}: not the preprocess stage's arrays (no {exc}); {RERUN}") from None
+    except (OSError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as exc:  # truncated, bit-flipped, not a zip
+        raise DroplabError(f"{path}: unreadable ({type(exc).__name__}: {exc}); {RERUN}") from None
+    shape, classes = list(meta["input_shape"]), len(meta["classes"])
+    for name, (images, labels) in loaded.items():
+        if images.dtype != np.uint8 or list(images.shape[1:]) != shape or labels.shape != images.shape[:1]:
+            expected = ", ".join(map(str, shape))
+            raise DroplabError(f"{path}: {name} images are {images.dtype} {list(images.shape)} with "
+                               f"{list(labels.shape)} labels, but meta.json says uint8 [N, {expected}]; {RERUN}")
+        if len(labels) and (labels.min() < 0 or labels.max() >= classes):
+            raise DroplabError(f"{path}: {name} labels run from {labels.min()} to {labels.max()}, but meta.json "
+                               f"names {classes} classes; {RERUN}")
+    return loaded

@@ -43,15 +43,6 @@ def ordered_block(order: Sequence[str], factories: dict[str, LayerFactory], rate
     return block
 
 
-def per_site(rates: Sequence[float], sites: int, what: str) -> list[float]:
-    """One rate for every dropout site, or one each."""
-    if len(rates) == 1:
-        return list(rates) * sites
-    if len(rates) != sites:
-        raise ValueError(f"{len(rates)} dropout rates given, but {what} has {sites} dropout sites; give 1 or {sites}")
-    return list(rates)
-
-
 def output_features(module: nn.Module, input_shape: Sequence[int]) -> int:
     """Width of `module`'s flattened output for one input of `input_shape`, found by running it."""
     was_training = module.training

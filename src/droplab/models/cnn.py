@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from droplab.models.blocks import Dropout, ordered_block, output_features, per_site
+from droplab.models.blocks import Dropout, ordered_block, output_features
 
 
 def conv_stack(in_channels: int, channels: Sequence[int], kernels: Sequence[int], order: Sequence[str],
@@ -29,10 +29,11 @@ def conv_stack(in_channels: int, channels: Sequence[int], kernels: Sequence[int]
 
 
 class CNN(nn.Sequential):
+    """`rates`: one per conv block (CNNSpec.site_rates)."""
+
     def __init__(self, input_shape: Sequence[int], num_classes: int, channels: Sequence[int],
                  kernels: Sequence[int], block: Sequence[str], rates: Sequence[float]):
         super().__init__()
-        rates = per_site(rates, len(channels), "this CNN")
         self.add_module("features", conv_stack(input_shape[0], channels, kernels, block, rates, "same", 1))
         self.add_module("flatten", nn.Flatten())
         self.add_module("head", nn.Linear(output_features(self, input_shape), num_classes))

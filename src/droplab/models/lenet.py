@@ -6,19 +6,18 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from droplab.models.blocks import Dropout, Resize, output_features, per_site
+from droplab.models.blocks import Dropout, Resize, output_features
 from droplab.models.cnn import conv_stack
 from droplab.models.mlp import linear_stack
 
-# Dropout sites: the input, after each of the two conv blocks, after each of the two hidden FCs.
-SITES = 5
-
 
 class LeNet5(nn.Sequential):
+    """`rates`: one per dropout site of lenet_spec.SITES (input, conv1, conv2, fc1, fc2)."""
+
     def __init__(self, input_shape: Sequence[int], num_classes: int, bn: bool, input_bn: bool,
                  resize: int, rates: Sequence[float]):
         super().__init__()
-        p_input, p_conv1, p_conv2, p_fc1, p_fc2 = per_site(rates, SITES, "LeNet-5 (input, conv1, conv2, fc1, fc2)")
+        p_input, p_conv1, p_conv2, p_fc1, p_fc2 = rates
         channels = input_shape[0]
         self.add_module("resize", Resize(resize))
         if input_bn:

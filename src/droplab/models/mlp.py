@@ -7,7 +7,7 @@ from math import prod
 
 from torch import nn
 
-from droplab.models.blocks import Dropout, ordered_block, per_site
+from droplab.models.blocks import Dropout, ordered_block
 
 
 def linear_stack(in_features: int, hidden: Sequence[int], order: Sequence[str],
@@ -27,9 +27,11 @@ def linear_stack(in_features: int, hidden: Sequence[int], order: Sequence[str],
 
 
 class MLP(nn.Sequential):
+    """`rates`: one per hidden layer (MLPSpec.site_rates)."""
+
     def __init__(self, input_shape: Sequence[int], num_classes: int, hidden: Sequence[int],
                  block: Sequence[str], rates: Sequence[float], init_std: float | None = None):
-        stack, width = linear_stack(prod(input_shape), hidden, block, per_site(rates, len(hidden), "this MLP"))
+        stack, width = linear_stack(prod(input_shape), hidden, block, rates)
         super().__init__()
         self.add_module("flatten", nn.Flatten())
         self.add_module("hidden", stack)

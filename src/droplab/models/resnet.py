@@ -17,10 +17,9 @@ import torch
 from timm.models.resnet import BasicBlock, Bottleneck
 from torch import nn
 
-from droplab.models.blocks import Dropout, Resize, output_features, per_site
+from droplab.models.blocks import Dropout, Resize, output_features
 from droplab.models.norm import DropoutBatchNorm2d
 
-HEADS = ("avg", "max", "avgmax", "catavgmax", "dropout_classifier")
 # The max heads use timm's "fast" pools (amax over H and W), whose backward is deterministic on
 # CUDA: nn.AdaptiveMaxPool2d's, which timm's plain "max", "avgmax" and "catavgmax" build, raises
 # under torch.use_deterministic_algorithms. "avg" stays timm's nn.AdaptiveAvgPool2d(1), which ATen
@@ -52,12 +51,12 @@ def dropout_classifier(in_features: int, width: int, num_classes: int, p: float)
 
 
 class ResNet(nn.Module):
-    """resize (optional) -> timm ResNet body -> head."""
+    """resize (optional) -> timm ResNet body -> head. `rates`: the blocks' and the head's."""
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, arch: str, placement: str, stem: str,
                  head: str, resize: int | None, rates: Sequence[float]):
         super().__init__()
-        block_p, head_p = per_site(rates, 2, "a ResNet (blocks, head)")
+        block_p, head_p = rates
         block = {"resnet18": BasicBlock, "resnet50": Bottleneck}[arch]
         kwargs = {}
         if placement != "none" and block_p:

@@ -17,7 +17,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from droplab.errors import DroplabError
 from droplab.results.stats import (
@@ -35,6 +35,7 @@ from droplab.results.stats import (
     seeds_needed,
     summarize,
 )
+from droplab.schema import Strict, first_repeated, problem_lines
 from droplab.yaml_file import read_yaml
 
 CONFIRMED = "confirmed"
@@ -106,16 +107,13 @@ def parse_expect(text: str) -> Expectation:
     constant = _constant(names)
     if constant is not None:
         return Expectation(relation, (names[0],), constant)  # type: ignore[arg-type]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ValueError(f"variant {repeated[0]!r} appears more than once")
+    if (repeated := first_repeated(names)) is not None:
+        raise ValueError(f"variant {repeated!r} appears more than once")
     return Expectation(relation, tuple(names))  # type: ignore[arg-type]
 
 
-class Claim(BaseModel):
+class Claim(Strict):
     """One published finding, checkable against this run's per-seed metrics."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     id: str = Field(min_length=1)
     study: str
@@ -169,18 +167,6 @@ class Claim(BaseModel):
         return split == "bn" and name in LAYERWISE
 
 
-def _where(error: dict[str, Any]) -> str:
-    field = ".".join(str(part) for part in error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        return f"unknown key {field!r}; allowed: {', '.join(Claim.model_fields)}"
-    if error["type"] == "missing":
-        return f"{field}: missing"
-    if not field:  # a model-level check; its message names the field
-        return message
-    return f"{field} {error['input']!r}: {message}"
-
-
 def parse_claims(raw: Any, source: str) -> list[Claim]:
     """Validate a loaded claims list; every problem in it is reported at once, by file, claim and field."""
     if not isinstance(raw, list):
@@ -204,7 +190,7 @@ def parse_claims(raw: Any, source: str) -> list[Claim]:
         try:
             claims.append(Claim.model_validate(item))
         except ValidationError as exc:
-            problems.extend(f"{source}: {who}: {_where(error)}" for error in exc.errors())
+            problems.extend(f"{source}: {who}: {line}" for line in problem_lines(exc.errors(), Claim))
     if problems:
         raise ClaimsError("\n".join(problems))
     return claims

@@ -136,7 +136,7 @@ def setting(params: Params, name: str, study: Study, metrics_dir: Path, dataset:
     own = [v for v in study.variants if params.home_study(v) == name and params.skipped_at_scale(v) is None]
     lines = []
     if own:
-        cfg = params.train_config(own[0])
+        cfg = params.resolve(own[0]).train
         sizes = _read(params.first_run(own[0]).path(metrics_dir / "train", ".json"))["sizes"]
         schedule = cfg.schedule
         shape = {"cosine": "cosine to 0", "step": f"x{schedule.gamma:g} at epochs {schedule.milestones}",

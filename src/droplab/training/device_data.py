@@ -6,8 +6,6 @@ and augmentation happen once per batch, on the device.
 
 from __future__ import annotations
 
-import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from droplab.data.prepare import SPLITS
+from droplab.data.prepare import read_arrays
 from droplab.errors import DroplabError
 
 
@@ -29,34 +27,10 @@ class Split:
 
 
 def load_splits(path: str | Path, device: torch.device, meta: dict) -> dict[str, Split]:
-    """The prepared arrays, checked against meta.json; never unpickled (an object array is refused)."""
-    rerun = "rerun the preprocess stage (dvc repro preprocess) to rewrite it"
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(4) != b"PK\x03\x04":  # numpy would read anything else as a pickle, and refuse it as one
-                raise DroplabError(f"{path}: unreadable (not a zip archive, which an .npz is); {rerun}")
-        with np.load(path, allow_pickle=False) as arrays:
-            loaded = {name: (arrays[f"{name}_images"], arrays[f"{name}_labels"]) for name in SPLITS}
-    except ValueError as exc:
-        if "allow_pickle" in str(exc):  # numpy's answer to an object (pickled) array under allow_pickle=False
-            raise DroplabError(f"{path}: holds pickled objects, which droplab never loads; {rerun}") from None
-        raise DroplabError(f"{path}: a corrupt array inside ({exc}); {rerun}") from None
-    except KeyError as exc:
-        raise DroplabError(f"{path}: not the preprocess stage's arrays (no {exc}); {rerun}") from None
-    except (OSError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as exc:  # truncated, bit-flipped, not a zip
-        raise DroplabError(f"{path}: unreadable ({type(exc).__name__}: {exc}); {rerun}") from None
-    shape, classes = list(meta["input_shape"]), len(meta["classes"])
-    for name, (images, labels) in loaded.items():
-        if images.dtype != np.uint8 or list(images.shape[1:]) != shape or labels.shape != images.shape[:1]:
-            expected = ", ".join(map(str, shape))
-            raise DroplabError(f"{path}: {name} images are {images.dtype} {list(images.shape)} with "
-                               f"{list(labels.shape)} labels, but meta.json says uint8 [N, {expected}]; {rerun}")
-        if len(labels) and (labels.min() < 0 or labels.max() >= classes):
-            raise DroplabError(f"{path}: {name} labels run from {labels.min()} to {labels.max()}, but meta.json "
-                               f"names {classes} classes; {rerun}")
+    """The prepared splits (`prepare.read_arrays`, checked) as tensors on `device`."""
     return {name: Split(torch.from_numpy(images).to(device),
                         torch.from_numpy(labels.astype(np.int64, copy=False)).to(device))
-            for name, (images, labels) in loaded.items()}
+            for name, (images, labels) in read_arrays(path, meta).items()}
 
 
 def subsets(splits: dict[str, Split], sizes: dict[str, int | None], split_seed: int) -> dict[str, Split]:

@@ -26,10 +26,11 @@ from tqdm import tqdm
 
 from droplab import platform, torch_files
 from droplab.atomic import atomic_files, json_text
-from droplab.config import Params, Run, TrainConfig
+from droplab.config import Run, TrainConfig, VariantConfig
 from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
-from droplab.models import convert_sync_batchnorm, create_model
+from droplab.models.norm import convert_sync_batchnorm
+from droplab.models.registry import create_model_for
 from droplab.training import checkpoint, distributed
 from droplab.training.determinism import seed_everything
 from droplab.training.device_data import (
@@ -258,26 +259,25 @@ def _resolve(setting: bool | str, auto: bool) -> bool:
     return auto if setting == "auto" else bool(setting)
 
 
-def run_identity(params: Params, run: Run, prepared: Path, ctx: Context) -> dict[str, str]:
+def run_identity(config: VariantConfig, run: Run, prepared: Path, ctx: Context) -> dict[str, str]:
     """What a checkpoint must match to be resumed by this run: its config, and how it computes
     (every rank's device, GPU model and libraries, the resolved amp and memory format, the
     process count); a collective under DDP."""
-    config = {"spec": params.spec(run.variant).model_dump(mode="json"), "rates": params.rates(run.variant),
-              "train": params.train_config(run.variant).model_dump(mode="json"), "sizes": params.sizes(run.variant),
-              "split_seed": params.data.split_seed, "processes": ctx.shard.world,
+    computed = {"spec": config.spec.model_dump(mode="json"), "rates": config.rates,
+                "train": config.train.model_dump(mode="json"), "sizes": config.sizes,
+                "split_seed": config.split_seed, "processes": ctx.shard.world,
               "amp": ctx.autocast, "channels_last": ctx.transform.memory_format == torch.channels_last,
-              "kernels": distributed.everyones(platform.kernel_identity(ctx.device), ctx.shard)}
-    return checkpoint.identity(run.variant, run.seed, config, prepared)
+                "kernels": distributed.everyones(platform.kernel_identity(ctx.device), ctx.shard)}
+    return checkpoint.identity(run.variant, run.seed, computed, prepared)
 
 
-def train_run(params: Params, run: Run, splits: dict[str, Split], meta: dict, ctx: Context,
+def train_run(config: VariantConfig, run: Run, splits: dict[str, Split], meta: dict, ctx: Context,
               resume: Resume | None) -> tuple[nn.Module, History, dict[str, torch.Tensor], dict[str, float], dict]:
     """One seed: train, reload the best epoch's weights, evaluate the test split; return the
     model, its history and best weights, the test metrics and the speed record."""
-    cfg = params.train_config(run.variant)
+    cfg = config.train
     generator = seed_everything(run.seed, cfg.threads)
-    model = create_model(params.spec(run.variant), params.rates(run.variant), meta["input_shape"],
-                         ctx.num_classes).to(ctx.device)
+    model = create_model_for(config.spec, config.rates, meta).to(ctx.device)
     if ctx.transform.memory_format == torch.channels_last:
         model = model.to(memory_format=torch.channels_last)
     # SyncBatchNorm trains; the returned model keeps plain BN, which rank 0 saves and analyses alone
@@ -285,10 +285,8 @@ def train_run(params: Params, run: Run, splits: dict[str, Split], meta: dict, ct
     if ctx.shard.rank:  # DDP copies rank 0's weights; the other ranks draw their own dropout masks
         torch.manual_seed(run.seed + 1000 * ctx.shard.rank)
     start = time.perf_counter()
-    home = params.home_study(run.variant)
-    lr_keys = f"studies.{home}.{params.scale}.train.lr or variants.{run.variant}.train.lr"
     history, best_state, train_seconds = fit(trained, splits, cfg, ctx, generator, f"{run.variant} seed {run.seed}",
-                                             resume, lr_keys)
+                                             resume, config.lr_keys)
     model.load_state_dict(best_state)
     test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx, ctx.shard)
     images = cfg.epochs * (len(splits["train"]) // cfg.batch_size) * cfg.batch_size
@@ -300,9 +298,9 @@ def train_run(params: Params, run: Run, splits: dict[str, Split], meta: dict, ct
 Measure = Callable[[nn.Module, dict[str, Split], Context, int], dict]  # (model, splits, ctx, seed) -> JSON
 
 
-def main(params: Params, variant: str, seeds: list[int], prepared: Path, models_dir: Path, metrics_dir: Path,
+def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Path, metrics_dir: Path,
          plots_dir: Path, checkpoints_dir: Path | None = None, measure: Measure | None = None) -> dict[int, dict]:
-    """Train `variant` under each seed, then write each seed's model, metrics, speed and curves
+    """Train the variant under each seed, then write each seed's model, metrics, speed and curves
     (rank 0), and with `measure` (the BN analysis, which lives above training) its
     metrics/bn/<variant>/seed<k>.json.
 
@@ -310,9 +308,9 @@ def main(params: Params, variant: str, seeds: list[int], prepared: Path, models_
     The checkpoints are deleted only once every seed's outputs are written: DVC deletes a
     stage's outputs before rerunning it, and a finished seed's last checkpoint lets the rerun
     skip its training."""
-    cfg = params.train_config(variant)
+    cfg = config.train
     if cfg.sync_bn and not torch.cuda.is_available():
-        raise DroplabError(f"train.sync_bn is true for {variant}, but this machine has no CUDA GPU: torch's "
+        raise DroplabError(f"train.sync_bn is true for {config.name}, but this machine has no CUDA GPU: torch's "
                            "SyncBatchNorm runs on CUDA only. Set train.sync_bn: false to train here")
     with distributed.process_group() as (shard, device):
         distributed.check_divides(cfg.batch_size, shard)
@@ -321,24 +319,23 @@ def main(params: Params, variant: str, seeds: list[int], prepared: Path, models_
             print(f"droplab train: note: CPU kernels not pinned ({platform.unpinned_reason()}); the numbers will not "
                   "match other machines' bit for bit", file=sys.stderr)
         meta = load_meta(prepared)
-        splits = subsets(load_splits(prepared / "arrays.npz", device, meta), params.sizes(variant),
-                         params.data.split_seed)
-        ctx = make_context(params, variant, meta, shard, device)
+        splits = subsets(load_splits(prepared / "arrays.npz", device, meta), config.sizes, config.split_seed)
+        ctx = make_context(config, meta, shard, device)
         results: dict[int, dict] = {}
         resumes: list[Path] = []
         for seed in seeds:
-            run = Run(variant=variant, seed=seed, p=params.spec(variant).p)
+            run = config.run(seed)
             resume = None
             if checkpoints_dir is not None:
-                resume = Resume(run.path(checkpoints_dir, ".pt"), run_identity(params, run, prepared, ctx))
+                resume = Resume(run.path(checkpoints_dir, ".pt"), run_identity(config, run, prepared, ctx))
                 resumes.append(resume.path)
-            model, history, best_state, test, speed = train_run(params, run, splits, meta, ctx, resume)
+            model, history, best_state, test, speed = train_run(config, run, splits, meta, ctx, resume)
             result = {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
                       "val": _rounded(history.best_val), "test": _rounded(test), "sizes": {
                           name: len(split) for name, split in splits.items()}}
             if shard.rank == 0:
                 bn = measure(model, splits, ctx, seed) if measure else None
-                _write_outputs(params, run, history, best_state, result, bn, speed, models_dir, metrics_dir,
+                _write_outputs(config, run, history, best_state, result, bn, speed, models_dir, metrics_dir,
                                plots_dir)
             results[seed] = result
         if shard.rank == 0:
@@ -347,12 +344,12 @@ def main(params: Params, variant: str, seeds: list[int], prepared: Path, models_
     return results
 
 
-def make_context(params: Params, variant: str, meta: dict, shard: Shard, device: torch.device) -> Context:
+def make_context(config: VariantConfig, meta: dict, shard: Shard, device: torch.device) -> Context:
     """The run's transform and switches, with every "auto" resolved for `device`."""
-    cfg = params.train_config(variant)
+    cfg = config.train
     on_gpu = device.type == "cuda"
     return Context(
-        transform=BatchTransform(meta["mean"], meta["std"], params.spec(variant).normalize, device,
+        transform=BatchTransform(meta["mean"], meta["std"], config.spec.normalize, device,
                                  _resolve(cfg.channels_last, on_gpu)),
         num_classes=len(meta["classes"]),
         device=device,
@@ -361,12 +358,12 @@ def make_context(params: Params, variant: str, meta: dict, shard: Shard, device:
     )
 
 
-def _write_outputs(params: Params, run: Run, history: History, best_state: dict[str, torch.Tensor], result: dict,
+def _write_outputs(config: VariantConfig, run: Run, history: History, best_state: dict[str, torch.Tensor], result: dict,
                    bn: dict | None, speed: dict, models_dir: Path, metrics_dir: Path, plots_dir: Path) -> None:
     """All of a seed's files or none: a failure half way (a full disk) leaves the earlier ones untouched."""
     with atomic_files() as stage:
-        torch_files.save({"variant": run.variant, "seed": run.seed, "spec": params.spec(run.variant).model_dump(),
-                          "rates": params.rates(run.variant), "best_epoch": history.best_epoch,
+        torch_files.save({"variant": run.variant, "seed": run.seed, "spec": config.spec.model_dump(),
+                          "rates": config.rates, "best_epoch": history.best_epoch,
                           "state_dict": best_state}, stage(run.path(models_dir, ".pt")))
         stage(run.path(plots_dir / "train", ".tsv")).write_text(curves_tsv(history.rows))
         stage(run.path(metrics_dir / "speed", ".json")).write_text(json_text(speed))

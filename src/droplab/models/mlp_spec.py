@@ -1,0 +1,32 @@
+"""The MLP family's spec: hidden widths and the block order; one dropout site per hidden layer."""
+
+from __future__ import annotations
+
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from droplab.models.spec import ModelSpec, check_order, without_dropout_layer
+
+LAYERS = ("linear", "bn", "relu", "dropout")  # the names a block may list; models/mlp.py builds each
+
+
+class MLPSpec(ModelSpec):
+    """Dropout sites: one per hidden layer."""
+
+    size_fields: ClassVar[tuple[str, ...]] = ("hidden",)
+    model: Literal["mlp"]
+    hidden: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    block: list[str] = ["linear", "bn", "relu", "dropout"]
+    init_std: float | None = Field(None, gt=0)
+
+    @field_validator("block")
+    @classmethod
+    def _block(cls, order: list[str]) -> list[str]:
+        return check_order(order, LAYERS, ("linear",))
+
+    def dropout_sites(self) -> int:
+        return len(self.hidden)
+
+    def unbuilt_sites(self) -> dict[int, str]:
+        return without_dropout_layer(self.block, self.dropout_sites())

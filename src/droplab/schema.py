@@ -1,0 +1,63 @@
+"""The pydantic base of droplab's file schemas (params.yaml, claims.yaml, meta.json, the model
+specs) and one way to turn a validation error into a line for the person who wrote the file."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+Tags = Mapping[str, type[BaseModel]]
+EMPTY: Tags = MappingProxyType({})
+
+
+class Strict(BaseModel):
+    # strict: "3" is not silently an int; ints are still accepted where a float is expected.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def first_repeated(items: list) -> Any:
+    """The smallest item that appears more than once, or None."""
+    repeated = sorted({item for item in items if items.count(item) > 1})
+    return repeated[0] if repeated else None
+
+
+def describe(error: Mapping[str, Any], hidden: Collection[str] = ()) -> str:
+    """One pydantic error as 'key.path: what is wrong (got value)'. Parts of the path in
+    `hidden` (a tagged union's tags, which the author never wrote as keys) are left out."""
+    loc = [str(part) for part in error["loc"] if part not in hidden]
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    elif not isinstance(error.get("input"), (dict, list)):
+        message += f" (got {error.get('input')!r})"
+    return f"{'.'.join(loc)}: {message}" if loc else message
+
+
+def allowed_keys(error: Mapping[str, Any], root: type[BaseModel], tags: Tags = EMPTY) -> str:
+    """For an unknown key, '; allowed: ...' with the keys allowed where it stands (walking `root`'s
+    fields along the error's path; `tags` maps a tagged union's tags to their models)."""
+    model: Any = root
+    for part in error["loc"][:-1]:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            if part in model.model_fields:
+                model = model.model_fields[part].annotation
+            continue
+        args = getattr(model, "__args__", ())
+        if part in tags:
+            model = tags[part]
+        elif args:
+            model = args[-1]
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return "; allowed: " + ", ".join(model.model_fields)
+    return ""
+
+
+def problem_lines(errors: list[Mapping[str, Any]], root: type[BaseModel], tags: Tags = EMPTY) -> list[str]:
+    """Every error of one validation, described, an unknown key with the keys allowed there."""
+    return [describe(error, tags) + (allowed_keys(error, root, tags) if error["type"] == "extra_forbidden" else "")
+            for error in errors]
