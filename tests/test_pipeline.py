@@ -103,8 +103,10 @@ def test_repro_writes_every_output(clone: Path):
         speed = json.loads(run_.path(clone / "metrics/speed", ".json").read_text())
         assert speed["device"] in ("cpu", "cuda") and speed["images_per_sec"] > 0
         assert speed["platform"]["pinned"] == (UNPINNABLE is None), speed["platform"]
-        header = run_.path(clone / "plots/train", ".tsv").read_text().splitlines()[0]
-        assert header == "epoch\ttrain_loss\ttrain_acc1\tval_loss\tval_acc1\tval_acc5"
+        live_dir = run_.path(clone / "plots/train", "")
+        assert (live_dir / "plots/metrics/train/loss.tsv").read_text().splitlines()[0] == "step\tloss"
+        assert json.loads((live_dir / "metrics.json").read_text())["step"] == len(
+            (live_dir / "plots/metrics/lr.tsv").read_text().splitlines()) - 1  # the last epoch's step
         bn = json.loads(run_.path(clone / "metrics/bn", ".json").read_text())  # every seed is analyzed
         assert (bn["bn_layers"] > 0) == (bn["recalibration"] is not None)
         ratios = [layer["dropout_variance_ratio"] for layer in bn["layers"].values()]
