@@ -300,8 +300,45 @@ def small_clone(tmp_path_factory) -> Path:
     """A clone with S2's MLP alone (two seeds): cheap enough to run many times over."""
     if not SYSTEM_COPY.is_dir():
         pytest.skip("Fashion-MNIST is not installed (make data)")
-    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=("s2_mlp",))
+    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=("s2_mlp", "s4_mlp_p2_p5"))
     return make_clone(tmp_path_factory.mktemp("small"), params)
+
+
+def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp_path: Path):
+    """make push from one clone to a local-directory remote; a fresh clone's make pull gets every
+    model and a clean `dvc status`; a clone with the run cache alone restores instead of training."""
+    origin = tmp_path / "origin"
+    shutil.copytree(small_clone, origin)
+    run(["git", "add", "-A"], origin)
+    run(["git", "commit", "-qm", "results"], origin)
+    refused = subprocess.run(["make", "-o", "setup", "push"], cwd=origin, capture_output=True, text=True)
+    assert refused.returncode != 0 and "no default DVC remote" in refused.stderr
+    run(["dvc", "remote", "add", "-d", "storage", str(tmp_path / "remote")], origin)
+    run(["git", "commit", "-qam", "DVC remote"], origin)
+    run(["make", "-o", "setup", "push"], origin)
+
+    fresh = tmp_path / "fresh"
+    run(["git", "clone", "-q", str(origin), str(fresh)], tmp_path)
+    assert not (fresh / "models").exists()
+    run(["make", "-o", "setup", "pull"], fresh)
+    models = sorted(p.relative_to(origin).as_posix() for p in (origin / "models").rglob("*.pt"))
+    assert models == [f"models/{v}/seed{s}.pt" for v in ("s2_mlp", "s4_mlp_p2_p5") for s in (0, 1)]
+    assert all((fresh / m).read_bytes() == (origin / m).read_bytes() for m in models)
+    assert json.loads(run(["dvc", "status", "--json"], fresh)) == {}
+
+    # Only the run cache: no dvc.lock, no outputs, an empty cache; `dvc repro --pull` restores every
+    # train stage from the remote's run cache, byte for byte, without training.
+    only_runs = tmp_path / "only_runs"
+    run(["git", "clone", "-q", str(origin), str(only_runs)], tmp_path)
+    run(["git", "rm", "-q", "dvc.lock"], only_runs)
+    run(["git", "commit", "-qm", "no lock"], only_runs)
+    run(["dvc", "pull", "--run-cache"], only_runs)
+    output = run(["dvc", "repro", "--pull"], only_runs)
+    for variant in ("s2_mlp", "s4_mlp_p2_p5"):
+        assert f"Stage 'train@{variant}' is cached - skipping run" in output, output
+        assert f"Running stage 'train@{variant}'" not in output, output
+    for folder in ("metrics/train", "metrics/bn", "plots/train", "models"):
+        assert snapshot(only_runs, folder) == snapshot(origin, folder), folder
 
 
 def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
@@ -323,14 +360,21 @@ def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
     assert states == ["success"] * 3
 
 
-def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Path):
-    """.ci/review, as the GitHub workflow calls it: the base in a worktree, the head here, then the markdown."""
-    root = small_clone
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["dropout"] = 0.3  # the "pull request"
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "commit", "-qam", "lower dropout"], root)
-    run(["bash", ".ci/review", "HEAD~1", "review"], root)
+def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Path, tmp_path: Path):
+    """.ci/review, as the GitHub workflow calls it, on a fresh clone: the base in a worktree, the
+    head here, sharing one DVC cache, so the head retrains only the variant the change touches."""
+    params = yaml.safe_load((small_clone / "params.yaml").read_text())
+    params["dropout"] = 0.3  # the "pull request": s2_mlp follows dropout, s4_mlp_p2_p5 has fixed rates
+    (small_clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "commit", "-qm", "lower dropout", "params.yaml"], small_clone)
+    root = tmp_path / "checkout"  # what actions/checkout gives: the commits, no outputs, no cache
+    run(["git", "clone", "-q", str(small_clone), str(root)], tmp_path)
+    output = run(["bash", ".ci/review", "HEAD~1", "review"], root)
+    base, head = output.split("droplab review: the head")
+    assert "Running stage 'train@s2_mlp'" in base and "Running stage 'train@s4_mlp_p2_p5'" in base
+    assert "Running stage 'train@s2_mlp'" in head  # the change
+    assert "Stage 'train@s4_mlp_p2_p5' is cached - skipping run" in head  # restored from the base's run cache
+    assert head.count("Running stage 'train@") == 1
     review = (root / "review" / "report.md").read_text()
     assert "| metrics/summary.json | s2_mlp.test_acc1 " in review
     assert re.search(r"\| params\.yaml +\| dropout +\| 0\.5 +\| 0\.3 +\|", review)  # and no other param
