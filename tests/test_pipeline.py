@@ -22,6 +22,7 @@ import yaml
 from droplab import platform
 from droplab.config import load_params
 from droplab.pipeline.tiny import shrink
+from droplab.run_files import CONFUSION
 
 from conftest import REPO
 from http_server import serve
@@ -32,6 +33,12 @@ pytestmark = pytest.mark.slow
 SYSTEM_COPY = Path("/usr/share/datasets/fashion-mnist")
 GIT_IDENTITY = {f"GIT_{role}_{field}": value for role in ("AUTHOR", "COMMITTER")
                 for field, value in (("NAME", "droplab test"), ("EMAIL", "test@droplab.invalid"))}
+
+
+def attempt(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`args` with the venv's tools first on PATH; stderr interleaved into stdout, as a terminal shows it."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **GIT_IDENTITY}
+    return subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def run(args: list[str], cwd: Path) -> str:
@@ -93,8 +100,10 @@ def test_repro_writes_every_output(clone: Path):
         metrics = json.loads(run_.path(clone / "metrics/train", ".json").read_text())
         assert set(metrics) == {"best_epoch", "train", "val", "test", "sizes"}
         assert metrics["sizes"] == {"train": 300, "val": 200, "test": 500}  # the tiny config's whole splits
+        assert list(metrics["test"]["f1_per_class"]) == json.loads((clone / "data/prepared/meta.json").read_text())[
+            "classes"]
         for split in ("train", "val", "test"):
-            assert set(metrics[split]) == {"loss", "acc1", "acc5", "f1_macro"}
+            assert set(metrics[split]) - {"f1_per_class"} == {"loss", "acc1", "acc5", "f1_macro"}
             assert 0.0 <= metrics[split]["acc1"] <= metrics[split]["acc5"] <= 1.0
         # S2's models (Adam, lr 1e-3) beat chance (0.1) after one epoch on 300 images. S4 (SGD
         # from a N(0, 0.01) init) and S5 (lr 0.01, heavy dropout) need more steps than this.
@@ -172,15 +181,20 @@ def test_results_reproduce_the_committed_golden_bytes(clone: Path, request):
     assert golden_differences(clone) == []
 
 
+def _flat(values: object, prefix: str = "") -> dict[str, float]:
+    if not isinstance(values, dict):
+        return {prefix: values}
+    return {name: number for key, value in values.items() for name, number in _flat(value, f"{prefix}{key}.").items()}
+
+
 def _numbers(rel: str, data: bytes) -> dict[str, float]:
-    """Every number of a metrics JSON or curves TSV, by a name that says where it sits."""
+    """Every number of a metrics JSON or curves TSV, by a name that says where it sits; of a
+    confusion rows file, its row count (one per test image)."""
     if rel.endswith(".json"):
-        flat = {}
-        for split, values in json.loads(data).items():
-            if split != "sizes":
-                flat.update({f"{split}.{k}": v for k, v in values.items()} if isinstance(values, dict)
-                            else {split: values})
-        return flat
+        return {name.rstrip("."): value for name, value in _flat(json.loads(data)).items()
+                if not name.startswith("sizes.")}
+    if rel.endswith(CONFUSION):
+        return {"rows": len(data.decode().splitlines())}
     header, *rows = [line.split("\t") for line in data.decode().splitlines()]
     return {f"{row[0]}.{name}": float(value) for row in rows for name, value in zip(header[1:], row[1:], strict=True)}
 
@@ -311,8 +325,9 @@ def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp
     shutil.copytree(small_clone, origin)
     run(["git", "add", "-A"], origin)
     run(["git", "commit", "-qm", "results"], origin)
-    refused = subprocess.run(["make", "-o", "setup", "push"], cwd=origin, capture_output=True, text=True)
-    assert refused.returncode != 0 and "no default DVC remote" in refused.stderr
+    refused = attempt(["make", "-o", "setup", "push"], origin)
+    assert refused.returncode != 0 and "make push: no default DVC remote; add one first" in refused.stdout
+    assert attempt(["dvc", "remote", "default"], origin).returncode == 1  # what make checks: DVC, found on PATH
     run(["dvc", "remote", "add", "-d", "storage", str(tmp_path / "remote")], origin)
     run(["git", "commit", "-qam", "DVC remote"], origin)
     run(["make", "-o", "setup", "push"], origin)
@@ -363,14 +378,15 @@ def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
 def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Path, tmp_path: Path):
     """.ci/review, as the GitHub workflow calls it, on a fresh clone: the base in a worktree, the
     head here, sharing one DVC cache, so the head retrains only the variant the change touches."""
-    params = yaml.safe_load((small_clone / "params.yaml").read_text())
-    params["dropout"] = 0.3  # the "pull request": s2_mlp follows dropout, s4_mlp_p2_p5 has fixed rates
-    (small_clone / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "commit", "-qm", "lower dropout", "params.yaml"], small_clone)
     root = tmp_path / "checkout"  # what actions/checkout gives: the commits, no outputs, no cache
     run(["git", "clone", "-q", str(small_clone), str(root)], tmp_path)
-    output = run(["bash", ".ci/review", "HEAD~1", "review"], root)
-    base, head = output.split("droplab review: the head")
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["dropout"] = 0.3  # the "pull request": s2_mlp follows dropout, s4_mlp_p2_p5 has fixed rates
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "commit", "-qm", "lower dropout", "params.yaml"], root)
+    review = attempt(["bash", ".ci/review", "HEAD~1", "review"], root)
+    assert review.returncode == 0, review.stdout
+    base, head = review.stdout.split("droplab review: the head")
     assert "Running stage 'train@s2_mlp'" in base and "Running stage 'train@s4_mlp_p2_p5'" in base
     assert "Running stage 'train@s2_mlp'" in head  # the change
     assert "Stage 'train@s4_mlp_p2_p5' is cached - skipping run" in head  # restored from the base's run cache

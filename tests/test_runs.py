@@ -130,13 +130,16 @@ def test_the_plots_show_each_studys_trained_variants_and_its_test_bars(real_para
                                    f"{metric}.tsv": metric for variant in shown for split in ("train", "val")}
         assert plots[f"plots/test/{study}.tsv"]["template"] == "bar_horizontal"
     confusion = {name for name, spec in plots.items() if spec.get("template") == "confusion"}
-    assert confusion == {f"plots/train/{run.variant}/seed{run.seed}/test_confusion.tsv"
-                         for run in params.runs().values()}
-    assert len(plots) == 3 * len(real_params["studies"]) + len(params.runs())
+    assert confusion == {f"plots/train/{v}/seed{params.seeds_of(v)[0]}/test_confusion.tsv"
+                         for v in params.trained_variants()}
+    assert len(plots) == 3 * len(real_params["studies"]) + len(params.trained_variants())
     assert all((REPO / name).is_file() for name in confusion)
-    # every plotted file lies in an output the committed run recorded (the DVCLive folders are DVC-cached)
+    # every plotted file lies in an output the committed run recorded, DVC-cached (a hash, no cache: false)
     lock = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]
-    recorded = {out["path"] for stage in lock.values() for out in stage.get("outs", [])}
+    recorded = {out["path"] for name, stage in lock.items() if name.startswith("train@")
+                for out in stage["outs"] if out.get("md5") and out.get("nfiles")}
+    assert not any(isinstance(out, dict) and any(spec.get("cache") is False for spec in out.values())
+                   for out in pipeline["stages"]["train"]["do"]["outs"])
     every_file = {path for spec in plots.values() if isinstance(spec["y"], dict) for path in spec["y"]} | confusion
     assert every_file and all(any(path.startswith(out + "/") or path == out for out in recorded) for path in every_file)
 

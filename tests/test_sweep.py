@@ -60,9 +60,9 @@ def test_no_finished_experiment_is_an_error():
 
 
 class ScriptedQueue:
-    """`dvc` as the sweep calls it, for a queue whose workers have died: `exp show` reports the
-    experiments queued (or, once `revive` workers are started, done); `queue status` prints
-    DVC 3's worker line."""
+    """`dvc` as the sweep calls it, for a queue whose workers have died: `exp show` reports one
+    experiment queued and one left running by the dead worker (or, once `revive` workers are
+    started, both done); `queue status` prints DVC 3's worker line."""
 
     def __init__(self, revive: bool):
         self.revive, self.workers, self.calls = revive, 0, []
@@ -73,9 +73,9 @@ class ScriptedQueue:
             self.workers = int(args[-1]) if self.revive else 0
         if args[:2] == ("queue", "status"):
             return f"Task  Name  Created  Status\n\nWorker status: {self.workers} active, 0 idle\n"
-        state = "success" if self.workers else "queued"
+        states = {"exp-x": "success", "exp-y": "success"} if self.workers else {"exp-x": "running", "exp-y": "queued"}
         return json.dumps([{"rev": "a" * 40, "name": "main", "data": {}, "experiments": [
-            _experiment(name, state, 0.5, {"s2_mlp": _row(0.8, 0.7)}) for name in ("exp-x", "exp-y")]}])
+            _experiment(name, state, 0.5, {"s2_mlp": _row(0.8, 0.7)}) for name, state in states.items()]}])
 
 
 def test_a_queue_with_no_live_worker_is_restarted_once(monkeypatch):
@@ -104,3 +104,21 @@ def test_the_worker_count_is_read_from_real_dvc_queue_status(tmp_path: Path, mon
         subprocess.run(command, cwd=tmp_path, check=True, capture_output=True)
     monkeypatch.chdir(tmp_path)
     assert sweep.live_workers() == 0
+
+
+def test_a_queue_status_without_a_worker_line_never_counts_as_dead(monkeypatch):
+    """Another DVC version's output: the sweep cannot tell, so it waits (until its timeout)."""
+    calls = []
+
+    def dvc(*args: str) -> str:
+        calls.append(args[:2])
+        if args[:2] == ("queue", "status"):
+            return "No experiment tasks in the queue.\n"
+        return json.dumps([{"rev": "a" * 40, "name": "main", "data": {}, "experiments": [
+            _experiment("exp-x", "queued", 0.5, None)]}])
+
+    monkeypatch.setattr(sweep, "dvc", dvc)
+    monkeypatch.setattr(sweep, "POLL_SECONDS", 0.0)
+    with pytest.raises(DroplabError, match="did not finish within 0 s"):
+        sweep.wait_for_queue(timeout=0)
+    assert ("queue", "start") not in calls

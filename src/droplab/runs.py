@@ -42,7 +42,8 @@ def runs_mapping(params: Params) -> dict[str, dict]:
 def plots_list(params: Params) -> list[dict]:
     """dvc.yaml's top-level plots: per study, its trained variants' DVCLive curves (loss, then
     top-1 accuracy, train and validation; each variant's first seed) and its test bars, titled by
-    the study's title; then every run's test confusion matrix."""
+    the study's title; then each trained variant's test confusion matrix (first seed: a plot
+    holds a row per test image, and one per run would swell every `dvc plots diff`)."""
     trained = params.trained_variants()
     plots: list[dict] = []
     for name, study in params.studies.items():
@@ -57,10 +58,11 @@ def plots_list(params: Params) -> list[dict]:
             "title": f"{study.title}: test top-1 accuracy, mean over seeds", "template": "bar_horizontal",
             "x": "test_acc1", "y": "variant", "x_label": "test top-1 accuracy (mean over seeds)",
             "y_label": "variant"}})
-    for key, run in params.runs().items():
+    for variant in trained:
+        run = params.first_run(variant)
         plots.append({str(run.path(TRAIN_PLOTS, "") / CONFUSION): {
-            "title": f"{key}: test confusion matrix", "template": "confusion", "x": "actual", "y": "predicted",
-            "x_label": "true class", "y_label": "predicted class"}})
+            "title": f"{variant} (seed {run.seed}): test confusion matrix", "template": "confusion", "x": "actual",
+            "y": "predicted", "x_label": "true class", "y_label": "predicted class"}})
     return plots
 
 

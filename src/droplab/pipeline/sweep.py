@@ -47,22 +47,20 @@ def _experiments(shown: list[dict]) -> Iterator[tuple[str, str, dict]]:
                 yield rev.get("name") or rev["rev"][:7], state, rev.get("data") or {}
 
 
-def live_workers() -> int:
-    """How many DVC queue workers are alive (active or idle), from `dvc queue status`."""
-    status = dvc("queue", "status")
-    match = WORKER_STATUS.search(status)
-    if match is None:
-        raise DroplabError(f"`dvc queue status` printed no 'Worker status: N active, M idle' line:\n{status}")
-    return int(match[1]) + int(match[2])
+def live_workers() -> int | None:
+    """How many DVC queue workers are alive (active or idle), from `dvc queue status`; None when
+    it prints no worker line (another DVC version): then the sweep cannot tell, and waits."""
+    match = WORKER_STATUS.search(dvc("queue", "status"))
+    return None if match is None else int(match[1]) + int(match[2])
 
 
 def wait_for_queue(timeout: float, jobs: int = 1) -> list[dict]:
     """Poll until no experiment is queued or running; fail naming any experiment that failed.
 
-    A DVC queue can be left with tasks queued and no worker alive (a worker killed or crashed,
-    the machine slept): it would wait forever. Seeing that on STALLED_POLLS polls in a row, the
-    sweep restarts `jobs` workers once; if they stall too, it stops and names the stuck
-    experiments."""
+    A DVC queue can be left with experiments queued or running and no worker alive (a worker
+    killed or crashed mid-experiment, the machine slept): it would wait forever. Seeing that on
+    STALLED_POLLS polls in a row, the sweep restarts `jobs` workers once; if they stall too, it
+    stops and names the stuck experiments."""
     deadline = time.monotonic() + timeout
     stalled, restarted = 0, False
     while True:
@@ -73,15 +71,14 @@ def wait_for_queue(timeout: float, jobs: int = 1) -> list[dict]:
             if failed:
                 raise DroplabError(f"experiments failed: {', '.join(failed)}; see `dvc queue logs <name>`")
             return shown
-        queued = sorted(name for name, state in states.items() if state == "queued")
-        running = any(state == "running" for state in states.values())
-        stalled = stalled + 1 if queued and not running and live_workers() == 0 else 0
+        stuck = sorted(name for name, state in states.items() if state in ("queued", "running"))
+        stalled = stalled + 1 if live_workers() == 0 else 0
         if stalled >= STALLED_POLLS:
             if restarted:
-                raise DroplabError(f"experiments still queued with no DVC queue worker alive, after restarting the "
-                                   f"workers once: {', '.join(queued)}; see `dvc queue status` and "
+                raise DroplabError(f"experiments still queued or running with no DVC queue worker alive, after "
+                                   f"restarting the workers once: {', '.join(stuck)}; see `dvc queue status` and "
                                    "`dvc queue logs <name>`, then `dvc queue start` or `dvc exp remove --queue`")
-            print(f"droplab sweep: {len(queued)} experiment(s) queued and no queue worker alive; restarting "
+            print(f"droplab sweep: {len(stuck)} experiment(s) waiting and no queue worker alive; restarting "
                   f"{jobs} worker(s)", flush=True)
             dvc("queue", "start", "-j", str(jobs))
             stalled, restarted = 0, True

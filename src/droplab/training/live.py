@@ -3,13 +3,15 @@ extension, DVC Studio and dvc.yaml's per-study overlays see a run while it train
 
 Each run logs into its own folder, plots/train/<variant>/seed<k>/, in DVCLive's layout:
 `metrics.json` (the latest epoch's values and its step) and `plots/metrics/<name>.tsv` (one row
-per epoch). The step is the epoch number (1-based), values are rounded to 6 decimals and no
-timestamp is logged, so `dvc repro --force` rewrites the same bytes. droplab keeps its own
-dvc.yaml (DVCLive's `dvcyaml` is off) and saves no experiment of its own (`dvc exp run` does).
+per epoch). The step is the epoch number (1-based), values are rounded and no timestamp is
+logged, so `dvc repro --force` rewrites the same bytes. droplab keeps its own dvc.yaml
+(DVCLive's `dvcyaml` is off) and saves no experiment of its own (`dvc exp run` does).
 """
 
 from __future__ import annotations
 
+import csv
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,11 +19,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from dvclive import Live
+from dvclive import Live, env
 
+from droplab.errors import DroplabError
 from droplab.run_files import CONFUSION, LOGGED, field, metric_file
 
-__all__ = ["CONFUSION", "RunLog", "confusion_rows", "read_confusion", "read_curves", "run_log"]
+__all__ = ["CONFUSION", "RunLog", "confusion_rows", "earlier_kept", "read_confusion", "read_curves", "run_log"]
+
+
+class _PipelineLive(Live):
+    """DVCLive for a stage of droplab's own pipeline: whether it runs under `dvc exp run` comes
+    from the environment DVC sets, and DVCLive never opens (or, outside one, initializes) a DVC
+    repository of its own: droplab declares the outputs, and DVC saves the experiment."""
+
+    def _init_dvc(self) -> None:
+        self._inside_dvc_pipeline = bool(os.getenv(env.DVC_ROOT))
+        self._inside_dvc_exp = self._inside_dvc_pipeline and bool(os.getenv(env.DVC_EXP_BASELINE_REV))
+        self._save_dvc_exp = False
+        self._dvc_file = "dvc.yaml"  # never written: dvcyaml is None
 
 
 class RunLog:
@@ -33,24 +48,33 @@ class RunLog:
     def epoch(self, row: dict[str, float]) -> None:
         self.live.step = int(row["epoch"])
         for key, name in LOGGED.items():
-            self.live.log_metric(name, round(float(row[key]), 6))
-        self.live.next_step()  # writes metrics.json and tells `dvc exp run` a step is done
+            value = float(row[key])
+            # six decimals, as every droplab metric file; the lr by significant digits, as it can be tiny
+            self.live.log_metric(name, float(f"{value:.6g}") if key == "lr" else round(value, 6))
+        self.live.next_step()  # writes metrics.json and signals the finished step to `dvc exp run`
 
 
 @contextmanager
 def run_log(directory: Path) -> Iterator[RunLog]:
-    """DVCLive logging into `directory` while the run trains. An earlier run's files there are
-    moved aside first and put back if this run fails, so a failed run never costs the last
-    good curves; they are deleted once it succeeds."""
+    """DVCLive logging into `directory` (emptied first) while the run trains."""
+    with _PipelineLive(str(directory), resume=False, report=None, save_dvc_exp=False, dvcyaml=None,
+                       monitor_system=False) as live:
+        live.step = 0
+        yield RunLog(live)
+
+
+@contextmanager
+def earlier_kept(directory: Path) -> Iterator[None]:
+    """An earlier run's files in `directory` are moved aside while a new run writes there, put
+    back if it fails, and deleted once it has written all its outputs. A copy aside already
+    (a killed run left it) is the good one: the partial folder beside it goes."""
     aside = directory.with_name(directory.name + ".earlier")
-    shutil.rmtree(aside, ignore_errors=True)
-    if directory.exists():
+    if aside.exists():
+        shutil.rmtree(directory, ignore_errors=True)
+    elif directory.exists():
         directory.rename(aside)
     try:
-        with Live(str(directory), resume=False, report=None, save_dvc_exp=False, dvcyaml=None,
-                  monitor_system=False) as live:
-            live.step = 0
-            yield RunLog(live)
+        yield
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         if aside.exists():
@@ -68,7 +92,7 @@ def read_curves(directory: Path) -> pd.DataFrame:
     return pd.DataFrame(columns).rename_axis("epoch").reset_index()
 
 
-def confusion_rows(confusion: np.ndarray, classes: list[str]) -> str:
+def confusion_rows(confusion: list[list[int]], classes: list[str]) -> str:
     """The test confusion matrix (true x predicted counts) as the per-image rows DVC's
     `confusion` template counts, sorted so that equal rows sit together and diff compactly."""
     lines = ["actual\tpredicted"]
@@ -79,9 +103,15 @@ def confusion_rows(confusion: np.ndarray, classes: list[str]) -> str:
 
 
 def read_confusion(path: Path, classes: list[str]) -> np.ndarray:
-    """A confusion rows file back as counts (true x predicted)."""
-    rows = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    """A confusion rows file back as counts (true x predicted); a class it names that meta.json
+    does not is an error naming the file."""
+    rows = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
     index = {name: position for position, name in enumerate(classes)}
+    if list(rows.columns) != ["actual", "predicted"]:
+        raise DroplabError(f"{path}: expected the columns actual, predicted; found {', '.join(rows.columns)}")
+    unknown = sorted(set(rows["actual"]) - set(index) | set(rows["predicted"]) - set(index))
+    if unknown:
+        raise DroplabError(f"{path}: class {unknown[0]!r} is not one of meta.json's classes; rerun its train stage")
     counts = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    np.add.at(counts, (rows["actual"].map(index).to_numpy(), rows["predicted"].map(index).to_numpy()), 1)
+    np.add.at(counts, (rows["actual"].map(index).to_numpy(int), rows["predicted"].map(index).to_numpy(int)), 1)
     return counts

@@ -334,14 +334,12 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
             if checkpoints_dir is not None:
                 resume = Resume(run.path(checkpoints_dir, ".pt"), run_identity(config, run, prepared, ctx))
                 resumes.append(resume.path)
-            with _run_log(run.path(plots_dir / "train", ""), shard) as log:
-                model, history, best_state, test, speed = train_run(config, run, splits, meta, ctx, resume, log)
+            live_dir = run.path(plots_dir / "train", "")
+            with live.earlier_kept(live_dir) if shard.rank == 0 else nullcontext():
+                with _run_log(live_dir, shard) as log:  # closed before any output is written
+                    model, history, best_state, test, speed = train_run(config, run, splits, meta, ctx, resume, log)
                 confusion = test.pop("confusion")
-                per_class = {name: round(f1, 6) for name, f1 in zip(meta["classes"], test.pop("f1_per_class"),
-                                                                     strict=True)}
-                result = {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
-                          "val": _rounded(history.best_val), "test": {**_rounded(test), "f1_per_class": per_class},
-                          "sizes": {name: len(split) for name, split in splits.items()}}
+                result = _result(history, test, splits, meta["classes"])
                 if shard.rank == 0:
                     bn = measure(model, splits, ctx, seed) if measure else None
                     outputs = {"model": {"variant": run.variant, "seed": run.seed, "spec": config.spec.model_dump(),
@@ -371,6 +369,14 @@ def make_context(config: VariantConfig, meta: dict, shard: Shard, device: torch.
     )
 
 
+def _result(history: History, test: dict[str, Any], splits: dict[str, Split], classes: list[str]) -> dict:
+    """A seed's metrics/train JSON: its best epoch, the metrics there, test F1 per class by name."""
+    per_class = {name: round(f1, 6) for name, f1 in zip(classes, test.pop("f1_per_class"), strict=True)}
+    return {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
+            "val": _rounded(history.best_val), "test": {**_rounded(test), "f1_per_class": per_class},
+            "sizes": {name: len(split) for name, split in splits.items()}}
+
+
 @contextmanager
 def _run_log(directory: Path, shard: Shard) -> Iterator[EpochLog | None]:
     """Rank 0's DVCLive log of one run (training.live.run_log); the other ranks log nothing."""
@@ -383,7 +389,7 @@ def _run_log(directory: Path, shard: Shard) -> Iterator[EpochLog | None]:
 
 def _write_outputs(run: Run, outputs: dict, models_dir: Path, metrics_dir: Path, plots_dir: Path) -> None:
     """All of a seed's files or none: a failure half way (a full disk) leaves the earlier ones
-    untouched (its DVCLive folder, written while it trained, is put back by live.run_log)."""
+    untouched (its DVCLive folder, written while it trained, is put back by live.earlier_kept)."""
     with atomic_files() as stage:
         torch_files.save(outputs["model"], stage(run.path(models_dir, ".pt")))
         stage(run.path(plots_dir / "train", "") / live.CONFUSION).write_text(outputs["confusion"])
