@@ -49,9 +49,10 @@ def run(args: list[str], cwd: Path) -> str:
 
 
 def snapshot(root: Path, folder: str) -> dict[str, bytes]:
-    """Every file under `folder` (or the file itself), by path relative to it."""
+    """Every file under `folder` (or the file itself), by path relative to it; not the .gitignore
+    files DVC writes beside its cached outputs."""
     base = root / folder
-    files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+    files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file() and p.name != ".gitignore")
     return {p.relative_to(base).as_posix(): p.read_bytes() for p in files}
 
 
@@ -174,7 +175,7 @@ def test_results_reproduce_the_committed_golden_bytes(clone: Path, request):
     if request.config.getoption("--update-golden"):
         shutil.rmtree(GOLDEN, ignore_errors=True)
         for folder in BIT_EXACT:
-            shutil.copytree(clone / folder, GOLDEN / folder)
+            shutil.copytree(clone / folder, GOLDEN / folder, ignore=shutil.ignore_patterns(".gitignore"))
     if UNPINNABLE is not None:
         pytest.skip(f"byte-for-byte holds only where the CPU kernel pin holds, and here {UNPINNABLE}; "
                     "the tolerance and same-machine tests below still run")
