@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup data runs repro sweep bench gpu-check test lint
+.PHONY: setup data runs repro pull push sweep bench gpu-check test lint
 
 setup: $(VENV)/.installed
 
@@ -29,6 +29,17 @@ runs: setup
 
 repro: setup data runs
 	dvc repro
+
+# The shared results (README, Shared results): every DVC-cached output (data, models) and the
+# run cache, from or to the default DVC remote (`dvc remote add -d ...`).
+NO_REMOTE = echo "make $@: no default DVC remote; add one first, e.g. dvc remote add -d storage /path/to/dir (README: Shared results)" >&2; exit 1
+pull: setup
+	@dvc remote default >/dev/null 2>&1 || { $(NO_REMOTE); }
+	dvc pull --run-cache
+
+push: setup
+	@dvc remote default >/dev/null 2>&1 || { $(NO_REMOTE); }
+	dvc push --run-cache
 
 # The S2 dropout sweep as DVC experiments (p = 0.1 ... 0.9), then report/sweep/.
 sweep: setup data

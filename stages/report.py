@@ -8,8 +8,9 @@ from droplab.results.report import build_report
 
 
 def main(params) -> None:
-    dataset = load_meta(Path("data/prepared"))["dataset"]
-    table = build_report(params, Path("metrics"), Path("plots"), Path("models"), Path("report"), dataset)
+    meta = load_meta(Path("data/prepared"))
+    table = build_report(params, Path("metrics"), Path("plots"), Path("models"), Path("report"), meta["dataset"],
+                         meta["classes"])
     print(table.to_string(index=False))
 
 

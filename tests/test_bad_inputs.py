@@ -52,7 +52,8 @@ EARLIER = {  # earlier good outputs of every stage, which no failure may touch
     "data/raw/lab/earlier.txt": b"an earlier good download\n",
     "models/s2_mlp/seed0.pt": b"an earlier good model\n",
     "metrics/train/s2_mlp/seed0.json": b'{"earlier": "good"}\n',
-    "plots/train/s2_mlp/seed0.tsv": b"epoch\tearlier\n",
+    "plots/train/s2_mlp/seed0/metrics.json": b'{"step": 1, "earlier": "curves"}\n',
+    "plots/train/s2_mlp/seed0/plots/metrics/val/acc1.tsv": b"step\tacc1\n1\t0.5\n",
     "metrics/bn/s2_mlp/seed0.json": b'{"layers": {}}\n',
 }
 # Left on purpose, for the next run to resume from: the bytes an interrupted download already has,

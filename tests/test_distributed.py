@@ -183,6 +183,8 @@ def test_a_two_node_run_killed_after_a_checkpoint_resumes_every_rank_from_node_0
         assert weights[0].keys() == weights[1].keys()
         for name, weight in weights[0].items():
             assert torch.equal(weights[1][name], weight), (seed, name)
-        for name in (f"metrics/train/{RESUME_VARIANT}/seed{seed}.json", f"plots/train/{RESUME_VARIANT}/seed{seed}.tsv"):
+        for name in (f"metrics/train/{RESUME_VARIANT}/seed{seed}.json",
+                     f"plots/train/{RESUME_VARIANT}/seed{seed}/metrics.json",
+                     f"plots/train/{RESUME_VARIANT}/seed{seed}/plots/metrics/val/loss.tsv"):
             assert (crashed[0] / name).read_bytes() == (reference[0] / name).read_bytes(), name
     assert not saved.exists() and not (crashed[1] / "models").exists()

@@ -22,6 +22,7 @@ import yaml
 from droplab import platform
 from droplab.config import load_params
 from droplab.pipeline.tiny import shrink
+from droplab.run_files import CONFUSION
 
 from conftest import REPO
 from http_server import serve
@@ -34,6 +35,12 @@ GIT_IDENTITY = {f"GIT_{role}_{field}": value for role in ("AUTHOR", "COMMITTER")
                 for field, value in (("NAME", "droplab test"), ("EMAIL", "test@droplab.invalid"))}
 
 
+def attempt(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """`args` with the venv's tools first on PATH; stderr interleaved into stdout, as a terminal shows it."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **GIT_IDENTITY}
+    return subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def run(args: list[str], cwd: Path) -> str:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **GIT_IDENTITY}
     done = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
@@ -42,9 +49,10 @@ def run(args: list[str], cwd: Path) -> str:
 
 
 def snapshot(root: Path, folder: str) -> dict[str, bytes]:
-    """Every file under `folder` (or the file itself), by path relative to it."""
+    """Every file under `folder` (or the file itself), by path relative to it; not the .gitignore
+    files DVC writes beside its cached outputs."""
     base = root / folder
-    files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file())
+    files = [base] if base.is_file() else sorted(p for p in base.rglob("*") if p.is_file() and p.name != ".gitignore")
     return {p.relative_to(base).as_posix(): p.read_bytes() for p in files}
 
 
@@ -93,8 +101,10 @@ def test_repro_writes_every_output(clone: Path):
         metrics = json.loads(run_.path(clone / "metrics/train", ".json").read_text())
         assert set(metrics) == {"best_epoch", "train", "val", "test", "sizes"}
         assert metrics["sizes"] == {"train": 300, "val": 200, "test": 500}  # the tiny config's whole splits
+        assert list(metrics["test"]["f1_per_class"]) == json.loads((clone / "data/prepared/meta.json").read_text())[
+            "classes"]
         for split in ("train", "val", "test"):
-            assert set(metrics[split]) == {"loss", "acc1", "acc5", "f1_macro"}
+            assert set(metrics[split]) - {"f1_per_class"} == {"loss", "acc1", "acc5", "f1_macro"}
             assert 0.0 <= metrics[split]["acc1"] <= metrics[split]["acc5"] <= 1.0
         # S2's models (Adam, lr 1e-3) beat chance (0.1) after one epoch on 300 images. S4 (SGD
         # from a N(0, 0.01) init) and S5 (lr 0.01, heavy dropout) need more steps than this.
@@ -103,8 +113,10 @@ def test_repro_writes_every_output(clone: Path):
         speed = json.loads(run_.path(clone / "metrics/speed", ".json").read_text())
         assert speed["device"] in ("cpu", "cuda") and speed["images_per_sec"] > 0
         assert speed["platform"]["pinned"] == (UNPINNABLE is None), speed["platform"]
-        header = run_.path(clone / "plots/train", ".tsv").read_text().splitlines()[0]
-        assert header == "epoch\ttrain_loss\ttrain_acc1\tval_loss\tval_acc1\tval_acc5"
+        live_dir = run_.path(clone / "plots/train", "")
+        assert (live_dir / "plots/metrics/train/loss.tsv").read_text().splitlines()[0] == "step\tloss"
+        assert json.loads((live_dir / "metrics.json").read_text())["step"] == len(
+            (live_dir / "plots/metrics/lr.tsv").read_text().splitlines()) - 1  # the last epoch's step
         bn = json.loads(run_.path(clone / "metrics/bn", ".json").read_text())  # every seed is analyzed
         assert (bn["bn_layers"] > 0) == (bn["recalibration"] is not None)
         ratios = [layer["dropout_variance_ratio"] for layer in bn["layers"].values()]
@@ -163,22 +175,27 @@ def test_results_reproduce_the_committed_golden_bytes(clone: Path, request):
     if request.config.getoption("--update-golden"):
         shutil.rmtree(GOLDEN, ignore_errors=True)
         for folder in BIT_EXACT:
-            shutil.copytree(clone / folder, GOLDEN / folder)
+            shutil.copytree(clone / folder, GOLDEN / folder, ignore=shutil.ignore_patterns(".gitignore"))
     if UNPINNABLE is not None:
         pytest.skip(f"byte-for-byte holds only where the CPU kernel pin holds, and here {UNPINNABLE}; "
                     "the tolerance and same-machine tests below still run")
     assert golden_differences(clone) == []
 
 
+def _flat(values: object, prefix: str = "") -> dict[str, float]:
+    if not isinstance(values, dict):
+        return {prefix: values}
+    return {name: number for key, value in values.items() for name, number in _flat(value, f"{prefix}{key}.").items()}
+
+
 def _numbers(rel: str, data: bytes) -> dict[str, float]:
-    """Every number of a metrics JSON or curves TSV, by a name that says where it sits."""
+    """Every number of a metrics JSON or curves TSV, by a name that says where it sits; of a
+    confusion rows file, its row count (one per test image)."""
     if rel.endswith(".json"):
-        flat = {}
-        for split, values in json.loads(data).items():
-            if split != "sizes":
-                flat.update({f"{split}.{k}": v for k, v in values.items()} if isinstance(values, dict)
-                            else {split: values})
-        return flat
+        return {name.rstrip("."): value for name, value in _flat(json.loads(data)).items()
+                if not name.startswith("sizes.")}
+    if rel.endswith(CONFUSION):
+        return {"rows": len(data.decode().splitlines())}
     header, *rows = [line.split("\t") for line in data.decode().splitlines()]
     return {f"{row[0]}.{name}": float(value) for row in rows for name, value in zip(header[1:], row[1:], strict=True)}
 
@@ -298,8 +315,46 @@ def small_clone(tmp_path_factory) -> Path:
     """A clone with S2's MLP alone (two seeds): cheap enough to run many times over."""
     if not SYSTEM_COPY.is_dir():
         pytest.skip("Fashion-MNIST is not installed (make data)")
-    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=("s2_mlp",))
+    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=("s2_mlp", "s4_mlp_p2_p5"))
     return make_clone(tmp_path_factory.mktemp("small"), params)
+
+
+def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp_path: Path):
+    """make push from one clone to a local-directory remote; a fresh clone's make pull gets every
+    model and a clean `dvc status`; a clone with the run cache alone restores instead of training."""
+    origin = tmp_path / "origin"
+    shutil.copytree(small_clone, origin)
+    run(["git", "add", "-A"], origin)
+    run(["git", "commit", "-qm", "results"], origin)
+    refused = attempt(["make", "-o", "setup", "push"], origin)
+    assert refused.returncode != 0 and "make push: no default DVC remote; add one first" in refused.stdout
+    assert attempt(["dvc", "remote", "default"], origin).returncode == 1  # what make checks: DVC, found on PATH
+    run(["dvc", "remote", "add", "-d", "storage", str(tmp_path / "remote")], origin)
+    run(["git", "commit", "-qam", "DVC remote"], origin)
+    run(["make", "-o", "setup", "push"], origin)
+
+    fresh = tmp_path / "fresh"
+    run(["git", "clone", "-q", str(origin), str(fresh)], tmp_path)
+    assert not (fresh / "models").exists()
+    run(["make", "-o", "setup", "pull"], fresh)
+    models = sorted(p.relative_to(origin).as_posix() for p in (origin / "models").rglob("*.pt"))
+    assert models == [f"models/{v}/seed{s}.pt" for v in ("s2_mlp", "s4_mlp_p2_p5") for s in (0, 1)]
+    assert all((fresh / m).read_bytes() == (origin / m).read_bytes() for m in models)
+    assert json.loads(run(["dvc", "status", "--json"], fresh)) == {}
+
+    # Only the run cache: no dvc.lock, no outputs, an empty cache; `dvc repro --pull` restores every
+    # train stage from the remote's run cache, byte for byte, without training.
+    only_runs = tmp_path / "only_runs"
+    run(["git", "clone", "-q", str(origin), str(only_runs)], tmp_path)
+    run(["git", "rm", "-q", "dvc.lock"], only_runs)
+    run(["git", "commit", "-qm", "no lock"], only_runs)
+    run(["dvc", "pull", "--run-cache"], only_runs)
+    output = run(["dvc", "repro", "--pull"], only_runs)
+    for variant in ("s2_mlp", "s4_mlp_p2_p5"):
+        assert f"Stage 'train@{variant}' is cached - skipping run" in output, output
+        assert f"Running stage 'train@{variant}'" not in output, output
+    for folder in ("metrics/train", "metrics/bn", "plots/train", "models"):
+        assert snapshot(only_runs, folder) == snapshot(origin, folder), folder
 
 
 def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
@@ -321,14 +376,22 @@ def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
     assert states == ["success"] * 3
 
 
-def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Path):
-    """.ci/review, as the GitHub workflow calls it: the base in a worktree, the head here, then the markdown."""
-    root = small_clone
+def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Path, tmp_path: Path):
+    """.ci/review, as the GitHub workflow calls it, on a fresh clone: the base in a worktree, the
+    head here, sharing one DVC cache, so the head retrains only the variant the change touches."""
+    root = tmp_path / "checkout"  # what actions/checkout gives: the commits, no outputs, no cache
+    run(["git", "clone", "-q", str(small_clone), str(root)], tmp_path)
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["dropout"] = 0.3  # the "pull request"
+    params["dropout"] = 0.3  # the "pull request": s2_mlp follows dropout, s4_mlp_p2_p5 has fixed rates
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "commit", "-qam", "lower dropout"], root)
-    run(["bash", ".ci/review", "HEAD~1", "review"], root)
+    run(["git", "commit", "-qm", "lower dropout", "params.yaml"], root)
+    review = attempt(["bash", ".ci/review", "HEAD~1", "review"], root)
+    assert review.returncode == 0, review.stdout
+    base, head = review.stdout.split("droplab review: the head")
+    assert "Running stage 'train@s2_mlp'" in base and "Running stage 'train@s4_mlp_p2_p5'" in base
+    assert "Running stage 'train@s2_mlp'" in head  # the change
+    assert "Stage 'train@s4_mlp_p2_p5' is cached - skipping run" in head  # restored from the base's run cache
+    assert head.count("Running stage 'train@") == 1
     review = (root / "review" / "report.md").read_text()
     assert "| metrics/summary.json | s2_mlp.test_acc1 " in review
     assert re.search(r"\| params\.yaml +\| dropout +\| 0\.5 +\| 0\.3 +\|", review)  # and no other param

@@ -126,7 +126,7 @@ digests = {}
 for variant in params.variants:
     run = params.first_run(variant)
     train.main(params.resolve(variant), [run.seed], prepared, out / "models", out / "metrics", out / "plots")
-    files = [run.path(out / "metrics/train", ".json"), run.path(out / "plots/train", ".tsv")]
+    files = [run.path(out / "metrics/train", ".json"), run.path(out / "plots/train", "") / "metrics.json"]
     weights = torch.load(run.path(out / "models", ".pt"), weights_only=True)["state_dict"]
     h = hashlib.sha256(b"".join(f.read_bytes() for f in files))
     for tensor in weights.values():

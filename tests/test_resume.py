@@ -27,8 +27,13 @@ from synthetic import write_prepared
 
 VARIANT = "s2_cnn"  # BN and dropout: resuming must restore running stats and the dropout RNG
 SEEDS = (0, 1)  # the tiny config's two seeds of S2 CNN: one stage trains both
-OUTPUTS = tuple(f"{folder}/{VARIANT}/seed{seed}.{suffix}" for seed in SEEDS
-                for folder, suffix in (("metrics/train", "json"), ("metrics/bn", "json"), ("plots/train", "tsv")))
+# per seed: its metrics, its BN analysis and its DVCLive folder (the log's steps must continue over a resume)
+OUTPUTS = tuple(f"{folder}/{VARIANT}/seed{seed}{suffix}" for seed in SEEDS
+                for folder, suffix in (("metrics/train", ".json"), ("metrics/bn", ".json"),
+                                       ("plots/train", "/metrics.json"), ("plots/train", "/test_confusion.tsv"),
+                                       ("plots/train", "/plots/metrics/train/loss.tsv"),
+                                       ("plots/train", "/plots/metrics/val/acc1.tsv"),
+                                       ("plots/train", "/plots/metrics/lr.tsv")))
 
 
 def _epochs(raw: dict, epochs: int) -> dict:

@@ -123,15 +123,25 @@ def test_the_plots_show_each_studys_trained_variants_and_its_test_bars(real_para
     skipped = set(real_params["studies"]["s3_heads"]["cpu"]["skip"])
     for study, raw in real_params["studies"].items():
         shown = [variant for variant in raw["variants"] if variant not in skipped]
-        for metric, columns in (("loss", ["train_loss", "val_loss"]), ("acc1", ["train_acc1", "val_acc1"])):
+        for metric in ("loss", "acc1"):
             curves = plots[f"{study}_{metric}"]
-            assert curves["title"].startswith(raw["title"])
-            assert curves["y"] == {f"plots/train/{variant}/seed{params.seeds_of(variant)[0]}.tsv": columns
-                                   for variant in shown}
+            assert curves["title"].startswith(raw["title"]) and curves["x"] == "step"
+            assert curves["y"] == {f"plots/train/{variant}/seed{params.seeds_of(variant)[0]}/plots/metrics/{split}/"
+                                   f"{metric}.tsv": metric for variant in shown for split in ("train", "val")}
         assert plots[f"plots/test/{study}.tsv"]["template"] == "bar_horizontal"
-    assert len(plots) == 3 * len(real_params["studies"])
-    every_curve = {path for spec in plots.values() if isinstance(spec["y"], dict) for path in spec["y"]}
-    assert every_curve and all((REPO / path).is_file() for path in every_curve)  # the committed run wrote each
+    confusion = {name for name, spec in plots.items() if spec.get("template") == "confusion"}
+    assert confusion == {f"plots/train/{v}/seed{params.seeds_of(v)[0]}/test_confusion.tsv"
+                         for v in params.trained_variants()}
+    assert len(plots) == 3 * len(real_params["studies"]) + len(params.trained_variants())
+    assert all((REPO / name).is_file() for name in confusion)
+    # every plotted file lies in an output the committed run recorded, DVC-cached (a hash, no cache: false)
+    lock = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]
+    recorded = {out["path"] for name, stage in lock.items() if name.startswith("train@")
+                for out in stage["outs"] if out.get("md5") and out.get("nfiles")}
+    assert not any(isinstance(out, dict) and any(spec.get("cache") is False for spec in out.values())
+                   for out in pipeline["stages"]["train"]["do"]["outs"])
+    every_file = {path for spec in plots.values() if isinstance(spec["y"], dict) for path in spec["y"]} | confusion
+    assert every_file and all(any(path.startswith(out + "/") or path == out for out in recorded) for path in every_file)
 
 
 def test_adding_a_variant_to_a_study_is_one_command_and_a_stale_plot_list_is_refused(real_params, tmp_path: Path):
@@ -146,7 +156,7 @@ def test_adding_a_variant_to_a_study_is_one_command_and_a_stale_plot_list_is_ref
     assert done.returncode == 0, done.stderr
     written = yaml.safe_load((tmp_path / "dvc.yaml").read_text())
     curves = next(entry["s2_cnn_loss"] for entry in written["plots"] if "s2_cnn_loss" in entry)
-    assert "plots/train/s2_cnn_wide/seed0.tsv" in curves["y"]
+    assert "plots/train/s2_cnn_wide/seed0/plots/metrics/val/loss.tsv" in curves["y"]
     check_runs(params, tmp_path / "dvc.yaml")
     stale = PLOTS_BLOCK.sub(lambda _: PLOTS_BEGIN + "  - s2_cnn_loss: {x: epoch}\n" + PLOTS_END,
                             (tmp_path / "dvc.yaml").read_text())  # runs current, plots hand-edited

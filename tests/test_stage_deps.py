@@ -14,8 +14,8 @@ SRC = REPO / "src"
 # above it, not the reverse. "base" is the top-level modules every layer may use.
 LAYERS = ("base", "data", "models", "config", "training", "analysis", "results", "pipeline", "commands")
 LAYER_OF_TOP_LEVEL = {"errors": "base", "atomic": "base", "yaml_file": "base", "platform": "base",
-                      "torch_files": "base", "schema": "base", "config": "config", "cli": "pipeline",
-                      "runs": "pipeline", "__main__": "commands", "__init__": "base"}
+                      "torch_files": "base", "schema": "base", "run_files": "base", "config": "config",
+                      "cli": "pipeline", "runs": "pipeline", "__main__": "commands", "__init__": "base"}
 
 
 def module_file(name: str) -> Path | None:

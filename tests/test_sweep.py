@@ -2,6 +2,7 @@
 runs in test_pipeline.py."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,68 @@ def test_report_writes_table_figure_and_json(tmp_path: Path):
 def test_no_finished_experiment_is_an_error():
     with pytest.raises(DroplabError, match="no finished experiment has metrics/summary.json for s2_mlp"):
         sweep.collect([{"rev": "workspace", "experiments": None}], ["s2_mlp"])
+
+
+class ScriptedQueue:
+    """`dvc` as the sweep calls it, for a queue whose workers have died: `exp show` reports one
+    experiment queued and one left running by the dead worker (or, once `revive` workers are
+    started, both done); `queue status` prints DVC 3's worker line."""
+
+    def __init__(self, revive: bool):
+        self.revive, self.workers, self.calls = revive, 0, []
+
+    def __call__(self, *args: str) -> str:
+        self.calls.append(args[:2])
+        if args[:2] == ("queue", "start"):
+            self.workers = int(args[-1]) if self.revive else 0
+        if args[:2] == ("queue", "status"):
+            return f"Task  Name  Created  Status\n\nWorker status: {self.workers} active, 0 idle\n"
+        states = {"exp-x": "success", "exp-y": "success"} if self.workers else {"exp-x": "running", "exp-y": "queued"}
+        return json.dumps([{"rev": "a" * 40, "name": "main", "data": {}, "experiments": [
+            _experiment(name, state, 0.5, {"s2_mlp": _row(0.8, 0.7)}) for name, state in states.items()]}])
+
+
+def test_a_queue_with_no_live_worker_is_restarted_once(monkeypatch):
+    scripted = ScriptedQueue(revive=True)
+    monkeypatch.setattr(sweep, "dvc", scripted)
+    monkeypatch.setattr(sweep, "POLL_SECONDS", 0.0)
+    shown = sweep.wait_for_queue(timeout=60, jobs=2)
+    assert scripted.calls.count(("queue", "start")) == 1
+    assert {name for name, _, _ in sweep._experiments(shown)} == {"exp-x", "exp-y"}
+
+
+def test_a_queue_that_stays_dead_stops_the_sweep_naming_the_stuck_experiments(monkeypatch):
+    scripted = ScriptedQueue(revive=False)
+    monkeypatch.setattr(sweep, "dvc", scripted)
+    monkeypatch.setattr(sweep, "POLL_SECONDS", 0.0)
+    with pytest.raises(DroplabError, match="no DVC queue worker alive, after restarting the workers once: "
+                                           "exp-x, exp-y"):
+        sweep.wait_for_queue(timeout=60)
+    assert scripted.calls.count(("queue", "start")) == 1
+    assert scripted.calls.count(("exp", "show")) == 2 * sweep.STALLED_POLLS  # waits before acting, both times
+
+
+def test_the_worker_count_is_read_from_real_dvc_queue_status(tmp_path: Path, monkeypatch):
+    """DVC's own output in a repository with no worker started: the line the check parses."""
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(command, cwd=tmp_path, check=True, capture_output=True)
+    monkeypatch.chdir(tmp_path)
+    assert sweep.live_workers() == 0
+
+
+def test_a_queue_status_without_a_worker_line_never_counts_as_dead(monkeypatch):
+    """Another DVC version's output: the sweep cannot tell, so it waits (until its timeout)."""
+    calls = []
+
+    def dvc(*args: str) -> str:
+        calls.append(args[:2])
+        if args[:2] == ("queue", "status"):
+            return "No experiment tasks in the queue.\n"
+        return json.dumps([{"rev": "a" * 40, "name": "main", "data": {}, "experiments": [
+            _experiment("exp-x", "queued", 0.5, None)]}])
+
+    monkeypatch.setattr(sweep, "dvc", dvc)
+    monkeypatch.setattr(sweep, "POLL_SECONDS", 0.0)
+    with pytest.raises(DroplabError, match="did not finish within 0 s"):
+        sweep.wait_for_queue(timeout=0)
+    assert ("queue", "start") not in calls

@@ -87,20 +87,23 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
         outputs.append(out)
     first, second = outputs
     # the model file too: DVC hashes it, and other bytes would rerun every stage that reads it
-    files = (f"metrics/train/{variant}/seed0.json", f"plots/train/{variant}/seed0.tsv", f"models/{variant}/seed0.pt",
-             f"metrics/bn/{variant}/seed0.json")
+    live_files = sorted(p.relative_to(first).as_posix() for p in (first / f"plots/train/{variant}/seed0").rglob("*")
+                        if p.is_file())
+    files = (f"metrics/train/{variant}/seed0.json", f"models/{variant}/seed0.pt", f"metrics/bn/{variant}/seed0.json",
+             *live_files)
+    assert f"plots/train/{variant}/seed0/metrics.json" in live_files and len(live_files) == 1 + 7 + 1  # + confusion
     for rel in files:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     assert list(results) == [0] and measured == [0, 0]
     result = results[0]
     assert set(result) == {"best_epoch", "train", "val", "test", "sizes"}
-    assert set(result["test"]) == {"loss", "acc1", "acc5", "f1_macro"}
+    assert set(result["test"]) == {"loss", "acc1", "acc5", "f1_macro", "f1_per_class"}
     assert result["sizes"] == {"train": 120, "val": 40, "test": 40}  # the study's cpu sizes exceed the splits
     assert json.loads((first / f"metrics/train/{variant}/seed0.json").read_text()) == result
     assert json.loads((first / f"metrics/bn/{variant}/seed0.json").read_text()) == {
         "seed": 0, "test_images": 40, "training": False}  # measured in eval mode, on the whole test split
-    rows = (first / f"plots/train/{variant}/seed0.tsv").read_text().splitlines()
-    assert rows[0].split("\t") == list(train.CURVE_COLUMNS) and len(rows) == 3
+    rows = (first / f"plots/train/{variant}/seed0/plots/metrics/val/acc1.tsv").read_text().splitlines()
+    assert rows[0] == "step\tacc1" and [row.split("\t")[0] for row in rows[1:]] == ["1", "2"]  # step = epoch
     speed = json.loads((first / f"metrics/speed/{variant}/seed0.json").read_text())
     assert set(speed) == {"seconds", "images_per_sec", "device", "processes", "platform"} and speed["device"] == "cpu"
     assert speed["platform"]["torch"] == torch.__version__ and speed["platform"]["threads"] == 2
@@ -122,10 +125,12 @@ def test_another_seed_is_another_run_and_seeds_do_not_depend_on_each_other(tiny_
     assert results[0]["test"] != results[1]["test"]  # other initial weights, data order and dropout masks
     for folder in ("metrics/train", "metrics/speed", "plots/train", "models"):
         assert sorted(p.stem for p in (tmp_path / "both" / folder / "s2_mlp").iterdir()) == ["seed0", "seed1"], folder
+    assert not list((tmp_path / "both/plots/train/s2_mlp").glob("*.earlier"))  # the aside copy goes on success
     assert not (tmp_path / "both/metrics/bn").exists()  # no `measure`, no BN file
     alone = _main(params, "s2_mlp", [1], prepared, tmp_path / "alone")
     assert alone == {1: results[1]}
-    for rel in ("metrics/train/s2_mlp/seed1.json", "plots/train/s2_mlp/seed1.tsv", "models/s2_mlp/seed1.pt"):
+    for rel in ("metrics/train/s2_mlp/seed1.json", "plots/train/s2_mlp/seed1/metrics.json",
+                "plots/train/s2_mlp/seed1/test_confusion.tsv", "models/s2_mlp/seed1.pt"):
         assert (tmp_path / "alone" / rel).read_bytes() == (tmp_path / "both" / rel).read_bytes(), rel
 
 
@@ -160,8 +165,8 @@ def test_test_split_is_evaluated_with_the_best_epochs_weights(tiny_params, tmp_p
     real_evaluate = train.evaluate
     weights_seen: list[dict[str, torch.Tensor]] = []
 
-    def scripted_evaluate(model, split, batch_size, ctx, shard):
-        metrics = real_evaluate(model, split, batch_size, ctx, shard)
+    def scripted_evaluate(model, split, batch_size, ctx, shard, per_class=False):
+        metrics = real_evaluate(model, split, batch_size, ctx, shard, per_class)
         weights_seen.append({k: v.clone() for k, v in model.state_dict().items()})
         if len(weights_seen) <= len(scripted_val_acc1):
             metrics["acc1"] = scripted_val_acc1[len(weights_seen) - 1]

@@ -20,6 +20,7 @@ import yaml
 from droplab.atomic import write_text
 from droplab.config import Params
 from droplab.errors import DroplabError
+from droplab.run_files import CONFUSION, metric_file
 
 PIPELINE = Path("dvc.yaml")
 BEGIN = "    # runs: generated from params.yaml by `droplab runs` (make runs); do not edit by hand\n"
@@ -28,8 +29,8 @@ BLOCK = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
 PLOTS_BEGIN = "  # plots: generated from params.yaml's studies by `droplab runs` (make runs); do not edit by hand\n"
 PLOTS_END = "  # end of plots\n"
 PLOTS_BLOCK = re.compile(re.escape(PLOTS_BEGIN) + r".*?" + re.escape(PLOTS_END), re.S)
-CURVES = {"loss": ("cross-entropy loss", ["train_loss", "val_loss"]),
-          "acc1": ("top-1 accuracy", ["train_acc1", "val_acc1"])}
+TRAIN_PLOTS = Path("plots/train")  # each run's DVCLive folder is <this>/<variant>/seed<k>/
+CURVES = {"loss": "cross-entropy loss", "acc1": "top-1 accuracy"}
 
 
 def runs_mapping(params: Params) -> dict[str, dict]:
@@ -39,36 +40,51 @@ def runs_mapping(params: Params) -> dict[str, dict]:
 
 
 def plots_list(params: Params) -> list[dict]:
-    """dvc.yaml's top-level plots: per study, its trained variants' curves (loss, then top-1
-    accuracy; each variant's first seed) and its test bars, titled by the study's title."""
+    """dvc.yaml's top-level plots: per study, its trained variants' DVCLive curves (loss, then
+    top-1 accuracy, train and validation; each variant's first seed) and its test bars, titled by
+    the study's title; then each trained variant's test confusion matrix (first seed: a plot
+    holds a row per test image, and one per run would swell every `dvc plots diff`)."""
     trained = params.trained_variants()
     plots: list[dict] = []
     for name, study in params.studies.items():
-        shown = [variant for variant in study.variants if variant in trained]
-        for metric, (label, columns) in CURVES.items():
+        shown = [params.first_run(variant).path(TRAIN_PLOTS, "") for variant in study.variants if variant in trained]
+        for metric, label in CURVES.items():
             plots.append({f"{name}_{metric}": {
-                "title": f"{study.title}: train and validation {label}", "x": "epoch", "x_label": "epoch",
+                "title": f"{study.title}: train and validation {label}", "x": "step", "x_label": "epoch",
                 "y_label": label,
-                "y": {f"plots/train/{variant}/seed{params.seeds_of(variant)[0]}.tsv": columns for variant in shown}}})
+                "y": {str(metric_file(folder, f"{split}/{metric}")): metric
+                      for folder in shown for split in ("train", "val")}}})
         plots.append({f"plots/test/{name}.tsv": {
             "title": f"{study.title}: test top-1 accuracy, mean over seeds", "template": "bar_horizontal",
             "x": "test_acc1", "y": "variant", "x_label": "test top-1 accuracy (mean over seeds)",
             "y_label": "variant"}})
+    for variant in trained:
+        run = params.first_run(variant)
+        plots.append({str(run.path(TRAIN_PLOTS, "") / CONFUSION): {
+            "title": f"{variant} (seed {run.seed}): test confusion matrix", "template": "confusion", "x": "actual",
+            "y": "predicted", "x_label": "true class", "y_label": "predicted class"}})
     return plots
 
 
 class _PlotsDumper(yaml.SafeDumper):
-    """Block mappings, with each list of column names on one line."""
+    """Block mappings, except that a plot's own settings (scalars only, no file names as keys)
+    and each list of column names sit on one line."""
 
     def represent_list(self, value: list) -> yaml.Node:
         flow = all(isinstance(item, str) for item in value)
         return self.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+
+    def represent_dict(self, value: dict) -> yaml.Node:
+        flow = all(isinstance(item, (str, int, float)) for item in value.values()) and not any(
+            "/" in key for key in value)
+        return self.represent_mapping("tag:yaml.org,2002:map", value, flow_style=flow)
 
     def ignore_aliases(self, data) -> bool:
         return True
 
 
 _PlotsDumper.add_representer(list, _PlotsDumper.represent_list)
+_PlotsDumper.add_representer(dict, _PlotsDumper.represent_dict)
 
 
 def _by_id(plots: object) -> dict | None:

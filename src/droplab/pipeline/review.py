@@ -18,6 +18,7 @@ import pandas as pd
 from droplab.atomic import write_text
 from droplab.pipeline.dvc_command import dvc
 from droplab.results.figures import COLORS, save
+from droplab.run_files import CONFUSION
 
 STATS = Path("report/stats.json")
 
@@ -103,12 +104,19 @@ def build_review(base: str, out_dir: Path) -> str:
     metrics = dvc("metrics", "diff", base, "--md").strip() or "No metric changed."
     params = dvc("params", "diff", base, "--md").strip() or "No parameter changed."
     plots = json.loads(dvc("plots", "diff", base, "--json"))
-    images = []
+    images, confusions = [], []
     for plot_id, entries in plots.get("data", {}).items():
         spec = entries[0]["content"] if entries else {}
         filename = re.sub(r"[^A-Za-z0-9_.-]+", "_", plot_id) + ".png"
-        if spec and _changed(spec) and render(plot_id, spec, out_dir / "plots" / filename):
+        if not spec or not _changed(spec):
+            continue
+        if plot_id.endswith(CONFUSION):  # one per run: named, not drawn, or they would bury the curves
+            confusions.append(f"`{plot_id}`")
+        elif render(plot_id, spec, out_dir / "plots" / filename):
             images.append(f"![{plot_id}](plots/{filename})")
+    if confusions:
+        images.append(f"Test confusion matrices that changed ({len(confusions)}; `dvc plots diff {base}` draws "
+                      f"them): {', '.join(confusions)}")
     text = "\n".join([
         f"## droplab: this change against `{base}`", "",
         "### Claims of the original studies (this revision)", "", _claims_table(), "",

@@ -9,6 +9,7 @@ gives that p's test metrics; test metrics never choose p.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,10 @@ from droplab.results.figures import COLORS, save
 
 SUMMARY = "metrics/summary.json"
 POLL_SECONDS = 5.0
+WORKER_STATUS = re.compile(r"Worker status: (\d+) active, (\d+) idle")
+# polls in a row that see experiments queued, none running and no worker alive before the sweep
+# acts: a worker that `dvc queue start` just launched takes a moment to register
+STALLED_POLLS = 3
 COLUMNS = ["variant", "p", "experiment", "seeds", "val_acc1", "val_acc1_sd", "val_loss", "val_loss_sd",
            "test_acc1", "test_acc1_sd", "test_loss"]
 
@@ -42,9 +47,22 @@ def _experiments(shown: list[dict]) -> Iterator[tuple[str, str, dict]]:
                 yield rev.get("name") or rev["rev"][:7], state, rev.get("data") or {}
 
 
-def wait_for_queue(timeout: float) -> list[dict]:
-    """Poll until no experiment is queued or running; fail naming any experiment that failed."""
+def live_workers() -> int | None:
+    """How many DVC queue workers are alive (active or idle), from `dvc queue status`; None when
+    it prints no worker line (another DVC version): then the sweep cannot tell, and waits."""
+    match = WORKER_STATUS.search(dvc("queue", "status"))
+    return None if match is None else int(match[1]) + int(match[2])
+
+
+def wait_for_queue(timeout: float, jobs: int = 1) -> list[dict]:
+    """Poll until no experiment is queued or running; fail naming any experiment that failed.
+
+    A DVC queue can be left with experiments queued or running and no worker alive (a worker
+    killed or crashed mid-experiment, the machine slept): it would wait forever. Seeing that on
+    STALLED_POLLS polls in a row, the sweep restarts `jobs` workers once; if they stall too, it
+    stops and names the stuck experiments."""
     deadline = time.monotonic() + timeout
+    stalled, restarted = 0, False
     while True:
         shown = json.loads(dvc("exp", "show", "--json"))
         states = {name: state for name, state, _ in _experiments(shown)}
@@ -53,6 +71,17 @@ def wait_for_queue(timeout: float) -> list[dict]:
             if failed:
                 raise DroplabError(f"experiments failed: {', '.join(failed)}; see `dvc queue logs <name>`")
             return shown
+        stuck = sorted(name for name, state in states.items() if state in ("queued", "running"))
+        stalled = stalled + 1 if live_workers() == 0 else 0
+        if stalled >= STALLED_POLLS:
+            if restarted:
+                raise DroplabError(f"experiments still queued or running with no DVC queue worker alive, after "
+                                   f"restarting the workers once: {', '.join(stuck)}; see `dvc queue status` and "
+                                   "`dvc queue logs <name>`, then `dvc queue start` or `dvc exp remove --queue`")
+            print(f"droplab sweep: {len(stuck)} experiment(s) waiting and no queue worker alive; restarting "
+                  f"{jobs} worker(s)", flush=True)
+            dvc("queue", "start", "-j", str(jobs))
+            stalled, restarted = 0, True
         if time.monotonic() > deadline:
             raise DroplabError(f"the queue did not finish within {timeout:.0f} s; see `dvc queue status`")
         time.sleep(POLL_SECONDS)
@@ -118,6 +147,6 @@ def run_sweep(rates: list[float], jobs: int, variants: str, out_dir: Path, queue
               timeout: float = 24 * 3600) -> str:
     if queue_first:
         queue(rates, jobs)
-    shown = wait_for_queue(timeout)
+    shown = wait_for_queue(timeout, jobs)
     frame = collect(shown, [name.strip() for name in variants.split(",") if name.strip()])
     return report(frame, out_dir)

@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
@@ -88,4 +89,25 @@ def bn_figure(variant: str, affine: dict[str, dict[str, list[float]]], ratio: di
     ax_shift.legend(fontsize=8)
     ax_shift.grid(alpha=0.3)
     fig.tight_layout()
+    save(fig, path)
+
+
+def confusion_figure(title: str, matrices: dict[str, np.ndarray], classes: list[str], path: Path) -> None:
+    """Each variant's test confusion matrix normalized by true class (a row is that class's
+    recall spread over the predictions), side by side on one colour scale."""
+    columns = min(len(matrices), 3)
+    rows = -(-len(matrices) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 5 * rows), squeeze=False)
+    for ax in axes.flat[len(matrices):]:
+        ax.axis("off")
+    for ax, (name, counts) in zip(axes.flat, matrices.items(), strict=False):
+        normalized = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+        image = ax.imshow(normalized, vmin=0.0, vmax=1.0, cmap="Blues")
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(classes)), classes, fontsize=7)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="share of the true class")
+    fig.suptitle(title)
     save(fig, path)

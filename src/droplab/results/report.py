@@ -16,7 +16,8 @@ import torch
 from droplab.analysis.analyze import load_model_file
 from droplab.atomic import write_text
 from droplab.config import Params, Study
-from droplab.results.figures import bn_figure, curves_axes, save, table_axes, val_curve_axes
+from droplab.results.figures import bn_figure, confusion_figure, curves_axes, save, table_axes, val_curve_axes
+from droplab.training import live
 
 ACCURACY_COLUMNS = ["variant", "seeds", "untrained", "test_acc1", "test_acc1_ci95", "test_acc5", "test_f1_macro",
                     "test_loss"]
@@ -79,9 +80,35 @@ def summary_table(params: Params, variants: list[str], stats: dict, metrics_dir:
 
 
 def load_curves(params: Params, variants: list[str], plots_dir: Path) -> dict[str, pd.DataFrame]:
-    """The first seed's learning curves of every trained variant."""
-    return {name: pd.read_csv(params.first_run(name).path(plots_dir / "train", ".tsv"), sep="\t")
-            for name in variants}
+    """The first seed's learning curves of every trained variant, from its DVCLive folder."""
+    return {name: live.read_curves(params.first_run(name).path(plots_dir / "train", "")) for name in variants}
+
+
+DIFFERING_CLASSES = 3  # classes listed where a study's variants differ most
+
+
+def confusion_section(params: Params, name: str, study: Study, metrics_dir: Path, plots_dir: Path, out_dir: Path,
+                      classes: list[str]) -> list[str]:
+    """The study's first-seed test confusion matrices (normalized, report/studies/<study>_confusion.png)
+    and the classes whose test F1 differs most between its variants."""
+    shown = [variant for variant in study.variants if variant in params.trained_variants()]
+    if not shown:
+        return []
+    runs = {variant: params.first_run(variant) for variant in shown}
+    matrices = {variant: live.read_confusion(run.path(plots_dir / "train", "") / live.CONFUSION, classes)
+                for variant, run in runs.items()}
+    confusion_figure(f"{name}: test confusion matrices, first seed, normalized by true class", matrices, classes,
+                     out_dir / "studies" / f"{name}_confusion.png")
+    lines = [f"![{name} confusion matrices](studies/{name}_confusion.png)", ""]
+    if len(shown) < 2:
+        return lines
+    f1 = pd.DataFrame({variant: _read(run.path(metrics_dir / "train", ".json"))["test"]["f1_per_class"]
+                       for variant, run in runs.items()}).reindex(classes)
+    f1["spread"] = f1.max(axis=1) - f1.min(axis=1)
+    differing = f1.sort_values("spread", ascending=False, kind="stable").head(DIFFERING_CLASSES)
+    lines += ["Classes whose test F1 differs most between the variants (first seed; spread = max - min):", "",
+              _markdown(differing.rename_axis("class").reset_index()), ""]
+    return lines
 
 
 def study_figure(name: str, study: Study, table: pd.DataFrame, curves: dict[str, pd.DataFrame], path: Path) -> None:
@@ -178,7 +205,7 @@ def _claims_section(claims: list[dict]) -> list[str]:
 
 
 def build_report(params: Params, metrics_dir: Path, plots_dir: Path, models_dir: Path, out_dir: Path,
-                 dataset: str) -> pd.DataFrame:
+                 dataset: str, classes: list[str]) -> pd.DataFrame:
     affine = first_seed_affine(params, metrics_dir, models_dir)
     stats = _read(out_dir / "stats.json")
     variants = list(params.variants)
@@ -196,7 +223,8 @@ def build_report(params: Params, metrics_dir: Path, plots_dir: Path, models_dir:
                   f"![{name}](studies/{name}.png)", "", _markdown(table.loc[study.variants]), "",
                   "Exploratory: every pair on test top-1 (Welch's t over seeds), p-values Holm-adjusted within "
                   "the study (`p_holm`, which the verdict follows); no claim named these pairs before the run.", "",
-                  _markdown(comparisons), ""]
+                  _markdown(comparisons), "",
+                  *confusion_section(params, name, study, metrics_dir, plots_dir, out_dir, classes)]
     lines += ["## Every variant", "", _markdown(table), "", "## Architectures and per-module FLOPs", ""]
     lines += [f"- `{v}`: [module tree](arch/{v}.txt), [FLOPs per module](arch/{v}.flops.txt)"
               + (f", [BN parameters and variance shift](bn/{v}.png)" if v in stats["variants"] else "")

@@ -9,6 +9,7 @@ across ranks there too.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -54,8 +55,9 @@ class Meter:
         loss_sum = torch.stack(self.losses).double().sum()
         return torch.cat([(truth.T @ predicted).flatten(), loss_sum[None], top5_hits[None]])
 
-    def summary(self, reduce: Reduce | None = None) -> dict[str, float]:
-        """Loss, top-1/top-5 accuracy and macro F1; `reduce` sums the counts across processes."""
+    def summary(self, reduce: Reduce | None = None, per_class: bool = False) -> dict[str, Any]:
+        """Loss, top-1/top-5 accuracy and macro F1; with `per_class`, also each class's F1 and the
+        confusion matrix (true x predicted counts). `reduce` sums the counts across processes."""
         counts = self.counts()
         if reduce is not None:
             counts = reduce(counts)
@@ -67,9 +69,13 @@ class Meter:
         # F1 per class = 2TP / (2TP + FP + FN); a class never seen nor predicted scores 0.
         denominator = confusion.sum(0) + confusion.sum(1)
         f1 = torch.where(denominator > 0, 2 * true_pos / denominator.clamp(min=1), torch.zeros_like(true_pos))
-        return {
+        result: dict[str, Any] = {
             "loss": loss_sum / count,
             "acc1": true_pos.sum().item() / count,
             "acc5": top5_hits / count,
             "f1_macro": f1.mean().item(),
         }
+        if per_class:
+            result["f1_per_class"] = f1.tolist()
+            result["confusion"] = confusion.long().tolist()
+        return result

@@ -1,7 +1,8 @@
 """Train one variant under each of its seeds: flat `train_one_epoch` and `evaluate`, one `main`.
 
 All seeds of a variant share one process (the data is loaded and torch imported once), and
-each seed still writes its own files. Validation runs every epoch; the weights of the best
+each seed still writes its own files. Rank 0 logs every epoch through DVCLive
+(`training.live`) as it trains. Validation runs every epoch; the weights of the best
 validation epoch (highest val acc1, earliest on ties) are kept, the test split is evaluated
 once with those weights, and the BN analysis (`analyze.analyze_run`) measures them. Under
 torchrun every process trains its shard of each batch (DDP averages the gradients) and
@@ -13,10 +14,11 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,7 +33,7 @@ from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
 from droplab.models.norm import convert_sync_batchnorm
 from droplab.models.registry import create_model_for
-from droplab.training import checkpoint, distributed
+from droplab.training import checkpoint, distributed, live
 from droplab.training.determinism import seed_everything
 from droplab.training.device_data import (
     ONE_PROCESS,
@@ -47,8 +49,6 @@ from droplab.training.device_data import (
 )
 from droplab.training.metrics import Meter
 from droplab.training.optim import build_optimizer, build_scheduler
-
-CURVE_COLUMNS = ("epoch", "train_loss", "train_acc1", "val_loss", "val_acc1", "val_acc5")
 
 
 @dataclass
@@ -132,10 +132,10 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
 
 @torch.no_grad()
 def evaluate(model: nn.Module, split: Split, batch_size: int, ctx: Context,
-             shard: Shard = ONE_PROCESS) -> dict[str, float]:
-    """Metrics of `split`. With a `shard` of several processes each evaluates its contiguous
-    share and the counts are summed: one pass's work in all, and one process's metrics (the
-    loss to float rounding)."""
+             shard: Shard = ONE_PROCESS, per_class: bool = False) -> dict[str, Any]:
+    """Metrics of `split` (with `per_class`, each class's F1 and the confusion matrix too). With
+    a `shard` of several processes each evaluates its contiguous share and the counts are
+    summed: one pass's work in all, and one process's metrics (the loss to float rounding)."""
     model.eval()
     part = shard.part(len(split))
     meter = Meter(ctx.num_classes, ctx.device)
@@ -143,7 +143,7 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, ctx: Context,
         with _autocast(ctx):
             logits = model(ctx.transform(images))
         meter.update(logits, labels, F.cross_entropy(logits.float(), labels, reduction="sum"))
-    return meter.summary(distributed.sum_across(shard))
+    return meter.summary(distributed.sum_across(shard), per_class)
 
 
 def host_copy(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -182,12 +182,17 @@ def _resume_state(resume: Resume | None, shard: Shard) -> dict | None:
     return saved
 
 
+EpochLog = Callable[[dict[str, float]], None]  # called with each epoch's history row
+
+
 def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Context, generator: torch.Generator,
-        name: str, resume: Resume | None = None,
-        lr_keys: str = "train.lr") -> tuple[History, dict[str, torch.Tensor], float]:
+        name: str, resume: Resume | None = None, lr_keys: str = "train.lr",
+        log: EpochLog | None = None) -> tuple[History, dict[str, torch.Tensor], float]:
     """Train for cfg.epochs, checkpointing every epoch to `resume` and starting after its last
     epoch when it has one; return the history, the best epoch's weights (on the CPU) and the
-    training seconds. `lr_keys` names where the lr is set, for the message when the loss diverges."""
+    training seconds. `lr_keys` names where the lr is set, for the message when the loss diverges.
+    `log` gets every epoch's row; after a resume, first the rows of the epochs already done, so
+    the log's steps continue where the checkpoint left off."""
     steps = len(splits["train"]) // cfg.batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps)
@@ -207,10 +212,13 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
         first_epoch = saved["epoch"] + 1
         if main_process:
             print(f"{name}: resuming after epoch {saved['epoch']} from {resume.path}", flush=True)
+    for row in history.rows if log else ():
+        log(row)
     trainable = for_training(model, cfg, ctx)
     for epoch in range(first_epoch, cfg.epochs + 1):
         progress = tqdm(total=steps, desc=f"{name} {epoch}/{cfg.epochs}", leave=False) if on_terminal else None
         start = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]  # the lr of the epoch's first step
         try:
             train = train_one_epoch(trainable, optimizer, scheduler, splits["train"], cfg, ctx, generator, progress)
         except NonFiniteLoss as bad:
@@ -227,7 +235,10 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
         if progress is not None:
             progress.close()
         history.rows.append({"epoch": epoch, "train_loss": train["loss"], "train_acc1": train["acc1"],
-                             "val_loss": val["loss"], "val_acc1": val["acc1"], "val_acc5": val["acc5"]})
+                             "train_acc5": train["acc5"], "val_loss": val["loss"], "val_acc1": val["acc1"],
+                             "val_acc5": val["acc5"], "lr": lr})
+        if log:
+            log(history.rows[-1])
         if main_process:
             print(f"{name} epoch {epoch}/{cfg.epochs}: train loss {train['loss']:.4f} acc1 {train['acc1']:.4f} | "
                   f"val loss {val['loss']:.4f} acc1 {val['acc1']:.4f}", flush=True)
@@ -248,13 +259,6 @@ def _rounded(metrics: dict[str, float]) -> dict[str, float]:
     return {key: round(value, 6) for key, value in metrics.items()}
 
 
-def curves_tsv(rows: list[dict[str, float]]) -> str:
-    lines = ["\t".join(CURVE_COLUMNS)]
-    for row in rows:
-        lines.append("\t".join(str(row["epoch"]) if col == "epoch" else f"{row[col]:.6f}" for col in CURVE_COLUMNS))
-    return "\n".join(lines) + "\n"
-
-
 def _resolve(setting: bool | str, auto: bool) -> bool:
     return auto if setting == "auto" else bool(setting)
 
@@ -272,9 +276,10 @@ def run_identity(config: VariantConfig, run: Run, prepared: Path, ctx: Context) 
 
 
 def train_run(config: VariantConfig, run: Run, splits: dict[str, Split], meta: dict, ctx: Context,
-              resume: Resume | None) -> tuple[nn.Module, History, dict[str, torch.Tensor], dict[str, float], dict]:
+              resume: Resume | None, log: EpochLog | None = None
+              ) -> tuple[nn.Module, History, dict[str, torch.Tensor], dict[str, Any], dict]:
     """One seed: train, reload the best epoch's weights, evaluate the test split; return the
-    model, its history and best weights, the test metrics and the speed record."""
+    model, its history and best weights, the test metrics (per class too) and the speed record."""
     cfg = config.train
     generator = seed_everything(run.seed, cfg.threads)
     model = create_model_for(config.spec, config.rates, meta).to(ctx.device)
@@ -286,9 +291,9 @@ def train_run(config: VariantConfig, run: Run, splits: dict[str, Split], meta: d
         torch.manual_seed(run.seed + 1000 * ctx.shard.rank)
     start = time.perf_counter()
     history, best_state, train_seconds = fit(trained, splits, cfg, ctx, generator, f"{run.variant} seed {run.seed}",
-                                             resume, config.lr_keys)
+                                             resume, config.lr_keys, log)
     model.load_state_dict(best_state)
-    test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx, ctx.shard)
+    test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx, ctx.shard, per_class=True)
     images = cfg.epochs * (len(splits["train"]) // cfg.batch_size) * cfg.batch_size
     speed = {"seconds": round(time.perf_counter() - start, 3), "images_per_sec": round(images / train_seconds, 1),
              "device": str(ctx.device), "processes": ctx.shard.world, "platform": platform.fingerprint(ctx.device.type)}
@@ -329,14 +334,20 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
             if checkpoints_dir is not None:
                 resume = Resume(run.path(checkpoints_dir, ".pt"), run_identity(config, run, prepared, ctx))
                 resumes.append(resume.path)
-            model, history, best_state, test, speed = train_run(config, run, splits, meta, ctx, resume)
-            result = {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
-                      "val": _rounded(history.best_val), "test": _rounded(test), "sizes": {
-                          name: len(split) for name, split in splits.items()}}
-            if shard.rank == 0:
-                bn = measure(model, splits, ctx, seed) if measure else None
-                _write_outputs(config, run, history, best_state, result, bn, speed, models_dir, metrics_dir,
-                               plots_dir)
+            live_dir = run.path(plots_dir / "train", "")
+            with live.earlier_kept(live_dir) if shard.rank == 0 else nullcontext():
+                with _run_log(live_dir, shard) as log:  # closed before any output is written
+                    model, history, best_state, test, speed = train_run(config, run, splits, meta, ctx, resume, log)
+                confusion = test.pop("confusion")
+                result = _result(history, test, splits, meta["classes"])
+                if shard.rank == 0:
+                    bn = measure(model, splits, ctx, seed) if measure else None
+                    outputs = {"model": {"variant": run.variant, "seed": run.seed, "spec": config.spec.model_dump(),
+                                         "rates": config.rates, "best_epoch": history.best_epoch,
+                                         "state_dict": best_state},
+                               "confusion": live.confusion_rows(confusion, meta["classes"]),
+                               "result": result, "bn": bn, "speed": speed}
+                    _write_outputs(run, outputs, models_dir, metrics_dir, plots_dir)
             results[seed] = result
         if shard.rank == 0:
             for path in resumes:
@@ -358,15 +369,31 @@ def make_context(config: VariantConfig, meta: dict, shard: Shard, device: torch.
     )
 
 
-def _write_outputs(config: VariantConfig, run: Run, history: History, best_state: dict[str, torch.Tensor], result: dict,
-                   bn: dict | None, speed: dict, models_dir: Path, metrics_dir: Path, plots_dir: Path) -> None:
-    """All of a seed's files or none: a failure half way (a full disk) leaves the earlier ones untouched."""
+def _result(history: History, test: dict[str, Any], splits: dict[str, Split], classes: list[str]) -> dict:
+    """A seed's metrics/train JSON: its best epoch, the metrics there, test F1 per class by name."""
+    per_class = {name: round(f1, 6) for name, f1 in zip(classes, test.pop("f1_per_class"), strict=True)}
+    return {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
+            "val": _rounded(history.best_val), "test": {**_rounded(test), "f1_per_class": per_class},
+            "sizes": {name: len(split) for name, split in splits.items()}}
+
+
+@contextmanager
+def _run_log(directory: Path, shard: Shard) -> Iterator[EpochLog | None]:
+    """Rank 0's DVCLive log of one run (training.live.run_log); the other ranks log nothing."""
+    if shard.rank:
+        yield None
+        return
+    with live.run_log(directory) as log:
+        yield log.epoch
+
+
+def _write_outputs(run: Run, outputs: dict, models_dir: Path, metrics_dir: Path, plots_dir: Path) -> None:
+    """All of a seed's files or none: a failure half way (a full disk) leaves the earlier ones
+    untouched (its DVCLive folder, written while it trained, is put back by live.earlier_kept)."""
     with atomic_files() as stage:
-        torch_files.save({"variant": run.variant, "seed": run.seed, "spec": config.spec.model_dump(),
-                          "rates": config.rates, "best_epoch": history.best_epoch,
-                          "state_dict": best_state}, stage(run.path(models_dir, ".pt")))
-        stage(run.path(plots_dir / "train", ".tsv")).write_text(curves_tsv(history.rows))
-        stage(run.path(metrics_dir / "speed", ".json")).write_text(json_text(speed))
-        stage(run.path(metrics_dir / "train", ".json")).write_text(json_text(result))
-        if bn is not None:
-            stage(run.path(metrics_dir / "bn", ".json")).write_text(json_text(bn))
+        torch_files.save(outputs["model"], stage(run.path(models_dir, ".pt")))
+        stage(run.path(plots_dir / "train", "") / live.CONFUSION).write_text(outputs["confusion"])
+        stage(run.path(metrics_dir / "speed", ".json")).write_text(json_text(outputs["speed"]))
+        stage(run.path(metrics_dir / "train", ".json")).write_text(json_text(outputs["result"]))
+        if outputs["bn"] is not None:
+            stage(run.path(metrics_dir / "bn", ".json")).write_text(json_text(outputs["bn"]))

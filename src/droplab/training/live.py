@@ -1,0 +1,117 @@
+"""A run's training log through DVCLive, written epoch by epoch on rank 0, so the VS Code DVC
+extension, DVC Studio and dvc.yaml's per-study overlays see a run while it trains.
+
+Each run logs into its own folder, plots/train/<variant>/seed<k>/, in DVCLive's layout:
+`metrics.json` (the latest epoch's values and its step) and `plots/metrics/<name>.tsv` (one row
+per epoch). The step is the epoch number (1-based), values are rounded and no timestamp is
+logged, so `dvc repro --force` rewrites the same bytes. droplab keeps its own dvc.yaml
+(DVCLive's `dvcyaml` is off) and saves no experiment of its own (`dvc exp run` does).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dvclive import Live, env
+
+from droplab.errors import DroplabError
+from droplab.run_files import CONFUSION, LOGGED, field, metric_file
+
+__all__ = ["CONFUSION", "RunLog", "confusion_rows", "earlier_kept", "read_confusion", "read_curves", "run_log"]
+
+
+class _PipelineLive(Live):
+    """DVCLive for a stage of droplab's own pipeline: whether it runs under `dvc exp run` comes
+    from the environment DVC sets, and DVCLive never opens (or, outside one, initializes) a DVC
+    repository of its own: droplab declares the outputs, and DVC saves the experiment."""
+
+    def _init_dvc(self) -> None:
+        self._inside_dvc_pipeline = bool(os.getenv(env.DVC_ROOT))
+        self._inside_dvc_exp = self._inside_dvc_pipeline and bool(os.getenv(env.DVC_EXP_BASELINE_REV))
+        self._save_dvc_exp = False
+        self._dvc_file = "dvc.yaml"  # never written: dvcyaml is None
+
+
+class RunLog:
+    """One run's DVCLive logger: `epoch(row)` logs one history row at step row["epoch"]."""
+
+    def __init__(self, live: Live):
+        self.live = live
+
+    def epoch(self, row: dict[str, float]) -> None:
+        self.live.step = int(row["epoch"])
+        for key, name in LOGGED.items():
+            value = float(row[key])
+            # six decimals, as every droplab metric file; the lr by significant digits, as it can be tiny
+            self.live.log_metric(name, float(f"{value:.6g}") if key == "lr" else round(value, 6))
+        self.live.next_step()  # writes metrics.json and signals the finished step to `dvc exp run`
+
+
+@contextmanager
+def run_log(directory: Path) -> Iterator[RunLog]:
+    """DVCLive logging into `directory` (emptied first) while the run trains."""
+    with _PipelineLive(str(directory), resume=False, report=None, save_dvc_exp=False, dvcyaml=None,
+                       monitor_system=False) as live:
+        live.step = 0
+        yield RunLog(live)
+
+
+@contextmanager
+def earlier_kept(directory: Path) -> Iterator[None]:
+    """An earlier run's files in `directory` are moved aside while a new run writes there, put
+    back if it fails, and deleted once it has written all its outputs. A copy aside already
+    (a killed run left it) is the good one: the partial folder beside it goes."""
+    aside = directory.with_name(directory.name + ".earlier")
+    if aside.exists():
+        shutil.rmtree(directory, ignore_errors=True)
+    elif directory.exists():
+        directory.rename(aside)
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        if aside.exists():
+            aside.rename(directory)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def read_curves(directory: Path) -> pd.DataFrame:
+    """The run's logged history as one table: an `epoch` column, then one per history key."""
+    columns = {}
+    for key, name in LOGGED.items():
+        logged = pd.read_csv(metric_file(directory, name), sep="\t")
+        columns[key] = logged.set_index("step")[field(name)]
+    return pd.DataFrame(columns).rename_axis("epoch").reset_index()
+
+
+def confusion_rows(confusion: list[list[int]], classes: list[str]) -> str:
+    """The test confusion matrix (true x predicted counts) as the per-image rows DVC's
+    `confusion` template counts, sorted so that equal rows sit together and diff compactly."""
+    lines = ["actual\tpredicted"]
+    for actual, row in enumerate(confusion):
+        for predicted, count in enumerate(row):
+            lines += [f"{classes[actual]}\t{classes[predicted]}"] * int(count)
+    return "\n".join(lines) + "\n"
+
+
+def read_confusion(path: Path, classes: list[str]) -> np.ndarray:
+    """A confusion rows file back as counts (true x predicted); a class it names that meta.json
+    does not is an error naming the file."""
+    rows = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
+    index = {name: position for position, name in enumerate(classes)}
+    if list(rows.columns) != ["actual", "predicted"]:
+        raise DroplabError(f"{path}: expected the columns actual, predicted; found {', '.join(rows.columns)}")
+    unknown = sorted(set(rows["actual"]) - set(index) | set(rows["predicted"]) - set(index))
+    if unknown:
+        raise DroplabError(f"{path}: class {unknown[0]!r} is not one of meta.json's classes; rerun its train stage")
+    counts = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(counts, (rows["actual"].map(index).to_numpy(int), rows["predicted"].map(index).to_numpy(int)), 1)
+    return counts
