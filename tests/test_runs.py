@@ -133,7 +133,6 @@ def test_the_plots_show_each_studys_trained_variants_and_its_test_bars(real_para
     assert confusion == {f"plots/train/{v}/seed{params.seeds_of(v)[0]}/test_confusion.tsv"
                          for v in params.trained_variants()}
     assert len(plots) == 3 * len(real_params["studies"]) + len(params.trained_variants())
-    assert all((REPO / name).is_file() for name in confusion)
     # every plotted file lies in an output the committed run recorded, DVC-cached (a hash, no cache: false)
     lock = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]
     recorded = {out["path"] for name, stage in lock.items() if name.startswith("train@")

@@ -51,9 +51,14 @@ def render(plot_id: str, spec: dict, path: Path) -> bool:
     title = (spec.get("title") or {}).get("text", plot_id)
     revisions = list(dict.fromkeys(rows["rev"]))
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    if "dvc_inferred_y_value" in rows:  # line plot of one or more files and fields
+    # A line plot of files and fields: DVC puts the values in dvc_inferred_y_value when the fields
+    # differ, under the one field's own name when every file shares it (DVCLive's files do).
+    values = [column for column in rows if column not in {x_field, "rev", "filename", "field", "filename::field"}]
+    y_column = "dvc_inferred_y_value" if "dvc_inferred_y_value" in rows else values[0] if (
+        "filename" in rows and len(values) == 1) else None
+    if y_column is not None:
         rows["x"] = pd.to_numeric(rows[x_field])
-        rows["y"] = pd.to_numeric(rows["dvc_inferred_y_value"])
+        rows["y"] = pd.to_numeric(rows[y_column])
         # DVC names the series by file and field when a plot overlays several files, by field alone otherwise
         key = next((column for column in ("filename::field", "field", "filename") if column in rows), None)
         if key is None:
