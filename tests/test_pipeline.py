@@ -343,14 +343,14 @@ def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp
     assert json.loads(run(["dvc", "status", "--json"], fresh)) == {}
 
     # Only the run cache: no dvc.lock, no outputs, an empty cache; `dvc fetch --run-cache` brings the
-    # remote's run records and what they point to, and `dvc repro` restores every train stage from
-    # them, byte for byte, without training.
+    # remote's run records, and `dvc repro --pull` restores every train stage from them (pulling
+    # the outputs they name), byte for byte, without training.
     only_runs = tmp_path / "only_runs"
     run(["git", "clone", "-q", str(origin), str(only_runs)], tmp_path)
     run(["git", "rm", "-q", "dvc.lock"], only_runs)
     run(["git", "commit", "-qm", "no lock"], only_runs)
     run(["dvc", "fetch", "--run-cache"], only_runs)
-    output = run(["dvc", "repro"], only_runs)
+    output = run(["dvc", "repro", "--pull"], only_runs)
     for variant in ("s2_mlp", "s4_mlp_p2_p5"):
         assert f"Stage 'train@{variant}' is cached - skipping run" in output, output
         assert f"Running stage 'train@{variant}'" not in output, output
