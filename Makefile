@@ -28,7 +28,7 @@ runs: setup
 	droplab runs
 
 repro: setup data runs
-	dvc repro
+	droplab repro
 
 # The shared results (README, Shared results): every DVC-cached output (data, models) and the
 # run cache, from or to the default DVC remote (`dvc remote add -d ...`).

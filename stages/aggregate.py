@@ -3,15 +3,13 @@
 from pathlib import Path
 
 from droplab.cli import run_stage
-from droplab.data.prepare import load_meta
 from droplab.results import aggregate
 
 
 def main(params) -> None:
-    classes = len(load_meta(Path("data/prepared"))["classes"])
-    stats = aggregate.main(params, Path("metrics"), Path("plots"), Path("report"), Path("claims.yaml"), classes)
+    stats = aggregate.main(params, Path("metrics"), Path("plots"), Path("report"), Path("claims.yaml"))
     for claim in stats["claims"]:
-        print(f"{claim['id']}: {claim['verdict']}  ({claim['numbers']})")
+        print(f"{claim['id']}: {claim['verdict']}  ({claim['observed']})")
 
 
 if __name__ == "__main__":

@@ -16,17 +16,17 @@ from droplab.training import distributed, gpu_pool, train
 
 def main(params) -> None:
     variant, seeds = variant_seeds_arg(params)
-    config = params.resolve(variant)
-    cfg = config.train
+    cfg = params.resolve(variant).train
     gpu_pool.claim_for_job(cfg.nproc_per_node)  # before any CUDA work: parallel jobs each get their own GPUs
     distributed.relaunch_under_torchrun(cfg.nproc_per_node)
 
-    def measure(model, splits, ctx, seed: int) -> dict:
+    def measure(model, splits, ctx, seed: int, test: dict) -> dict:
         return analyze.analyze_run(model, splits, ctx.transform, ctx, params.analysis.train_images,
-                                   cfg.eval_batch_size, seed)
+                                   cfg.eval_batch_size, seed, test)
 
-    train.main(config, seeds, Path("data/prepared"), Path("models"), Path("metrics"), Path("plots"),
-               Path("checkpoints"), measure)
+    for rate in params.sweep_rates(variant) or [None]:  # a swept variant trains at each of its study's rates
+        train.main(params.resolve(variant, rate), seeds, Path("data/prepared"), Path("models"), Path("metrics"),
+                   Path("plots"), Path("checkpoints"), measure)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """`droplab` (or `python -m droplab`): the commands around the pipeline that DVC does not run itself.
 
+  droplab repro    `dvc repro`, timed: how long it took and where the time went
   droplab runs     write the (variant, seed) pairs of params.yaml into dvc.yaml's train stage
   droplab tiny     shrink params.yaml in place to the tiny config (what the tests and PR review run)
   droplab sweep    the S2 dropout sweep through the DVC experiment queue, then its report
@@ -21,6 +22,12 @@ from droplab.config import ConfigError, load_params, parse_params, read_params
 from droplab.errors import DroplabError
 from droplab.pipeline.tiny import shrink
 from droplab.runs import PIPELINE, runs_block_of, write_runs
+
+
+def _repro(args: argparse.Namespace) -> None:
+    from droplab.pipeline import timing
+
+    sys.exit(timing.repro(args.dvc_args))
 
 
 def _runs(args: argparse.Namespace) -> None:
@@ -80,6 +87,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="droplab", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = root.add_subparsers(dest="command", required=True)
+    repro = commands.add_parser("repro", help="dvc repro, timed: the time in all, in training, in the rest")
+    repro.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc repro")
+    repro.set_defaults(func=_repro)
     runs = commands.add_parser("runs", help="write params.yaml's runs into dvc.yaml")
     runs.add_argument("--params", type=Path, default=PARAMS)
     runs.add_argument("--pipeline", type=Path, default=PIPELINE)

@@ -144,6 +144,11 @@ class ResNetVariant(ResNetSpec, VariantFields):
 
 MODEL_VARIANTS: dict[str, type[BaseModel]] = {"mlp": MLPVariant, "cnn": CNNVariant, "lenet5": LeNetVariant,
                                               "resnet": ResNetVariant}
+
+
+def family_fields(model: str) -> set[str]:
+    """The architecture fields of a model family: what a study's `spec:` may set."""
+    return set(MODEL_VARIANTS[model].model_fields) - set(VariantFields.model_fields) - {"model"}
 VariantSpec = Annotated[MLPVariant | CNNVariant | LeNetVariant | ResNetVariant, Field(discriminator="model")]
 _SPEC: TypeAdapter = TypeAdapter(VariantSpec)
 
@@ -162,7 +167,8 @@ class Scale(Strict):
     val_images: int | None = Field(None, gt=0)
     test_images: int | None = Field(None, gt=0)
     train: TrainOverride = TrainOverride()  # type: ignore[valid-type]  # over `train`; a variant's own keys win
-    spec: dict[str, Any] = {}  # over each variant's spec, e.g. {resize: null} for native input size
+    # over the spec of each variant whose family has the key, e.g. {resize: null} for native input size
+    spec: dict[str, Any] = {}
     # variants of this study not trained at this scale, and why (claims about them read "not run")
     skip: list[str] = []
     skip_reason: str | None = None
@@ -174,6 +180,36 @@ class Scale(Strict):
         return self
 
 
+RATE_STEP = 100  # sweep rates are whole percents: each names its runs' folder, p10 ... p90
+
+
+class Sweep(Strict):
+    """The published S2 protocol: every variant of the study whose rate follows `dropout` trains
+    at each of `rates` instead; the aggregate stage selects the rate at which the `select`
+    variant has the best mean `metric` over seeds (validation, never test), and the study's claims
+    and tables read each swept variant at that rate."""
+
+    rates: list[float] = Field(min_length=2)
+    select: str
+    metric: Literal["val.loss", "val.acc1"] = "val.loss"
+
+    @field_validator("rates")
+    @classmethod
+    def _whole_percents(cls, rates: list[float]) -> list[float]:
+        for rate in rates:
+            if not 0 < rate < 1 or abs(rate * RATE_STEP - round(rate * RATE_STEP)) > 1e-9:
+                raise ValueError(f"rate {rate}: expected a whole percent strictly between 0 and 1 (0.01 ... 0.99); "
+                                 "it names the runs' folder")
+        if (twice := first_repeated([round(rate * RATE_STEP) for rate in rates])) is not None:
+            raise ValueError(f"rate {twice / RATE_STEP:g} appears more than once")
+        return rates
+
+
+def rate_tag(rate: float) -> str:
+    """A sweep rate as the name of its runs' folder and the suffix of its label: 0.8 -> 'p80'."""
+    return f"p{round(rate * RATE_STEP):02d}"
+
+
 class Study(Strict):
     title: str
     variants: list[str] = Field(min_length=1)
@@ -182,8 +218,9 @@ class Study(Strict):
     # variant -> the same architecture without dropout: recalibration's gain minus the twin's is
     # the part due to dropout rather than to stale BN statistics
     twins: dict[str, str] = {}
-    cpu: Scale = Scale()  # the default run's setting: sized for a 30-minute `dvc repro` on 2 cores
+    cpu: Scale = Scale()  # the default run's setting, sized to reach each claim's regime on 2 cores
     paper: Scale = Scale()  # the published setting (`dvc exp run -S scale=paper`)
+    sweep: Sweep | None = None  # train the variants that follow `dropout` at several rates, select on validation
 
     def scale(self, name: ScaleName) -> Scale:
         return getattr(self, name)
@@ -197,15 +234,24 @@ class Study(Strict):
 
 
 class Run(Strict):
-    """One (variant, seed) pair: one seed of the DVC stage `train@<variant>`, with its own files."""
+    """One (variant, seed) pair, or (variant, sweep rate, seed): one seed of the DVC stage
+    `train@<variant>`, with its own files."""
 
     variant: str
     seed: int
     p: str  # the variant's rate key, for DVC to track
+    rate: float | None = None  # the sweep rate it trains at instead of its rate key's
+
+    @property
+    def label(self) -> str:
+        """What the statistics, claims and tables call it: the variant, or <variant>_p80 for a sweep rate."""
+        return self.variant if self.rate is None else f"{self.variant}_{rate_tag(self.rate)}"
 
     def path(self, folder: Path, suffix: str) -> Path:
-        """This run's file in `folder` (models/, metrics/train/, ...): <folder>/<variant>/seed<seed><suffix>."""
-        return folder / self.variant / f"seed{self.seed}{suffix}"
+        """This run's file in `folder` (models/, metrics/train/, ...): <folder>/<variant>/seed<seed><suffix>,
+        or <folder>/<variant>/p80/seed<seed><suffix> for a sweep rate."""
+        inside = folder / self.variant if self.rate is None else folder / self.variant / rate_tag(self.rate)
+        return inside / f"seed{self.seed}{suffix}"
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -371,11 +417,44 @@ class Params(Strict):
                 if strangers:
                     raise ValueError(f"studies.{study}.{scale}.skip: {strangers[0]!r} is not one of this "
                                      "study's variants")
+            for scale in ("cpu", "paper"):
+                self._check_spec_keys(study, scale, group)
+            if group.sweep is not None:
+                self._check_sweep(study, group)
         homeless = [name for name in self.variants if self.home_study(name) is None]
         if homeless:
             raise ValueError(f"variants.{homeless[0]} is in no study: add it to one under studies "
                              "(a variant trains at its first study's scale settings)")
         return self
+
+    def _check_spec_keys(self, study: str, scale: ScaleName, group: Study) -> None:
+        """A study's spec key applies to the variants whose family has it; a key none has would do nothing."""
+        families = {self.variants[name].model for name in group.variants}
+        known = set().union(*(family_fields(family) for family in families))
+        for key in group.scale(scale).spec:
+            if key not in known:
+                raise ValueError(f"studies.{study}.{scale}.spec.{key}: not an architecture field of this study's "
+                                 f"variants ({', '.join(sorted(families))}); allowed: {', '.join(sorted(known))}")
+
+    def _check_sweep(self, study: str, group: Study) -> None:
+        sweep = group.sweep
+        assert sweep is not None
+        if sweep.select not in group.variants:
+            raise ValueError(f"studies.{study}.sweep.select: {sweep.select!r} is not one of this study's variants")
+        if self.variants[sweep.select].p != "dropout":
+            raise ValueError(f"studies.{study}.sweep.select: {sweep.select!r} has p: {self.variants[sweep.select].p}; "
+                             "the sweep trains only the variants whose p is 'dropout'")
+        elsewhere = [name for name in group.variants if self.variants[name].p == "dropout"
+                     and self.home_study(name) != study]
+        if elsewhere:
+            raise ValueError(f"studies.{study}.sweep: {elsewhere[0]!r} follows `dropout` but trains under "
+                             f"{self.home_study(elsewhere[0])}, its first study; list it first in this one")
+
+    def sweep_rates(self, variant: str) -> list[float] | None:
+        """The rates a variant trains at when its home study sweeps and its rate follows `dropout`."""
+        home = self.home_study(variant)
+        sweep = self.studies[home].sweep if home else None
+        return list(sweep.rates) if sweep is not None and self.variants[variant].p == "dropout" else None
 
     def seed_count(self, variant: str) -> int:
         """Seeds a variant trains under: the most any of its studies asks for (1 outside studies)."""
@@ -389,6 +468,16 @@ class Params(Strict):
     def trained_variants(self) -> list[str]:
         return [name for name in self.variants if self.skipped_at_scale(name) is None]
 
+    def variant_runs(self, variant: str) -> list[Run]:
+        """Every run of one variant: a seed each, or a seed each at every sweep rate."""
+        rates = self.sweep_rates(variant) or [None]
+        return [Run(variant=variant, seed=seed, p=self.variants[variant].p, rate=rate)
+                for rate in rates for seed in self.seeds_of(variant)]
+
+    def labels(self) -> list[str]:
+        """What the statistics call the trained variants: each one, or each of its sweep rates."""
+        return list(dict.fromkeys(run.label for name in self.trained_variants() for run in self.variant_runs(name)))
+
     def seeds_of(self, variant: str) -> list[int]:
         return self.seeds[:self.seed_count(variant)]
 
@@ -396,10 +485,17 @@ class Params(Strict):
         """The run every variant has (the first seed): what profile and analyze look at."""
         return Run(variant=variant, seed=self.seeds[0], p=self.variants[variant].p)
 
+    def label_runs(self) -> dict[str, list[Run]]:
+        """Every trained label's runs, in seed order."""
+        grouped: dict[str, list[Run]] = {}
+        for run in self.runs().values():
+            grouped.setdefault(run.label, []).append(run)
+        return grouped
+
     def runs(self) -> dict[str, Run]:
-        """Every (variant, seed) pair to train, named `<variant>-seed<seed>`."""
-        return {f"{name}-seed{seed}": Run(variant=name, seed=seed, p=self.variants[name].p)
-                for name in self.trained_variants() for seed in self.seeds_of(name)}
+        """Every run to train, named `<label>-seed<seed>`."""
+        return {f"{run.label}-seed{run.seed}": run
+                for name in self.trained_variants() for run in self.variant_runs(name)}
 
     def rates(self, variant: str) -> list[float]:
         """The dropout rate(s) a variant's `p` points to, each checked to lie in [0, 1)."""
@@ -444,24 +540,29 @@ class Params(Strict):
         return TrainConfig.model_validate({**self.train.model_dump(), **scaled, **override})
 
     def spec(self, variant: str) -> VariantSpec:
-        """The variant's spec with its home study's spec keys at this scale applied (input size)."""
-        changes = self.scale_of(variant).spec
+        """The variant's spec with its home study's spec keys at this scale applied: each key to the
+        variants whose family has that field (a ResNet's width, not its study's linear baseline's)."""
+        spec = self.variants[variant]
+        changes = {key: value for key, value in self.scale_of(variant).spec.items()
+                   if key in family_fields(spec.model)}
         if not changes:
-            return self.variants[variant]
-        return _SPEC.validate_python({**self.variants[variant].model_dump(), **changes})
+            return spec
+        return _SPEC.validate_python({**spec.model_dump(), **changes})
 
     def sizes(self, variant: str) -> dict[str, int | None]:
         """How many images of each prepared split the variant uses at this scale (None: all)."""
         scale = self.scale_of(variant)
         return {"train": scale.train_images, "val": scale.val_images, "test": scale.test_images}
 
-    def resolve(self, variant: str) -> VariantConfig:
-        """Everything a run of `variant` uses, resolved once: the stage passes this on whole."""
+    def resolve(self, variant: str, rate: float | None = None) -> VariantConfig:
+        """Everything a run of `variant` uses, resolved once: the stage passes this on whole. `rate`:
+        one of its sweep rates, which it then trains at instead of its rate key's."""
         home = self.home_study(variant)
-        return VariantConfig(name=variant, spec=self.spec(variant), rates=self.rates(variant),
+        return VariantConfig(name=variant, spec=self.spec(variant),
+                             rates=self.rates(variant) if rate is None else [rate],
                              train=self.train_config(variant), sizes=self.sizes(variant),
                              split_seed=self.data.split_seed,
-                             lr_keys=f"studies.{home}.{self.scale}.train.lr or variants.{variant}.train.lr")
+                             lr_keys=f"studies.{home}.{self.scale}.train.lr or variants.{variant}.train.lr", rate=rate)
 
 
 @dataclass(frozen=True)
@@ -476,9 +577,10 @@ class VariantConfig:
     sizes: dict[str, int | None]  # images of each prepared split it uses (None: all)
     split_seed: int  # seeds the subsets, the same for every run
     lr_keys: str  # where its lr is set, named when the loss diverges
+    rate: float | None = None  # the sweep rate it trains at, if its study sweeps
 
     def run(self, seed: int) -> Run:
-        return Run(variant=self.name, seed=seed, p=self.spec.p)
+        return Run(variant=self.name, seed=seed, p=self.spec.p, rate=self.rate)
 
 
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:

@@ -34,8 +34,11 @@ CURVES = {"loss": "cross-entropy loss", "acc1": "top-1 accuracy"}
 
 
 def runs_mapping(params: Params) -> dict[str, dict]:
-    """variant -> {study: its home study, p: its rate key, seeds: "0,1,2"} (a string: DVC puts it in the command)."""
-    return {name: {"study": params.home_study(name), "p": spec.p, "seeds": ",".join(map(str, params.seeds_of(name)))}
+    """variant -> {study: its home study, p: the params key its rates come from, seeds: "0,1,2"} (a
+    string: DVC puts it in the command). A swept variant's rates are its study's sweep, not `dropout`."""
+    return {name: {"study": params.home_study(name),
+                   "p": f"studies.{params.home_study(name)}.sweep" if params.sweep_rates(name) else spec.p,
+                   "seeds": ",".join(map(str, params.seeds_of(name)))}
             for name, spec in params.variants.items() if name in params.trained_variants()}
 
 
@@ -44,7 +47,8 @@ def plots_list(params: Params) -> list[dict]:
     top-1 accuracy, train and validation; each variant's first seed) and its test bars, titled by
     the study's title; then each trained variant's test confusion matrix (first seed: a plot
     holds a row per test image, and one per run would swell every `dvc plots diff`)."""
-    trained = params.trained_variants()
+    # a swept variant has a run per rate; the report draws its sweep, and these its selected rate's curves
+    trained = [name for name in params.trained_variants() if not params.sweep_rates(name)]
     plots: list[dict] = []
     for name, study in params.studies.items():
         shown = [params.first_run(variant).path(TRAIN_PLOTS, "") for variant in study.variants if variant in trained]

@@ -44,10 +44,11 @@ def load_model_file(path: Path, device: torch.device, variant: str) -> dict:
 
 
 def analyze_run(model: nn.Module, splits: dict[str, Split], transform: BatchTransform, ctx: Context,
-                train_images: int | None, eval_batch_size: int, seed: int) -> dict:
+                train_images: int | None, eval_batch_size: int, seed: int, test: dict) -> dict:
     """BN analysis of one trained model: every BN measurement on batches of the first
     `train_images` training images (all of them when None), dropout masks seeded with `seed`,
-    recalibration evaluated on the test split. The model's weights are not changed."""
+    recalibration evaluated on the test split against `test`, the metrics training measured
+    there with the same weights (one test pass saved). The model's weights are not changed."""
     train_subset = Split(splits["train"].images[:train_images], splits["train"].labels[:train_images])
 
     def batches():
@@ -74,7 +75,7 @@ def analyze_run(model: nn.Module, splits: dict[str, Split], transform: BatchTran
         "recalibration": None,
     }
     if affine:
-        before = evaluate(model, splits["test"], eval_batch_size, ctx)
+        before = test
         after = evaluate(bn_analysis.recalibrate(model, batches), splits["test"], eval_batch_size, ctx)
         result["recalibration"] = {
             "test_acc1_before": round(before["acc1"], 6), "test_acc1_after": round(after["acc1"], 6),

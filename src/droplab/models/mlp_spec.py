@@ -12,11 +12,12 @@ LAYERS = ("linear", "bn", "relu", "dropout")  # the names a block may list; mode
 
 
 class MLPSpec(ModelSpec):
-    """Dropout sites: one per hidden layer."""
+    """Dropout sites: one per hidden layer. With no hidden layer it is a linear (softmax
+    regression) classifier: the floor a study's models must clear to count as trained."""
 
     size_fields: ClassVar[tuple[str, ...]] = ("hidden",)
     model: Literal["mlp"]
-    hidden: list[Annotated[int, Field(gt=0)]] = Field(min_length=1)
+    hidden: list[Annotated[int, Field(gt=0)]]
     block: list[str] = ["linear", "bn", "relu", "dropout"]
     init_std: float | None = Field(None, gt=0)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -10,18 +10,31 @@ from droplab.models.spec import ModelSpec
 
 Head = Literal["avg", "max", "avgmax", "catavgmax", "dropout_classifier"]
 HEADS: tuple[str, ...] = get_args(Head)
+PUBLISHED_CHANNELS = [64, 128, 256, 512]
+PUBLISHED_STEM_WIDTH = 64
 
 
 class ResNetSpec(ModelSpec):
     """Dropout sites: inside every residual block (where `placement` says), the dropout head."""
 
-    size_fields: ClassVar[tuple[str, ...]] = ("arch",)
+    size_fields: ClassVar[tuple[str, ...]] = ("arch", "channels")
     model: Literal["resnet"]
     arch: Literal["resnet18", "resnet50"]
     placement: Literal["none", "after_bn", "before_bn"] = "none"
     stem: Literal["imagenet", "small"] = "imagenet"
     head: Head = "avg"
     resize: int | None = Field(None, gt=0)
+    # The four stages' widths and the stem's: the published ResNet's by default. A narrower one
+    # (timm's `channels` and `stem_width`) reaches the studies' regime in a CPU's budget; the
+    # report names the width beside the published architecture.
+    channels: list[Annotated[int, Field(gt=0)]] = Field(PUBLISHED_CHANNELS, min_length=4, max_length=4)
+    stem_width: int = Field(PUBLISHED_STEM_WIDTH, gt=0)
+    # torchvision's ResNet, which the studies modified, starts every BN at gamma 1; timm's default
+    # zeroes each block's last BN, which switches the residual branches off at the start.
+    zero_init_last: bool = False
+
+    def narrowed(self) -> bool:
+        return self.channels != PUBLISHED_CHANNELS or self.stem_width != PUBLISHED_STEM_WIDTH
 
     def dropout_sites(self) -> int:
         return 2

@@ -1,5 +1,6 @@
-"""The report: the claims' verdicts, then per study its setting, figure and tables, from committed
-metrics, plots and the first seed's model files.
+"""The report: the claims' verdicts and the BN analysis check, then per study its setting, the
+regime it reached, its sweep, figure and tables, from committed metrics and the first seed's
+model files.
 
 Reads only deterministic files (no timings), so the report diffs cleanly too.
 """
@@ -15,30 +16,40 @@ import torch
 
 from droplab.analysis.analyze import load_model_file
 from droplab.atomic import write_text
-from droplab.config import Params, Study
+from droplab.config import Params, Run, Study
+from droplab.models.resnet_spec import PUBLISHED_CHANNELS, PUBLISHED_STEM_WIDTH
 from droplab.results.figures import bn_figure, confusion_figure, curves_axes, save, table_axes, val_curve_axes
 from droplab.training import live
 
-ACCURACY_COLUMNS = ["variant", "seeds", "untrained", "test_acc1", "test_acc1_ci95", "test_acc5", "test_f1_macro",
+ACCURACY_COLUMNS = ["variant", "seeds", "below_floor", "test_acc1", "test_acc1_ci95", "test_acc5", "test_f1_macro",
                     "test_loss"]
 PROFILE_COLUMNS = ["params", "flops"]
 BN_COLUMNS = ["dropout_D", "dropout_D_ci95", "stored_shift", "recal_gain", "recal_gain_ci95", "recal_vs_twin",
               "recal_vs_twin_ci95"]
 BN_METRICS = {"dropout_D": "bn.dropout_variance_ratio_blocks", "stored_shift": "bn.stored_variance_shift_blocks",
               "recal_gain": "bn.recal_gain", "recal_vs_twin": "bn.recal_gain_vs_twin"}
-COMPARISON_COLUMNS = ["a", "b", "n_a", "n_b", "difference", "ci_low", "ci_high", "p_value", "p_holm", "verdict"]
-CLAIM_COLUMNS = ["study", "id", "says", "metric", "expect", "numbers", "verdict", "detail"]
+COMPARISON_COLUMNS = ["a", "b", "test", "n_a", "n_b", "difference", "ci_low", "ci_high", "p_value", "p_holm", "verdict"]
+CLAIM_COLUMNS = ["id", "study", "expect", "observed", "difference", "P(A>B)", "p (Holm)", "verdict"]
 READING = """\
-How to read these numbers. Test metrics are taken at each run's best-validation epoch, as the mean
-over the variant's seeds; a `_ci95` column is the half-width of the 95% t-interval over seeds, "-"
-where one seed cannot give one. A run is **untrained** when it ends near chance (test top-1 under
-1.5x chance, or a test loss of at least ln(classes)); a claim resting on one cannot be confirmed.
+How to read these numbers. Test metrics are taken at each run's best-validation epoch, on the
+whole 10,000-image test set, as the mean over the variant's seeds; each seed also draws its own
+training images, so the spread over seeds includes data sampling. A `_ci95` column is the
+half-width of the 95% t-interval over seeds ("-" where one seed cannot give one). `below_floor`
+counts the runs whose test top-1 does not beat the study's trained floor (a linear classifier on
+the same images).
+
+A claim is judged only in the regime it is about: every run it compares beats the trained floor,
+and for a claim about a regularizer the same model without it overfits (claims.yaml declares the
+thresholds). Otherwise it reads "not testable at this scale", with the measurements. The tested
+claims form two families (published findings; BN mechanisms); within each, p-values are
+Holm-adjusted and the verdict follows the adjusted p. P(A>B) is the share of seeds (of seed pairs,
+unpaired) in which the first variant scores higher. A decided accuracy claim is read again after
+BN recalibration and on test loss; a verdict either reading changes is marked fragile.
 
 - `dropout_D` is dropout's own variance shift (Li et al., CVPR 2019): at each BN of the residual
   blocks (or of the small models' blocks), Var(BN input with dropout on) / Var(BN input with dropout
   off), at the final weights, on the same batches, with every BN in eval mode. It is exactly 1
-  where no dropout reaches the layer; for dropout(p) straight into BN it is (v + p c^2) / ((1 - p) v)
-  per channel of mean c and variance v. Stem and shortcut BNs are in the per-layer figures, not here.
+  where no dropout reaches the layer.
 - `stored_shift` is what inference suffers: BN's stored running variance against the variance its
   input has in eval mode, max(a/b, b/a). It also contains the running average's lag and upstream BNs
   switching to stored statistics, so a network without dropout does not score 1.
@@ -56,17 +67,23 @@ def _half_width(stat: dict | None) -> float | None:
     return None if stat is None or stat["ci_high"] is None else (stat["ci_high"] - stat["ci_low"]) / 2
 
 
-def summary_table(params: Params, variants: list[str], stats: dict, metrics_dir: Path) -> pd.DataFrame:
-    """One row per variant: test metrics, parameters and FLOPs, and the BN measures over seeds;
+def _variant_of(label: str, runs: dict[str, list[Run]]) -> str:
+    return runs[label][0].variant if label in runs else label
+
+
+def summary_table(params: Params, labels: list[str], stats: dict, metrics_dir: Path) -> pd.DataFrame:
+    """One row per label: test metrics, parameters and FLOPs, and the BN measures over seeds;
     a variant not trained at this scale keeps its profile and "-" elsewhere."""
+    runs = params.label_runs()
+    below = {label: seeds for study in stats["regimes"].values() for label, seeds in study["below_floor"].items()}
     rows = []
-    for name in variants:
-        profile = _read(metrics_dir / "profile" / f"{name}.json")
-        row: dict = {"variant": name, "params": profile["params"], "flops": profile["flops"]}
-        measured = stats["variants"].get(name)
+    for label in labels:
+        profile = _read(metrics_dir / "profile" / f"{_variant_of(label, runs)}.json")
+        row: dict = {"variant": label, "params": profile["params"], "flops": profile["flops"]}
+        measured = stats["variants"].get(label)
         if measured is not None:
             test = {key.removeprefix("test."): stat for key, stat in measured.items() if key.startswith("test.")}
-            row.update({"seeds": test["acc1"]["n"], "untrained": len(stats["untrained"].get(name, [])),
+            row.update({"seeds": test["acc1"]["n"], "below_floor": len(below.get(label, [])),
                         **{f"test_{metric}": stat["mean"] for metric, stat in test.items()},
                         "test_acc1_ci95": _half_width(test["acc1"])})
             for column, metric in BN_METRICS.items():
@@ -76,34 +93,38 @@ def summary_table(params: Params, variants: list[str], stats: dict, metrics_dir:
                     row[f"{column}_ci95"] = _half_width(stat)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=ACCURACY_COLUMNS + PROFILE_COLUMNS + BN_COLUMNS)
-    return frame.astype({"seeds": "Int64", "untrained": "Int64"})  # counts, "-" where not trained
+    return frame.astype({"seeds": "Int64", "below_floor": "Int64"})  # counts, "-" where not trained
 
 
-def load_curves(params: Params, variants: list[str], plots_dir: Path) -> dict[str, pd.DataFrame]:
-    """The first seed's learning curves of every trained variant, from its DVCLive folder."""
-    return {name: live.read_curves(params.first_run(name).path(plots_dir / "train", "")) for name in variants}
+def first_runs(params: Params, labels: list[str]) -> dict[str, Run]:
+    runs = params.label_runs()
+    return {label: runs[label][0] for label in labels if label in runs}
+
+
+def load_curves(runs: dict[str, Run], metrics_dir: Path) -> dict[str, pd.DataFrame]:
+    """The first seed's learning curves of every label, from its metrics file."""
+    return {label: pd.DataFrame(_read(run.path(metrics_dir / "train", ".json"))["history"])
+            for label, run in runs.items()}
 
 
 DIFFERING_CLASSES = 3  # classes listed where a study's variants differ most
 
 
-def confusion_section(params: Params, name: str, study: Study, metrics_dir: Path, plots_dir: Path, out_dir: Path,
+def confusion_section(name: str, runs: dict[str, Run], metrics_dir: Path, plots_dir: Path, out_dir: Path,
                       classes: list[str]) -> list[str]:
     """The study's first-seed test confusion matrices (normalized, report/studies/<study>_confusion.png)
     and the classes whose test F1 differs most between its variants."""
-    shown = [variant for variant in study.variants if variant in params.trained_variants()]
-    if not shown:
+    if not runs:
         return []
-    runs = {variant: params.first_run(variant) for variant in shown}
-    matrices = {variant: live.read_confusion(run.path(plots_dir / "train", "") / live.CONFUSION, classes)
-                for variant, run in runs.items()}
+    matrices = {label: live.read_confusion(run.path(plots_dir / "train", "") / live.CONFUSION, classes)
+                for label, run in runs.items()}
     confusion_figure(f"{name}: test confusion matrices, first seed, normalized by true class", matrices, classes,
                      out_dir / "studies" / f"{name}_confusion.png")
     lines = [f"![{name} confusion matrices](studies/{name}_confusion.png)", ""]
-    if len(shown) < 2:
+    if len(runs) < 2:
         return lines
-    f1 = pd.DataFrame({variant: _read(run.path(metrics_dir / "train", ".json"))["test"]["f1_per_class"]
-                       for variant, run in runs.items()}).reindex(classes)
+    f1 = pd.DataFrame({label: _read(run.path(metrics_dir / "train", ".json"))["test"]["f1_per_class"]
+                       for label, run in runs.items()}).reindex(classes)
     f1["spread"] = f1.max(axis=1) - f1.min(axis=1)
     differing = f1.sort_values("spread", ascending=False, kind="stable").head(DIFFERING_CLASSES)
     lines += ["Classes whose test F1 differs most between the variants (first seed; spread = max - min):", "",
@@ -131,30 +152,47 @@ def study_figure(name: str, study: Study, table: pd.DataFrame, curves: dict[str,
     save(fig, path)
 
 
-def first_seed_affine(params: Params, metrics_dir: Path, models_dir: Path) -> dict[str, dict]:
-    """Learned gamma and beta of every BN layer of each trained variant's first seed, from its
-    model file (loaded weights-only). Read before anything is drawn, so a bad model file stops
-    the report before it writes."""
+def first_seed_affine(runs: dict[str, Run], metrics_dir: Path, models_dir: Path) -> dict[str, dict]:
+    """Learned gamma and beta of every BN layer of each label's first seed, from its model file
+    (loaded weights-only). Read before anything is drawn, so a bad model file stops the report
+    before it writes."""
     affine = {}
-    for name in params.trained_variants():
-        run = params.first_run(name)
-        state = load_model_file(run.path(models_dir, ".pt"), torch.device("cpu"), name)["state_dict"]
+    for label, run in runs.items():
+        state = load_model_file(run.path(models_dir, ".pt"), torch.device("cpu"), run.variant)["state_dict"]
         layers = _read(run.path(metrics_dir / "bn", ".json"))["layers"]
-        affine[name] = {layer: {"gamma": state[f"{layer}.weight"].tolist(), "beta": state[f"{layer}.bias"].tolist()}
-                        for layer in layers if f"{layer}.weight" in state}
+        affine[label] = {layer: {"gamma": state[f"{layer}.weight"].tolist(), "beta": state[f"{layer}.bias"].tolist()}
+                         for layer in layers if f"{layer}.weight" in state}
     return affine
 
 
-def bn_figures(params: Params, affine: dict[str, dict], stats: dict, metrics_dir: Path, out_dir: Path) -> None:
-    """report/bn/<variant>.png for every trained variant: its first seed's gamma/beta, D over seeds."""
-    for name, layers_affine in affine.items():
-        layers = _read(params.first_run(name).path(metrics_dir / "bn", ".json"))["layers"]
-        per_layer = stats["layers"].get(name, {}).get("dropout_variance_ratio", {})
+def bn_figures(runs: dict[str, Run], affine: dict[str, dict], stats: dict, metrics_dir: Path, out_dir: Path) -> None:
+    """report/bn/<label>.png for every label with BN layers: its first seed's gamma/beta, D over seeds."""
+    for label, layers_affine in affine.items():
+        if not layers_affine:
+            continue
+        layers = _read(runs[label].path(metrics_dir / "bn", ".json"))["layers"]
+        per_layer = stats["layers"].get(label, {}).get("dropout_variance_ratio", {})
         ratio = {layer: (stat["mean"], _half_width(stat) or 0.0) for layer, stat in per_layer.items()}
         ratio.update({layer: (values["dropout_variance_ratio"], 0.0) for layer, values in layers.items()
                       if layer not in ratio})
         stored = {layer: values["stored_variance_shift"] for layer, values in layers.items()}
-        bn_figure(name, layers_affine, ratio, stored, out_dir / "bn" / f"{name}.png")
+        bn_figure(label, layers_affine, ratio, stored, out_dir / "bn" / f"{label}.png")
+
+
+def _width_note(params: Params, variants: list[str]) -> list[str]:
+    """A narrowed ResNet or CNN, named beside its published width."""
+    lines = []
+    for variant in variants:
+        spec, published = params.spec(variant), params.variants[variant]
+        if spec.model == "resnet" and spec.narrowed():  # type: ignore[union-attr]
+            lines.append(f"ResNets trained at channels {spec.channels}, stem width {spec.stem_width} "  # type: ignore[union-attr]
+                         f"(published: {PUBLISHED_CHANNELS}, {PUBLISHED_STEM_WIDTH}); input resized to "
+                         f"{spec.resize or 'its native'} px.")  # type: ignore[union-attr]
+            break
+        if spec.model == "cnn" and spec.channels != published.channels:  # type: ignore[union-attr]
+            lines.append(f"CNNs trained at channels {spec.channels} (published: {published.channels}).")  # type: ignore[union-attr]
+            break
+    return lines
 
 
 def setting(params: Params, name: str, study: Study, metrics_dir: Path, dataset: str) -> list[str]:
@@ -164,18 +202,19 @@ def setting(params: Params, name: str, study: Study, metrics_dir: Path, dataset:
     lines = []
     if own:
         cfg = params.resolve(own[0]).train
-        sizes = _read(params.first_run(own[0]).path(metrics_dir / "train", ".json"))["sizes"]
+        sizes = _read(params.variant_runs(own[0])[0].path(metrics_dir / "train", ".json"))["sizes"]
         schedule = cfg.schedule
         shape = {"cosine": "cosine to 0", "step": f"x{schedule.gamma:g} at epochs {schedule.milestones}",
                  "constant": "constant"}[schedule.name]
         published = f" (published on {scale.dataset})" if scale.dataset and scale.dataset != dataset else ""
         extras = f", momentum {cfg.momentum:g}" if cfg.optimizer == "sgd" else ""
         extras += f", weight decay {cfg.weight_decay:g}" if cfg.weight_decay else ""
-        lines.append(f"Setting (scale `{params.scale}`): {dataset}{published}; {sizes['train']:,} train / "
-                     f"{sizes['val']:,} val / {sizes['test']:,} test images; {cfg.epochs} epoch(s) of batch "
-                     f"{cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}{extras}, {shape}"
+        lines.append(f"Setting (scale `{params.scale}`): {dataset}{published}; {sizes['train']:,} train images "
+                     f"(drawn anew for each seed) / {sizes['val']:,} val / {sizes['test']:,} test; {cfg.epochs} "
+                     f"epoch(s) of batch {cfg.batch_size}, {cfg.optimizer} lr {cfg.lr:g}{extras}, {shape}"
                      f"{f' after {schedule.warmup_steps} warmup steps' if schedule.warmup_steps else ''}; "
                      f"seeds {', '.join(map(str, params.seeds_of(own[0])))}.")
+    lines += _width_note(params, own)
     for variant in study.variants:
         home = params.home_study(variant)
         if (reason := params.skipped_at_scale(variant)) is not None:
@@ -186,48 +225,107 @@ def setting(params: Params, name: str, study: Study, metrics_dir: Path, dataset:
     return lines
 
 
+def regime_lines(name: str, stats: dict) -> list[str]:
+    """The study's regime measurements: its floor, the runs below it, each named variant's overfitting."""
+    measured = stats["regimes"][name]
+    floor = measured["floor"]
+    if floor is None:
+        lines = ["Regime: claims.yaml declares no trained floor for this study."]
+    elif floor["value"] is None:
+        lines = [f"Regime: no trained floor ({floor['source']})."]
+    else:
+        below = measured["below_floor"]
+        runs = "; ".join(f"`{label}` seed{'s' * (len(seeds) > 1)} {', '.join(map(str, seeds))}"
+                         for label, seeds in below.items())
+        lines = [f"Regime. Trained floor {floor['value']:.4f} ({floor['source']}): "
+                 + (f"at or below it: {runs}." if below else "every run of the study beats it.")]
+    for label, overfit in measured["overfitting"].items():
+        lines.append(f"Overfitting of `{label}`: {'yes' if overfit['overfits'] else 'no'}: {overfit['text']}.")
+    return [" ".join(lines)]
+
+
+def sweep_lines(name: str, stats: dict) -> list[str]:
+    sweep = stats["sweeps"].get(name)
+    if sweep is None:
+        return []
+    rows = [{"rate": tag, **{f"{variant} {sweep['metric']}": stat["mean"] for variant, stat in by_variant.items()}}
+            for tag, by_variant in sweep["rates"].items()]
+    return [f"Dropout rate selected on validation: p = {sweep['selected']:g} (lowest mean {sweep['metric']} of "
+            f"`{sweep['select']}` over its seeds); the study's claims and tables read "
+            f"{', '.join(f'`{variant}` as `{label}`' for variant, label in sweep['labels'].items())}.", "",
+            _markdown(pd.DataFrame(rows)), ""]
+
+
 def _markdown(frame: pd.DataFrame) -> str:
     """A table with "-" where a value does not exist (an interval of one seed, BN figures without BN)."""
     cells = frame.astype(object).where(frame.notna(), None)
     return cells.to_markdown(index=False, floatfmt=".4f", intfmt=",", missingval="-")
 
 
-def _claims_section(claims: list[dict]) -> list[str]:
+def _claim_row(claim: dict) -> dict:
+    p = claim["p_value"]
+    holm = "-" if p is None else f"{p:.3g} ({claim['p_holm']:.3g})" if claim["p_holm"] is not None else f"{p:.3g}"
+    return {"id": claim["id"], "study": claim["study"], "expect": claim["expect"], "observed": claim["observed"] or "-",
+            "difference": claim["difference"] or "-", "P(A>B)": claim["superiority"] or "-", "p (Holm)": holm,
+            "verdict": claim["verdict"]}
+
+
+def _claims_section(claims: list[dict], check: dict) -> list[str]:
     lines = []
     for title, mechanism in (("Published findings, judged on this run's seeds", False),
                              ("Mechanism claims (dropout's variance shift and BN recalibration)", True)):
-        chosen = [claim for claim in claims if claim["metric"].startswith("bn.") == mechanism]
-        decided = sum(claim["verdict"] in ("confirmed", "contradicted") for claim in chosen)
-        frame = pd.DataFrame(chosen, columns=CLAIM_COLUMNS)
-        lines += [f"### {title}", "", f"{decided} of {len(chosen)} decided (confirmed or contradicted).", "",
-                  frame.to_markdown(index=False) if len(frame) else "No claims.", ""]
+        chosen = [claim for claim in claims if claim["mechanism"] == mechanism]
+        decided = [claim for claim in chosen if claim["verdict"].split(" ")[0] in ("confirmed", "contradicted")]
+        tested = sum(claim["p_value"] is not None for claim in chosen)
+        frame = pd.DataFrame([_claim_row(claim) for claim in chosen], columns=CLAIM_COLUMNS)
+        lines += [f"### {title}", "", f"{len(decided)} of {len(chosen)} decided; {tested} tested in their regime "
+                  "(one Holm family).", "", frame.to_markdown(index=False) if len(frame) else "No claims.", ""]
+        notes = [f"- `{claim['id']}`: " + "; ".join(f"{reading}: {verdict}"
+                                                  for reading, verdict in claim["sensitivity"].items())
+                 for claim in chosen if claim["sensitivity"]]
+        notes += [f"- `{claim['id']}` undecided: {claim['power']}" for claim in chosen
+                  if claim["power"] and claim["verdict"].startswith("inconclusive")]
+        lines += (["Other readings of the decided claims, and what the undecided ones could have seen:", "", *notes, ""]
+                  if notes else [])
+    state = ("passed" if check["passed"] else f"FAILED at {len(check['failures'])} layer(s), first "
+             f"{check['failures'][0]['run']} {check['failures'][0]['layer']}: gap {check['failures'][0]['theory_gap']}")
+    lines += ["### BN analysis check", "",
+              f"Where dropout feeds BN directly, measured D against (v' + p c'^2) / ((1 - p) v) at "
+              f"{check['layers_checked']} layer(s) of every run, tolerance ±{check['tolerance']:g}: **{state}**"
+              + (f" (largest gap {check['largest_gap']:.2g})." if check["passed"] and check["largest_gap"] is not None
+                 else "."), ""]
     return lines
 
 
 def build_report(params: Params, metrics_dir: Path, plots_dir: Path, models_dir: Path, out_dir: Path,
                  dataset: str, classes: list[str]) -> pd.DataFrame:
-    affine = first_seed_affine(params, metrics_dir, models_dir)
     stats = _read(out_dir / "stats.json")
-    variants = list(params.variants)
-    table = summary_table(params, variants, stats, metrics_dir).set_index("variant", drop=False)
-    trained = [name for name in variants if name in stats["variants"]]
-    curves = load_curves(params, trained, plots_dir)
-    bn_figures(params, affine, stats, metrics_dir, out_dir)
+    shown = list(dict.fromkeys(label for labels in stats["studies"].values() for label in labels))
+    runs = first_runs(params, shown)
+    affine = first_seed_affine(runs, metrics_dir, models_dir)
+    untrained = [v for v in params.variants if params.skipped_at_scale(v) is not None]
+    table = summary_table(params, shown + untrained, stats, metrics_dir).set_index("variant", drop=False)
+    curves = load_curves(runs, metrics_dir)
+    bn_figures(runs, affine, stats, metrics_dir, out_dir)
     lines = ["# droplab report", "", f"Scale `{params.scale}` on {dataset}.", "", READING,
-             "## Claims", "", *_claims_section(stats["claims"])]
+             "## Claims", "", *_claims_section(stats["claims"], stats["checks"]["theory_gap"])]
     for name, study in params.studies.items():
-        study_figure(name, study, table.loc[study.variants], {v: curves[v] for v in study.variants if v in curves},
+        labels = stats["studies"][name] + [v for v in study.variants if v in untrained]
+        study_figure(name, study, table.loc[labels], {label: curves[label] for label in labels if label in curves},
                      out_dir / "studies" / f"{name}.png")
         comparisons = pd.DataFrame(stats["comparisons"].get(name, []), columns=COMPARISON_COLUMNS)
         lines += [f"## {name}: {study.title}", "", *setting(params, name, study, metrics_dir, dataset), "",
-                  f"![{name}](studies/{name}.png)", "", _markdown(table.loc[study.variants]), "",
-                  "Exploratory: every pair on test top-1 (Welch's t over seeds), p-values Holm-adjusted within "
-                  "the study (`p_holm`, which the verdict follows); no claim named these pairs before the run.", "",
+                  *regime_lines(name, stats), "", *sweep_lines(name, stats),
+                  f"![{name}](studies/{name}.png)", "", _markdown(table.loc[labels]), "",
+                  "Exploratory: every pair on test top-1 (paired by seed where a claim declared the pair paired, "
+                  "Welch's t otherwise), p-values Holm-adjusted within the study (`p_holm`, which the verdict "
+                  "follows); no claim named most of these pairs before the run.", "",
                   _markdown(comparisons), "",
-                  *confusion_section(params, name, study, metrics_dir, plots_dir, out_dir, classes)]
+                  *confusion_section(name, {label: runs[label] for label in stats["studies"][name]}, metrics_dir,
+                                     plots_dir, out_dir, classes)]
     lines += ["## Every variant", "", _markdown(table), "", "## Architectures and per-module FLOPs", ""]
-    lines += [f"- `{v}`: [module tree](arch/{v}.txt), [FLOPs per module](arch/{v}.flops.txt)"
-              + (f", [BN parameters and variance shift](bn/{v}.png)" if v in stats["variants"] else "")
-              for v in variants]
+    lines += [f"- `{v}`: [module tree](arch/{v}.txt), [FLOPs per module](arch/{v}.flops.txt)" for v in params.variants]
+    lines += [f"- `{label}`: [BN parameters and variance shift](bn/{label}.png)"
+              for label in shown if affine.get(label)]
     write_text(out_dir / "summary.md", "\n".join(lines) + "\n")
     return table

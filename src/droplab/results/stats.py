@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from scipy import optimize
+from scipy import integrate, optimize
 from scipy import stats as sps
 
 from droplab.errors import DroplabError
@@ -324,6 +324,76 @@ def seeds_needed(sd: float | None, difference: float, paired: bool = False, alph
         return detectable_difference(sd, n, n, paired, alpha, power) <= difference
 
     return _smallest(enough, most)
+
+
+def tost_power(sd: float | None, n: int, true_difference: float, tolerance: float, paired: bool = True,
+               alpha: float = 0.05) -> float | None:
+    """The chance that TOST at level alpha confirms "|difference| < tolerance" with n seeds (per
+    variant) when the difference is really `true_difference` and the seed SD is `sd`. Exact:
+    TOST passes when |estimate - 0| + t * (estimated se) <= tolerance, so the power integrates
+    the normal chance of the estimate landing in that window over the chi-square law of the
+    estimated se. None without an SD or a degree of freedom."""
+    _counts(n)
+    _level(alpha, "alpha")
+    tolerance, true_difference = _finite(tolerance, "tolerance"), _finite(true_difference, "true difference")
+    if sd is None:
+        return None
+    se, df = _design(_checked_sd(sd), n, None, paired)
+    if df < 1:
+        return None
+    if sd == 0:
+        return 1.0 if abs(true_difference) < tolerance else 0.0
+    critical = sps.t.ppf(1 - alpha, df)
+    widest = df * (tolerance / (critical * se)) ** 2  # chi-square value past which the window is empty
+
+    def window(chi2: float) -> float:
+        half = tolerance - critical * se * math.sqrt(chi2 / df)
+        inside = sps.norm.cdf((half - true_difference) / se) - sps.norm.cdf((-half - true_difference) / se)
+        return max(0.0, float(inside)) * float(sps.chi2.pdf(chi2, df))
+
+    return float(min(1.0, integrate.quad(window, 0.0, widest, limit=200)[0]))
+
+
+def tost_seeds_for_power(sd: float | None, true_difference: float, tolerance: float, paired: bool = True,
+                         alpha: float = 0.05, power: float = 0.80, most: int = 1000) -> int | None:
+    """Seeds per variant at which TOST reaches `power` for `true_difference` (tost_power)."""
+    if sd is None or abs(true_difference) >= tolerance:
+        return None
+
+    def enough(n: int) -> bool:
+        return (tost_power(sd, n, true_difference, tolerance, paired, alpha) or 0.0) >= power
+
+    return _smallest(enough, most)
+
+
+def prob_superiority(a: Sequence[float], b: Sequence[float] | float, paired: bool) -> float:
+    """P(A > B) over seeds (Bouthillier et al., MLSys 2021), ties counting half: seed by seed when
+    paired, over every pair of seeds otherwise, against the number when b is one."""
+    a = _values(a)
+    if isinstance(b, int | float):
+        pairs = [(x, float(b)) for x in a]
+    elif paired:
+        pairs = list(zip(a, _values(b), strict=True)) if len(a) == len(b) else []
+        if not pairs:
+            raise StatsError(f"paired values: a has {len(a)} seeds, b has {len(b)}; expected the same seeds on both")
+    else:
+        pairs = [(x, y) for x in a for y in _values(b)]
+    return statistics.fmean(1.0 if x > y else 0.5 if x == y else 0.0 for x, y in pairs)
+
+
+def beyond_tolerance_p(a: Sequence[float], b: Sequence[float] | float, tolerance: float, paired: bool) -> float | None:
+    """p of the one-sided test that the difference lies beyond +-tolerance on the side of its
+    estimate: what makes "a ~ b" contradicted (the 90% interval entirely outside)."""
+    a = _values(a)
+    if isinstance(b, int | float):
+        difference = statistics.fmean(a) - float(b)
+    else:
+        difference = statistics.fmean(a) - statistics.fmean(_values(b))
+    if len(a) < 2:
+        return None
+    if difference >= 0:  # H0: difference <= +tolerance
+        return _one_sided_p(a, b, paired, -tolerance, "greater")
+    return _one_sided_p(a, b, paired, tolerance, "less")  # H0: difference >= -tolerance
 
 
 def equivalence_seeds_needed(sd: float | None, difference: float, tolerance: float, paired: bool = False,

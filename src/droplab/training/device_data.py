@@ -33,16 +33,19 @@ def load_splits(path: str | Path, device: torch.device, meta: dict) -> dict[str,
             for name, (images, labels) in read_arrays(path, meta).items()}
 
 
-def subsets(splits: dict[str, Split], sizes: dict[str, int | None], split_seed: int) -> dict[str, Split]:
-    """Each split cut to `sizes` (None: whole) by a seeded draw, the same for every seed and
-    variant of a study, so seeds differ only in weights, batch order and dropout masks."""
+def subsets(splits: dict[str, Split], sizes: dict[str, int | None], split_seed: int, run_seed: int) -> dict[str, Split]:
+    """Each split cut to `sizes` (None: whole) by a seeded draw. The training subset is drawn
+    anew for every run seed, so the spread over seeds includes data sampling; every variant of a
+    study draws the same one under the same seed (a paired comparison pairs the data too). The
+    validation and test subsets depend on `split_seed` alone, the same for every run."""
     chosen = {}
     for offset, (name, split) in enumerate(splits.items()):
         size = sizes.get(name)
         if size is None or size >= len(split):
             chosen[name] = split
             continue
-        index = np.sort(np.random.default_rng([split_seed, offset]).permutation(len(split))[:size])
+        draw = [split_seed, offset, run_seed] if name == "train" else [split_seed, offset]
+        index = np.sort(np.random.default_rng(draw).permutation(len(split))[:size])
         rows = torch.from_numpy(index).to(split.labels.device)
         chosen[name] = Split(split.images[rows], split.labels[rows])
     return chosen

@@ -300,7 +300,8 @@ def train_run(config: VariantConfig, run: Run, splits: dict[str, Split], meta: d
     return model, history, best_state, test, speed
 
 
-Measure = Callable[[nn.Module, dict[str, Split], Context, int], dict]  # (model, splits, ctx, seed) -> JSON
+# (model, splits, ctx, seed, the test metrics training measured) -> JSON
+Measure = Callable[[nn.Module, dict[str, Split], Context, int, dict[str, Any]], dict]
 
 
 def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Path, metrics_dir: Path,
@@ -324,12 +325,13 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
             print(f"droplab train: note: CPU kernels not pinned ({platform.unpinned_reason()}); the numbers will not "
                   "match other machines' bit for bit", file=sys.stderr)
         meta = load_meta(prepared)
-        splits = subsets(load_splits(prepared / "arrays.npz", device, meta), config.sizes, config.split_seed)
+        prepared_splits = load_splits(prepared / "arrays.npz", device, meta)
         ctx = make_context(config, meta, shard, device)
         results: dict[int, dict] = {}
         resumes: list[Path] = []
         for seed in seeds:
             run = config.run(seed)
+            splits = subsets(prepared_splits, config.sizes, config.split_seed, seed)
             resume = None
             if checkpoints_dir is not None:
                 resume = Resume(run.path(checkpoints_dir, ".pt"), run_identity(config, run, prepared, ctx))
@@ -341,7 +343,9 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
                 confusion = test.pop("confusion")
                 result = _result(history, test, splits, meta["classes"])
                 if shard.rank == 0:
-                    bn = measure(model, splits, ctx, seed) if measure else None
+                    start = time.perf_counter()
+                    bn = measure(model, splits, ctx, seed, test) if measure else None
+                    speed["analysis_seconds"] = round(time.perf_counter() - start, 3)
                     outputs = {"model": {"variant": run.variant, "seed": run.seed, "spec": config.spec.model_dump(),
                                          "rates": config.rates, "best_epoch": history.best_epoch,
                                          "state_dict": best_state},
@@ -370,11 +374,14 @@ def make_context(config: VariantConfig, meta: dict, shard: Shard, device: torch.
 
 
 def _result(history: History, test: dict[str, Any], splits: dict[str, Split], classes: list[str]) -> dict:
-    """A seed's metrics/train JSON: its best epoch, the metrics there, test F1 per class by name."""
-    per_class = {name: round(f1, 6) for name, f1 in zip(classes, test.pop("f1_per_class"), strict=True)}
+    """A seed's metrics/train JSON: its best epoch, the metrics there, test F1 per class by name,
+    and every epoch's row (the curves the aggregate stage averages and judges regimes on)."""
+    per_class = {name: round(f1, 6) for name, f1 in zip(classes, test["f1_per_class"], strict=True)}
+    scalars = {key: value for key, value in test.items() if key != "f1_per_class"}
     return {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
-            "val": _rounded(history.best_val), "test": {**_rounded(test), "f1_per_class": per_class},
-            "sizes": {name: len(split) for name, split in splits.items()}}
+            "val": _rounded(history.best_val), "test": {**_rounded(scalars), "f1_per_class": per_class},
+            "sizes": {name: len(split) for name, split in splits.items()},
+            "history": [_rounded(row) for row in history.rows]}
 
 
 @contextmanager
