@@ -1,35 +1,61 @@
-"""The aggregate stage on hand-made run metrics: means, intervals, comparisons, claims, bar-plot data."""
+"""The aggregate stage on hand-made run metrics: means, intervals, the sweep's selection, the
+regime gate, comparisons, claims, the BN analysis check, bar-plot data."""
 
 import json
 import statistics
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from scipy import stats as sps
 
+from droplab.analysis.bn_analysis import variance_shifts
 from droplab.config import parse_params
+from droplab.models.blocks import Dropout
+from droplab.models.norm import DropoutBatchNorm2d
 from droplab.results import aggregate
+from droplab.results.claims import load_claims
+
+EPOCHS = 8
+# a curve that overfits by every threshold below: lowest validation loss at epoch 3 of 8, +50% by
+# the end, train top-1 0.2 above validation top-1 there; and one that keeps improving
+OVERFITS = [{"epoch": e, "train_loss": 1.0 / e, "train_acc1": 0.6 + 0.05 * e, "val_loss": 0.6 + 0.1 * abs(e - 3),
+             "val_acc1": 0.75 + 0.0 * e} for e in range(1, EPOCHS + 1)]
+IMPROVES = [{**row, "train_acc1": 0.7, "val_acc1": 0.7, "val_loss": 1.0 - 0.05 * row["epoch"]} for row in OVERFITS]
+HEADER = {"regimes": {"trained": {"floors": {"s4_d2l": 0.5, "s2_cnn": 0.5}},
+                      "overfitting": {"lowest_val_loss_by": 0.75, "val_loss_rise": 0.05, "train_val_gap": 0.05}},
+          "sensitivity": {"loss_tolerance": 0.03}, "checks": {"theory_gap": 0.05}}
 
 
-def _write_runs(params, metrics_dir: Path, acc1: dict[str, list[float]]) -> None:
-    """Per-run metrics and BN files as the train stage writes them; test acc1 as given, the rest
-    derived: D = 1 + acc1, recalibration gain = acc1 / 10."""
+def _write_runs(params, metrics_dir: Path, acc1: dict[str, list[float]], curves: dict[str, list] | None = None,
+                val_loss: dict[str, list[float]] | None = None) -> None:
+    """Per-run metrics and BN files as the train stage writes them; test acc1 as given (by label),
+    the rest derived: D = 1 + acc1, recalibration gain = acc1 / 10, loss = 1 - acc1."""
     for run in params.runs().values():
-        value = acc1[run.variant][params.seeds.index(run.seed)]
+        index = params.seeds.index(run.seed)
+        value = acc1[run.label][index]
         split = {"loss": 1 - value, "acc1": value, "acc5": min(1.0, value + 0.1), "f1_macro": value - 0.01}
+        val = {**split, "loss": val_loss[run.label][index]} if val_loss and run.label in val_loss else split
+        history = (curves or {}).get(run.label, IMPROVES)
         path = run.path(metrics_dir / "train", ".json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"best_epoch": 1, "train": split, "val": split, "test": split}))
+        path.write_text(json.dumps({"best_epoch": 1, "train": split, "val": val, "test": split, "history": history}))
         layer = {"role": "block", "fed_by_dropout": "direct", "dropout_variance_ratio": 1 + value,
                  "theory_gap": value / 100, "stored_variance_shift": 1.5}
         stem = {**layer, "role": "stem", "dropout_variance_ratio": 9.0}
         bn = {"bn_layers": 2, "layers": {"stem.bn": stem, "block.bn": layer},
-              "dropout_variance_ratio_blocks": 1 + value,
-              "stored_variance_shift_blocks": 1.5, "recalibration": {"test_acc1_gain": value / 10}}
+              "dropout_variance_ratio_blocks": 1 + value, "stored_variance_shift_blocks": 1.5,
+              "recalibration": {"test_acc1_gain": value / 10, "test_acc1_after": value + value / 10}}
         path = run.path(metrics_dir / "bn", ".json")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(bn))
+
+
+def _claims(tmp_path: Path, claims: list[dict], header: dict = HEADER) -> Path:
+    path = tmp_path / "claims.yaml"
+    path.write_text(yaml.safe_dump({**header, "claims": claims}))
+    return path
 
 
 @pytest.fixture
@@ -37,27 +63,22 @@ def small(real_params, tmp_path: Path):
     raw = real_params
     raw["variants"] = {name: raw["variants"][name] for name in ("s4_mlp_p2_p5", "s4_mlp_p5_p2", "s2_cnn")}
     raw["skipped_variants"] = ["resnet18_avg"]  # as `droplab tiny --keep` records what it leaves out
-    raw["studies"] = {"s4_d2l": {**raw["studies"]["s4_d2l"], "seeds": 4},
+    raw["studies"] = {"s4_d2l": {**raw["studies"]["s4_d2l"], "variants": ["s4_mlp_p2_p5", "s4_mlp_p5_p2"],
+                                 "seeds": 4},
                       "s2_cnn": {"title": "one seed", "variants": ["s2_cnn"]}}
     params = parse_params(raw)
-    acc1 = {"s4_mlp_p2_p5": [0.80, 0.81, 0.79, 0.80], "s4_mlp_p5_p2": [0.90, 0.91, 0.89, 0.90], "s2_cnn": [0.7]}
+    # p2_p5's seed 3 ends at 0.45, under the study's floor of 0.5
+    acc1 = {"s4_mlp_p2_p5": [0.80, 0.81, 0.79, 0.45], "s4_mlp_p5_p2": [0.90, 0.91, 0.89, 0.90], "s2_cnn": [0.7]}
     _write_runs(params, tmp_path / "metrics", acc1)
-    # p2_p5's seed 3 ends with a test loss above ln(10) = 2.303, no better than uniform guessing: untrained
-    last = tmp_path / "metrics/train/s4_mlp_p2_p5/seed3.json"
-    metrics = json.loads(last.read_text())
-    metrics["test"] = {**metrics["test"], "loss": 2.31}
-    last.write_text(json.dumps(metrics))
-    claims = tmp_path / "claims.yaml"
-    claims.write_text(yaml.safe_dump([
-        {"id": "planted", "study": "S4", "says": "p5_p2 is better", "metric": "test.acc1",
+    claims = _claims(tmp_path, [
+        {"id": "planted", "study": "s4_d2l", "says": "p5_p2 is better", "metric": "test.acc1",
          "expect": "s4_mlp_p5_p2 > s4_mlp_p2_p5"},
-        {"id": "planted-on-trained", "study": "S4", "says": "p5_p2 has the larger D",
-         "metric": "bn.dropout_variance_ratio",
-         "expect": "s4_mlp_p5_p2 > s2_cnn"},
-        {"id": "one-seed", "study": "S2", "says": "cnn beats the mlp", "metric": "test.acc1",
-         "expect": "s2_cnn > s4_mlp_p2_p5"},
-        {"id": "absent", "study": "S1", "says": "x", "metric": "val.acc5", "expect": "resnet18_avg > s2_cnn"}]))
-    stats = aggregate.main(params, tmp_path / "metrics", tmp_path / "plots", tmp_path / "report", claims, classes=10)
+        {"id": "planted-on-trained", "study": "s4_d2l", "says": "p5_p2 has the larger D",
+         "metric": "bn.dropout_variance_ratio", "expect": "s4_mlp_p5_p2 > 1.5"},
+        {"id": "one-seed", "study": "s2_cnn", "says": "the cnn beats 0.6", "metric": "test.acc1",
+         "expect": "s2_cnn > 0.6"},
+        {"id": "absent", "study": "s2_cnn", "says": "x", "metric": "val.acc5", "expect": "resnet18_avg > s2_cnn"}])
+    stats = aggregate.main(params, tmp_path / "metrics", tmp_path / "plots", tmp_path / "report", claims)
     return params, acc1, stats, tmp_path
 
 
@@ -65,11 +86,10 @@ def test_summary_holds_means_and_seed_sds(small):
     _, acc1, _, root = small
     summary = json.loads((root / "metrics/summary.json").read_text())
     values = acc1["s4_mlp_p2_p5"]
-    assert summary["s4_mlp_p2_p5"]["seeds"] == 4 and summary["s4_mlp_p2_p5"]["untrained"] == 1
+    assert summary["s4_mlp_p2_p5"]["seeds"] == 4 and summary["s4_mlp_p2_p5"]["below_floor"] == 1
     assert summary["s4_mlp_p2_p5"]["test_acc1"] == pytest.approx(statistics.fmean(values), abs=1e-6)
     assert summary["s4_mlp_p2_p5"]["test_acc1_sd"] == pytest.approx(statistics.stdev(values), abs=1e-6)
-    assert summary["s4_mlp_p2_p5"]["test_loss"] == pytest.approx(statistics.fmean([0.2, 0.19, 0.21, 2.31]), abs=1e-6)
-    assert summary["s2_cnn"] == {"seeds": 1, "untrained": 0, "test_acc1": 0.7, "test_acc5": 0.8, "test_f1": 0.69,
+    assert summary["s2_cnn"] == {"seeds": 1, "below_floor": 0, "test_acc1": 0.7, "test_acc5": 0.8, "test_f1": 0.69,
                                  "test_loss": 0.3, "val_acc1": 0.7, "val_loss": 0.3, "dropout_D": 1.7,
                                  "stored_shift": 1.5, "recal_gain": 0.07}  # no SD with one seed
 
@@ -81,37 +101,100 @@ def test_intervals_and_comparisons_match_scipy(small):
     stat = stats["variants"]["s4_mlp_p5_p2"]["test.acc1"]
     assert (stat["ci_low"], stat["ci_high"]) == pytest.approx(interval, abs=1e-6)
     [comparison] = stats["comparisons"]["s4_d2l"]
-    assert (comparison["a"], comparison["b"], comparison["metric"]) == ("s4_mlp_p2_p5", "s4_mlp_p5_p2", "test.acc1")
+    assert (comparison["a"], comparison["b"], comparison["test"]) == ("s4_mlp_p2_p5", "s4_mlp_p5_p2", "Welch")
     welch = sps.ttest_ind(acc1["s4_mlp_p2_p5"], acc1["s4_mlp_p5_p2"], equal_var=False)
-    assert comparison["difference"] == pytest.approx(statistics.fmean(acc1["s4_mlp_p2_p5"]) - 0.9, abs=1e-6)
     assert comparison["p_value"] == pytest.approx(welch.pvalue, abs=1e-6)
     assert comparison["p_holm"] == pytest.approx(min(1.0, welch.pvalue), abs=1e-6)  # one pair: Holm changes nothing
     assert stats["comparisons"]["s2_cnn"] == []
 
 
-def test_claims_get_verdicts(small):
+def test_claims_are_judged_only_on_trained_runs(small):
     _, _, stats, _ = small
     verdicts = {claim["id"]: claim["verdict"] for claim in stats["claims"]}
-    # "planted" would be confirmed, but one of p2_p5's seeds is untrained; the BN claim reads only
-    # the block BN (the stem's D of 9 would otherwise tie the two)
-    assert verdicts == {"planted": "not confirmable: rests on untrained runs",
-                        "planted-on-trained": "inconclusive (within seed noise)",
-                        "one-seed": "inconclusive (within seed noise)", "absent": "not run"}
-    assert stats["untrained"] == {"s4_mlp_p2_p5": [3]}
+    assert verdicts["planted"] == ("not testable at this scale: not trained: s4_mlp_p2_p5 seed 3 (0.4500) at or "
+                                   "below the floor 0.5000 (0.5, declared)")
+    assert verdicts["absent"] == "not run"
+    # one seed: no interval, nothing to test or adjust
+    assert verdicts["one-seed"] == "inconclusive"
+    # the BN claim reads only the block BN (the stem's D of 9 would otherwise decide it)
     assert set(stats["layers"]["s2_cnn"]["dropout_variance_ratio"]) == {"block.bn"}
+    assert stats["regimes"]["s4_d2l"]["below_floor"] == {"s4_mlp_p2_p5": [3]}
+    assert stats["regimes"]["s4_d2l"]["floor"] == {"value": 0.5, "source": "0.5, declared"}
+
+
+def test_a_regularization_claim_needs_its_twin_to_overfit(real_params, tmp_path: Path):
+    raw = real_params
+    names = ("s2_cnn", "s2_cnn_no_dropout")
+    raw["variants"] = {name: raw["variants"][name] for name in names}
+    raw["studies"] = {"s2_cnn": {"title": "t", "variants": list(names), "seeds": 3}}
+    params = parse_params(raw)
+    acc1 = {"s2_cnn": [0.80, 0.82, 0.81], "s2_cnn_no_dropout": [0.70, 0.72, 0.71]}
+    claim = {"id": "helps", "study": "s2_cnn", "says": "x", "metric": "test.acc1",
+             "expect": "s2_cnn > s2_cnn_no_dropout", "paired": True, "overfits": "s2_cnn_no_dropout"}
+    header = {**HEADER, "regimes": {**HEADER["regimes"], "trained": {"floors": {"s2_cnn": 0.5}}}}
+    for curves, tested in ((IMPROVES, False), (OVERFITS, True)):
+        _write_runs(params, tmp_path / "metrics", acc1, {"s2_cnn_no_dropout": curves})
+        stats = aggregate.main(params, tmp_path / "metrics", tmp_path / "plots", tmp_path / "report",
+                               _claims(tmp_path, [claim], header))
+        [result] = stats["claims"]
+        measured = stats["regimes"]["s2_cnn"]["overfitting"]["s2_cnn_no_dropout"]
+        mean_val_loss = [statistics.fmean([row["val_loss"]] * 3) for row in curves]
+        lowest = min(range(EPOCHS), key=mean_val_loss.__getitem__)
+        assert measured["lowest_val_loss_epoch"] == lowest + 1
+        assert measured["val_loss_rise"] == pytest.approx(mean_val_loss[-1] / mean_val_loss[lowest] - 1, abs=1e-6)
+        assert measured["train_val_gap"] == pytest.approx(curves[-1]["train_acc1"] - curves[-1]["val_acc1"], abs=1e-6)
+        if tested:
+            assert measured["overfits"] and result["verdict"] == "confirmed" and result["p_value"] is not None
+        else:
+            assert not measured["overfits"] and result["p_value"] is None
+            assert result["verdict"].startswith("not testable at this scale: s2_cnn_no_dropout does not overfit: "
+                                                "lowest mean validation loss at epoch 8 of 8 (needs ≤ 6)")
+
+
+def test_the_sweep_selects_on_validation_and_claims_read_the_selected_rate(real_params, tmp_path: Path):
+    raw = real_params
+    names = ("s2_mlp", "s2_mlp_no_bn", "s2_mlp_no_dropout", "s2_mlp_linear")
+    raw["variants"] = {name: raw["variants"][name] for name in names}
+    raw["studies"] = {"s2_mlp": {**raw["studies"]["s2_mlp"], "seeds": 3,
+                                 "sweep": {"rates": [0.2, 0.5, 0.8], "select": "s2_mlp", "metric": "val.loss"}}}
+    params = parse_params(raw)
+    rates = {"p20": 0.30, "p50": 0.25, "p80": 0.28}  # mean validation loss of s2_mlp at each rate
+    val_loss = {f"s2_mlp_{tag}": [loss - 0.01, loss, loss + 0.01] for tag, loss in rates.items()}
+    # test top-1 prefers p80 for s2_mlp: the selection must not look at it
+    acc1 = {"s2_mlp_p20": [0.80, 0.81, 0.82], "s2_mlp_p50": [0.83, 0.84, 0.85], "s2_mlp_p80": [0.90, 0.91, 0.92],
+            **{f"s2_mlp_no_bn_{tag}": [0.7, 0.71, 0.72] for tag in rates},
+            "s2_mlp_no_dropout": [0.75, 0.77, 0.76], "s2_mlp_linear": [0.6, 0.61, 0.62]}
+    _write_runs(params, tmp_path / "metrics", acc1, val_loss=val_loss)
+    header = {**HEADER, "regimes": {**HEADER["regimes"], "trained": {"floors": {"s2_mlp": "s2_mlp_no_bn"}}}}
+    claims = _claims(tmp_path, [{"id": "helps", "study": "s2_mlp", "says": "x", "metric": "test.acc1",
+                                 "expect": "s2_mlp > s2_mlp_no_dropout", "paired": True}], header)
+    stats = aggregate.main(params, tmp_path / "metrics", tmp_path / "plots", tmp_path / "report", claims)
+    sweep = stats["sweeps"]["s2_mlp"]
+    assert sweep["selected"] == 0.5
+    assert sweep["labels"] == {"s2_mlp": "s2_mlp_p50", "s2_mlp_no_bn": "s2_mlp_no_bn_p50"}
+    assert {tag: stat["s2_mlp"]["mean"] for tag, stat in sweep["rates"].items()} == pytest.approx(rates)
+    assert stats["studies"]["s2_mlp"] == ["s2_mlp_p50", "s2_mlp_no_bn_p50", "s2_mlp_no_dropout", "s2_mlp_linear"]
+    [claim] = stats["claims"]
+    assert claim["compared"] == ["s2_mlp_p50", "s2_mlp_no_dropout"]
+    expected = sps.ttest_rel(acc1["s2_mlp_p50"], acc1["s2_mlp_no_dropout"])
+    assert claim["p_value"] == pytest.approx(expected.pvalue, abs=1e-6)
+    # the floor is the ablation's mean here (0.71): every compared run beats it
+    assert stats["regimes"]["s2_mlp"]["floor"]["value"] == pytest.approx(0.71)
 
 
 def test_recalibration_gain_against_the_no_dropout_twin(real_params, tmp_path: Path):
     raw = real_params
-    raw["variants"] = {name: raw["variants"][name] for name in ("s2_mlp", "s2_mlp_no_dropout")}
-    raw["studies"] = {"s2_mlp": {**raw["studies"]["s2_mlp"], "variants": ["s2_mlp", "s2_mlp_no_dropout"], "seeds": 3}}
+    raw["variants"] = {name: raw["variants"][name] for name in ("s2_cnn", "s2_cnn_no_dropout")}
+    raw["studies"] = {"s2_cnn": {"title": "t", "variants": ["s2_cnn", "s2_cnn_no_dropout"], "seeds": 3,
+                                 "twins": {"s2_cnn": "s2_cnn_no_dropout"}}}
     params = parse_params(raw)
-    acc1 = {"s2_mlp": [0.80, 0.85, 0.90], "s2_mlp_no_dropout": [0.70, 0.90, 0.60]}
+    acc1 = {"s2_cnn": [0.80, 0.85, 0.90], "s2_cnn_no_dropout": [0.70, 0.90, 0.60]}
     _write_runs(params, tmp_path / "metrics", acc1)
-    values, _, _ = aggregate.run_values(params, tmp_path / "metrics", 10)
+    values = aggregate.collect(params, tmp_path / "metrics").values
     # gains are acc1 / 10, so seed by seed: 0.08 - 0.07, 0.085 - 0.09, 0.09 - 0.06
-    assert values["s2_mlp"]["bn.recal_gain_vs_twin"] == pytest.approx([0.01, -0.005, 0.03])
-    assert "bn.recal_gain_vs_twin" not in values["s2_mlp_no_dropout"]
+    assert values["s2_cnn"]["bn.recal_gain_vs_twin"] == pytest.approx([0.01, -0.005, 0.03])
+    assert "bn.recal_gain_vs_twin" not in values["s2_cnn_no_dropout"]
+    assert values["s2_cnn"]["recal.acc1"] == pytest.approx([0.88, 0.935, 0.99])
 
 
 def test_bar_plot_data_per_study(small):
@@ -125,24 +208,77 @@ def test_bar_plot_data_per_study(small):
     assert one_seed == ["s2_cnn", "0.700000", "0.700000", "0.700000", "1"]
 
 
-def test_exploratory_verdicts_follow_the_holm_adjusted_p(real_params, tmp_path: Path):
+def test_exploratory_verdicts_follow_the_holm_adjusted_p_and_pair_where_declared(real_params, tmp_path: Path):
     raw = real_params
-    names = ("s2_mlp", "s2_mlp_no_bn", "s2_mlp_no_dropout")
+    names = ("s2_cnn", "s2_cnn_no_bn", "s2_cnn_no_dropout")
     raw["variants"] = {name: raw["variants"][name] for name in names}
-    raw["studies"] = {"s2_mlp": {**raw["studies"]["s2_mlp"], "seeds": 3}}
+    raw["studies"] = {"s2_cnn": {"title": "t", "variants": list(names), "seeds": 3}}
     params = parse_params(raw)
-    acc1 = {"s2_mlp": [0.80, 0.82, 0.81], "s2_mlp_no_bn": [0.83, 0.85, 0.845], "s2_mlp_no_dropout": [0.60, 0.90, 0.75]}
+    acc1 = {"s2_cnn": [0.80, 0.82, 0.81], "s2_cnn_no_bn": [0.83, 0.85, 0.845], "s2_cnn_no_dropout": [0.60, 0.90, 0.75]}
     _write_runs(params, tmp_path / "metrics", acc1)
-    values, _, _ = aggregate.run_values(params, tmp_path / "metrics", 10)
-    rows = {(row["a"], row["b"]): row for row in aggregate.exploratory_comparisons(params, values)["s2_mlp"]}
-    raw_p = {pair: sps.ttest_ind(acc1[pair[0]], acc1[pair[1]], equal_var=False).pvalue for pair in rows}
+    values = aggregate.collect(params, tmp_path / "metrics").values
+    paired = {frozenset(("s2_cnn", "s2_cnn_no_dropout"))}
+    rows = {(row["a"], row["b"]): row for row in aggregate.exploratory_comparisons(params, values, {}, paired)["s2_cnn"]}
+    raw_p = {pair: (sps.ttest_rel if frozenset(pair) in paired else
+                    lambda a, b: sps.ttest_ind(a, b, equal_var=False))(acc1[pair[0]], acc1[pair[1]]).pvalue
+             for pair in rows}
+    assert rows[("s2_cnn", "s2_cnn_no_dropout")]["test"] == "paired"
     ranked = sorted(rows, key=raw_p.get)  # Holm by hand: the k-th smallest p times (m - k), running maximum
     adjusted, running = {}, 0.0
     for k, pair in enumerate(ranked):
         running = max(running, min(1.0, (len(ranked) - k) * raw_p[pair]))
         adjusted[pair] = running
     for pair, row in rows.items():
+        assert row["p_value"] == pytest.approx(raw_p[pair], abs=1e-6)
         assert row["p_holm"] == pytest.approx(adjusted[pair], abs=1e-6)
         assert row["verdict"] == ("differs" if adjusted[pair] < 0.05 else
                                   "not distinguishable from seed noise at this number of seeds")
-    assert raw_p[("s2_mlp", "s2_mlp_no_bn")] < 0.05 <= adjusted[("s2_mlp", "s2_mlp_no_bn")]  # Holm changes one
+    assert raw_p[("s2_cnn", "s2_cnn_no_bn")] < 0.05 <= adjusted[("s2_cnn", "s2_cnn_no_bn")]  # Holm changes one
+
+
+class _OverScaled(Dropout):
+    """A broken dropout: kept units scaled by 1 / (1 - p)^2 instead of 1 / (1 - p)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) / (1.0 - self.p) if self.training else x
+
+
+def _gaps(broken: bool) -> list[dict]:
+    torch.manual_seed(0)
+    bn = DropoutBatchNorm2d(4, p=0.5, placement="before_bn")
+    if broken:
+        bn.dropout = _OverScaled(0.5)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), bn)
+    inputs = torch.randn(256, 1, 8, 8) + 1.0
+    shifts = variance_shifts(model, lambda: [inputs[:128], inputs[128:]], seed=0)
+    return [{"run": "r seed 0", "layer": name, "theory_gap": shift.theory_gap}
+            for name, shift in shifts.items() if shift.fed_by_dropout == "direct"]
+
+
+def test_the_theory_check_passes_on_the_real_analysis_and_fails_on_a_broken_dropout():
+    tolerance = 0.05
+    passed = aggregate.theory_check(aggregate.Collected(theory_gaps=_gaps(broken=False)), tolerance)
+    assert passed["passed"] and passed["layers_checked"] == 1 and passed["largest_gap"] < tolerance
+    failed = aggregate.theory_check(aggregate.Collected(theory_gaps=_gaps(broken=True)), tolerance)
+    assert not failed["passed"] and failed["failures"][0]["layer"] == "1"
+    assert failed["failures"][0]["theory_gap"] > 0.5  # D doubles, the theory does not
+
+
+def test_claims_name_their_study_floor_and_overfit_variant(small, tmp_path: Path):
+    params, _, _, _ = small
+    bad = _claims(tmp_path, [{"id": "x", "study": "s9", "says": "x", "metric": "test.acc1",
+                              "expect": "s2_cnn > s4_mlp_p2_p5"}])
+    with pytest.raises(aggregate.ClaimsError, match="claim 'x': study 's9' is not in params.yaml studies"):
+        aggregate.check_claim_variants(load_claims(bad), params, bad)
+    bad = _claims(tmp_path, [{"id": "x", "study": "s2_cnn", "says": "x", "metric": "test.acc1",
+                              "expect": "s2_cnn > s4_mlp_p2_p5", "overfits": "s2_cnn_nope"}])
+    with pytest.raises(aggregate.ClaimsError, match="claim 'x' names 's2_cnn_nope'"):
+        aggregate.check_claim_variants(load_claims(bad), params, bad)
+    header = {**HEADER, "regimes": {**HEADER["regimes"], "trained": {"floors": {"s2_cnn": "nope"}}}}
+    bad = _claims(tmp_path, [], header)
+    with pytest.raises(aggregate.ClaimsError, match="regimes.trained.floors.s2_cnn: 'nope' is not in params.yaml"):
+        aggregate.check_claim_variants(load_claims(bad), params, bad)
+    header = {**HEADER, "regimes": {**HEADER["regimes"], "trained": {"floors": {"s2_cnm": 0.5}}}}
+    bad = _claims(tmp_path, [], header)
+    with pytest.raises(aggregate.ClaimsError, match="regimes.trained.floors.s2_cnm: not a params.yaml study"):
+        aggregate.check_claim_variants(load_claims(bad), params, bad)

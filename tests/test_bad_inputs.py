@@ -279,8 +279,10 @@ def _study(name: str) -> Callable[[Project], None]:
 
 
 def _claims(claims: list[dict]) -> Callable[[Project], None]:
+    """The repository's claims.yaml with its claims list replaced."""
     def arrange(project: Project) -> None:
-        (project.root / "claims.yaml").write_text(yaml.safe_dump(claims))
+        header = yaml.safe_load((REPO / "claims.yaml").read_text())
+        (project.root / "claims.yaml").write_text(yaml.safe_dump({**header, "claims": claims}))
 
     return arrange
 
@@ -388,7 +390,8 @@ CATALOGUE = [
         lambda project: (project.root / "claims.yaml").write_bytes("# caf\u00e9\n[]\n".encode("latin-1"))),
     Bad("claim-misspelt-variant", ("validate.py",),
         ("claims.yaml: claim 'typo' names 's2_mpl', which is neither in params.yaml variants", "did you mean 's2_mlp'"),
-        _claims([{"id": "typo", "study": "S2", "says": "x", "metric": "test.acc1", "expect": "s2_mpl > s2_cnn"}])),
+        _claims([{"id": "typo", "study": "s2_mlp", "says": "x", "metric": "test.acc1",
+                  "expect": "s2_mpl > s2_cnn"}])),
     Bad("study-variant-twice", ("aggregate.py",),
         ("studies.s2_mlp.variants: variant 's2_mlp' is listed twice",), _study_twice),
     Bad("params-duplicate-key", TRAIN, ("params.yaml: not valid YAML", "key 'dropout' appears twice"),

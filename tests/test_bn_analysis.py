@@ -20,7 +20,7 @@ from droplab.models.mlp import MLP
 from droplab.models.norm import DropoutBatchNorm2d
 from droplab.models.resnet import ResNet
 from droplab.training.device_data import BatchTransform, Split, eval_batches
-from droplab.training.train import Context
+from droplab.training.train import Context, evaluate
 
 # Data is drawn from another seed than the analysis' dropout masks (seed 0): drawn from the
 # same stream, the masks would correlate with the data.
@@ -318,7 +318,9 @@ def test_a_pass_whose_last_batch_would_hold_one_image_gives_it_to_the_batch_befo
     model = MLP(input_shape=(1, 28, 28), num_classes=10, hidden=[32], block=["linear", "bn", "relu", "dropout"],
                 rates=[0.5])
     transform, ctx = _context()
-    result = analyze_run(model, _splits(120), transform, ctx, train_images=None, eval_batch_size=119, seed=0)
+    splits = _splits(120)
+    test = evaluate(model, splits["test"], 119, ctx)
+    result = analyze_run(model, splits, transform, ctx, train_images=None, eval_batch_size=119, seed=0, test=test)
     assert result["bn_layers"] == 1 and result["recalibration"] is not None
 
 
@@ -329,12 +331,15 @@ def test_analyze_run_reports_every_bn_and_averages_the_block_layers():
     transform, ctx = _context()
     _collect_running_stats(model, transform(splits["train"].images))
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    result = analyze_run(model, splits, transform, ctx, train_images=150, eval_batch_size=64, seed=0)
+    test = evaluate(model, splits["test"], 64, ctx)  # what training measured, which the analysis reuses
+    result = analyze_run(model, splits, transform, ctx, train_images=150, eval_batch_size=64, seed=0, test=test)
     json.dumps(result, allow_nan=False)
     assert set(result) == {"bn_layers", "layers", "dropout_variance_ratio_blocks", "stored_variance_shift_blocks",
                            "recalibration"}
     assert set(result["recalibration"]) == {"test_acc1_before", "test_acc1_after", "test_acc1_gain",
                                             "test_loss_before", "test_loss_after"}
+    assert (result["recalibration"]["test_acc1_before"], result["recalibration"]["test_loss_before"]) == (
+        round(test["acc1"], 6), round(test["loss"], 6))
     layers = result["layers"]
     assert result["bn_layers"] == 3 and list(layers) == ["input_bn", "features.conv1.bn", "features.conv2.bn"]
     assert all(set(layer) == LAYER_KEYS for layer in layers.values())
@@ -351,9 +356,10 @@ def test_analyze_run_reports_every_bn_and_averages_the_block_layers():
         assert result[f"{key}_blocks"] == pytest.approx(mean, abs=2e-6)
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     # deterministic: the same seed gives the same numbers
-    assert analyze_run(model, splits, transform, ctx, train_images=150, eval_batch_size=64, seed=0) == result
+    assert analyze_run(model, splits, transform, ctx, train_images=150, eval_batch_size=64, seed=0, test=test) == result
 
     plain = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
-    empty = analyze_run(plain, splits, transform, ctx, train_images=None, eval_batch_size=64, seed=0)
+    empty = analyze_run(plain, splits, transform, ctx, train_images=None, eval_batch_size=64, seed=0,
+                        test=evaluate(plain, splits["test"], 64, ctx))
     assert empty == {"bn_layers": 0, "layers": {}, "dropout_variance_ratio_blocks": None,
                      "stored_variance_shift_blocks": None, "recalibration": None}

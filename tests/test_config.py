@@ -1,4 +1,5 @@
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -152,3 +153,47 @@ def test_a_variant_override_is_checked_against_the_top_level_train(real_params):
     expected = "variants.s2_mlp.train on top of studies.s2_mlp.cpu: momentum = 0.5 is SGD's"
     with pytest.raises(ConfigError, match=expected):
         parse_params(raw)
+
+
+def test_a_sweep_trains_every_follower_of_dropout_at_each_rate_in_its_own_folder(real_params):
+    params = parse_params(real_params)
+    rates = real_params["studies"]["s2_mlp"]["sweep"]["rates"]
+    assert params.sweep_rates("s2_mlp") == rates and params.sweep_rates("s2_mlp_no_bn") == rates
+    assert params.sweep_rates("s2_mlp_no_dropout") is None and params.sweep_rates("s2_cnn") is None  # fixed / no sweep
+    runs = params.variant_runs("s2_mlp")
+    assert [(run.rate, run.seed) for run in runs] == [(rate, seed) for rate in rates for seed in params.seeds_of("s2_mlp")]
+    run = runs[-1]
+    assert (run.label, run.path(Path("metrics/train"), ".json")) == (
+        "s2_mlp_p90", Path(f"metrics/train/s2_mlp/p90/seed{run.seed}.json"))
+    assert params.resolve("s2_mlp", 0.3).rates == [0.3] and params.resolve("s2_mlp", 0.3).run(0).label == "s2_mlp_p30"
+    assert "s2_mlp_p30" in params.labels() and "s2_mlp" not in params.labels()
+
+
+@pytest.mark.parametrize(
+    "sweep, expected",
+    [({"rates": [0.1, 0.25], "select": "s2_mlp"}, None),
+     ({"rates": [0.1, 0.125], "select": "s2_mlp"}, "rate 0.125: expected a whole percent"),
+     ({"rates": [0.1, 1.0], "select": "s2_mlp"}, "rate 1.0: expected a whole percent"),
+     ({"rates": [0.1, 0.1], "select": "s2_mlp"}, "rate 0.1 appears more than once"),
+     ({"rates": [0.5], "select": "s2_mlp"}, "studies.s2_mlp.sweep.rates"),
+     ({"rates": [0.1, 0.2], "select": "s2_cnn"}, "studies.s2_mlp.sweep.select: 's2_cnn' is not one of this study's"),
+     ({"rates": [0.1, 0.2], "select": "s2_mlp_no_dropout"}, "has p: fixed_p.none; the sweep trains only"),
+     ({"rates": [0.1, 0.2], "select": "s2_mlp", "metric": "test.acc1"}, "studies.s2_mlp.sweep.metric")],
+)
+def test_a_sweep_is_checked(real_params, sweep, expected):
+    raw = _with(real_params, "studies.s2_mlp.sweep", sweep)
+    if expected is None:
+        assert parse_params(raw).sweep_rates("s2_mlp") == sweep["rates"]
+    else:
+        assert expected in _error(raw)
+
+
+def test_a_study_spec_key_applies_to_the_families_that_have_it(real_params):
+    """S1's cpu scale narrows and resizes its ResNets; its linear baseline (an MLP) is untouched."""
+    params = parse_params(real_params)
+    assert params.spec("resnet18_avg").channels == [16, 32, 64, 128] and params.spec("resnet18_avg").resize == 33
+    assert params.variants["resnet18_avg"].channels == [64, 128, 256, 512]  # the published width, at paper scale
+    assert params.spec("s1_linear") == params.variants["s1_linear"]
+    for key, value in (("p", "fixed_p.none"), ("train", {"lr": 10}), ("kernels", [3])):
+        message = _error(_with(real_params, "studies.s1_placement.cpu.spec", {key: value}))
+        assert f"studies.s1_placement.cpu.spec.{key}: not an architecture field of this study's variants" in message

@@ -59,6 +59,8 @@ EXPECTED_PARAMS = {
     "lenet_inbn_bn": LENET + 2 * 1 + 2 * 6 + 2 * 16,
     "lenet_dropout": LENET,
     "lenet_bn_dropout": LENET + 2 * 6 + 2 * 16,
+    # the studies' linear classifiers (softmax regression): an MLP without hidden layers
+    **{name: linear(784, 10) for name in ("s1_linear", "s2_mlp_linear", "s2_cnn_linear", "s4_linear", "s5_linear")},
 }
 
 

@@ -99,7 +99,8 @@ def test_repro_writes_every_output(clone: Path):
     assert len(runs) > len(variants)  # the multi-seed studies train more than one run per variant
     for run_ in runs.values():
         metrics = json.loads(run_.path(clone / "metrics/train", ".json").read_text())
-        assert set(metrics) == {"best_epoch", "train", "val", "test", "sizes"}
+        assert set(metrics) == {"best_epoch", "train", "val", "test", "sizes", "history"}
+        assert [row["epoch"] for row in metrics["history"]] == list(range(1, len(metrics["history"]) + 1))
         assert metrics["sizes"] == {"train": 300, "val": 200, "test": 500}  # the tiny config's whole splits
         assert list(metrics["test"]["f1_per_class"]) == json.loads((clone / "data/prepared/meta.json").read_text())[
             "classes"]
@@ -120,31 +121,37 @@ def test_repro_writes_every_output(clone: Path):
         bn = json.loads(run_.path(clone / "metrics/bn", ".json").read_text())  # every seed is analyzed
         assert (bn["bn_layers"] > 0) == (bn["recalibration"] is not None)
         ratios = [layer["dropout_variance_ratio"] for layer in bn["layers"].values()]
-        if not any(params.rates(run_.variant)):
+        if not any(params.resolve(run_.variant, run_.rate).rates):
             assert all(ratio == 1.0 for ratio in ratios)  # no dropout: D is exactly 1
     summary_json = json.loads((clone / "metrics/summary.json").read_text())
-    assert set(summary_json) == set(variants)
+    assert set(summary_json) == set(params.labels())
+    assert {"s2_mlp_p10", "s2_mlp_p90"} <= set(summary_json)  # the swept MLP: a label per rate
+    for label, label_runs in params.label_runs().items():
+        seeds = len(label_runs)
+        assert summary_json[label]["seeds"] == seeds and ("test_acc1_sd" in summary_json[label]) == (seeds > 1)
     for name in variants:
-        seeds = params.seed_count(name)
-        assert summary_json[name]["seeds"] == seeds and ("test_acc1_sd" in summary_json[name]) == (seeds > 1)
         profile = json.loads((clone / f"metrics/profile/{name}.json").read_text())
         assert profile["params"] > 0 and profile["flops"] > 0 and profile["input_shape"] == [1, 28, 28]
     stats = json.loads((clone / "report/stats.json").read_text())
     assert {claim["id"] for claim in stats["claims"]} >= {"s4-orders-alike", "s1-after-bn-beats-before-bn"}
+    assert stats["sweeps"]["s2_mlp"]["labels"]["s2_mlp"].startswith("s2_mlp_p")
+    assert stats["checks"]["theory_gap"]["passed"] and stats["checks"]["theory_gap"]["layers_checked"] > 0
     summary = (clone / "report/summary.md").read_text()
     assert all(name in summary for name in variants) and "## Claims" in summary and "Setting (scale `cpu`)" in summary
     meta = json.loads((clone / "data/prepared/meta.json").read_text())
     assert meta["sizes"] == {"train": 300, "val": 200, "test": 500}
+    shown = [label for labels in stats["studies"].values() for label in labels]
+    for label in shown:  # a BN figure for every variant with BN layers, none for the others
+        has_bn = json.loads(params.label_runs()[label][0].path(clone / "metrics/bn", ".json").read_text())["bn_layers"]
+        assert (clone / f"report/bn/{label}.png").exists() == bool(has_bn), label
     for name in variants:
-        assert (clone / f"report/bn/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (clone / f"report/arch/{name}.txt").read_text().strip()
         assert "module" in (clone / f"report/arch/{name}.flops.txt").read_text()
     for study in params.studies:
         assert (clone / f"report/studies/{study}.png").read_bytes()[:4] == b"\x89PNG"
         assert f"## {study}:" in summary
         rows = (clone / f"plots/test/{study}.tsv").read_text().splitlines()
-        trained = [name for name in params.studies[study].variants if name in params.trained_variants()]
-        assert [row.split("\t")[0] for row in rows[1:]] == trained
+        assert [row.split("\t")[0] for row in rows[1:]] == stats["studies"][study]
 
 
 GOLDEN = REPO / "tests" / "golden" / "tiny"
@@ -271,13 +278,13 @@ def test_experiment_retrains_only_runs_that_follow_dropout(clone: Path):
     # What the pull-request workflow posts: the working tree (dropout 0.8) against HEAD.
     run(["droplab", "review", "--base", "HEAD", "--out", "review"], clone)
     review = (clone / "review" / "report.md").read_text()
-    assert "| metrics/summary.json | s2_mlp.test_acc1 " in review  # dvc metrics diff --md, row per change
+    assert "| metrics/summary.json | s2_cnn.test_acc1 " in review  # dvc metrics diff --md, row per change
     assert re.search(r"\| params\.yaml +\| dropout +\| 0\.5 +\| 0\.8 +\|", review)  # dvc params diff --md
     assert "`s4-orders-alike`" in review
     images = sorted(p.name for p in (clone / "review" / "plots").iterdir())
-    assert "s2_mlp_acc1.png" in images and "s4_loss.png" not in images  # only plots that changed
+    assert "s2_cnn_acc1.png" in images and "s4_loss.png" not in images  # only plots that changed
     assert all(f"(plots/{name})" in review for name in images)
-    assert (clone / "review" / "plots" / "s2_mlp_acc1.png").read_bytes()[:4] == b"\x89PNG"
+    assert (clone / "review" / "plots" / "s2_cnn_acc1.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_pipeline_runs_unchanged_on_cifar10_served_over_http(tmp_path_factory):
@@ -312,10 +319,11 @@ def test_the_pipeline_runs_unchanged_on_cifar10_served_over_http(tmp_path_factor
 
 @pytest.fixture(scope="module")
 def small_clone(tmp_path_factory) -> Path:
-    """A clone with S2's MLP alone (two seeds): cheap enough to run many times over."""
+    """A clone with S2's CNN (it follows `dropout`) and one S4 MLP (fixed rates), two seeds each:
+    cheap enough to run many times over."""
     if not SYSTEM_COPY.is_dir():
         pytest.skip("Fashion-MNIST is not installed (make data)")
-    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=("s2_mlp", "s4_mlp_p2_p5"))
+    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=("s2_cnn", "s4_mlp_p2_p5"))
     return make_clone(tmp_path_factory.mktemp("small"), params)
 
 
@@ -338,7 +346,7 @@ def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp
     assert not list(fresh.glob("models/**/*.pt"))  # git has DVC's models/.gitignore, not the models
     run(["make", "-o", "setup", "pull"], fresh)
     models = sorted(p.relative_to(origin).as_posix() for p in (origin / "models").rglob("*.pt"))
-    assert models == [f"models/{v}/seed{s}.pt" for v in ("s2_mlp", "s4_mlp_p2_p5") for s in (0, 1)]
+    assert models == [f"models/{v}/seed{s}.pt" for v in ("s2_cnn", "s4_mlp_p2_p5") for s in (0, 1)]
     assert all((fresh / m).read_bytes() == (origin / m).read_bytes() for m in models)
     assert json.loads(run(["dvc", "status", "--json"], fresh)) == {}
 
@@ -351,7 +359,7 @@ def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp
     run(["git", "commit", "-qm", "no lock"], only_runs)
     run(["dvc", "fetch", "--run-cache"], only_runs)
     output = run(["dvc", "repro", "--pull"], only_runs)
-    for variant in ("s2_mlp", "s4_mlp_p2_p5"):
+    for variant in ("s2_cnn", "s4_mlp_p2_p5"):
         assert f"Stage 'train@{variant}' is cached - skipping run" in output, output
         assert f"Running stage 'train@{variant}'" not in output, output
     for folder in ("metrics/train", "metrics/bn", "plots/train", "models"):
@@ -361,14 +369,14 @@ def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp
 def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
     """`droplab sweep`: three rates queued as DVC experiments, two at a time, then the report."""
     root = small_clone
-    run(["droplab", "sweep", "--rates", "0.2,0.5,0.8", "--jobs", "2", "--variants", "s2_mlp"], root)
+    run(["droplab", "sweep", "--rates", "0.2,0.5,0.8", "--jobs", "2", "--variants", "s2_cnn"], root)
 
     sweep = json.loads((root / "report/sweep/sweep.json").read_text())
     points = {point["p"]: point for point in sweep["points"]}
     assert sorted(points) == [0.2, 0.5, 0.8]
     assert all(point["seeds"] == 2 and point["val_acc1_sd"] is not None for point in points.values())
     best = max(sorted(points), key=lambda p: points[p]["val_acc1"])  # ties: the lowest p, as documented
-    assert [(row["variant"], row["p"]) for row in sweep["best"]] == [("s2_mlp", best)]
+    assert [(row["variant"], row["p"]) for row in sweep["best"]] == [("s2_cnn", best)]
     assert sweep["best"][0]["test_acc1"] == points[best]["test_acc1"]
     assert (root / "report/sweep/sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert "# S2 dropout sweep" in (root / "report/sweep/sweep.md").read_text()
@@ -383,20 +391,20 @@ def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Pa
     root = tmp_path / "checkout"  # what actions/checkout gives: the commits, no outputs, no cache
     run(["git", "clone", "-q", str(small_clone), str(root)], tmp_path)
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["dropout"] = 0.3  # the "pull request": s2_mlp follows dropout, s4_mlp_p2_p5 has fixed rates
+    params["dropout"] = 0.3  # the "pull request": s2_cnn follows dropout, s4_mlp_p2_p5 has fixed rates
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "commit", "-qm", "lower dropout", "params.yaml"], root)
     review = attempt(["bash", ".ci/review", "HEAD~1", "review"], root)
     assert review.returncode == 0, review.stdout
     base, head = review.stdout.split("droplab review: the head")
-    assert "Running stage 'train@s2_mlp'" in base and "Running stage 'train@s4_mlp_p2_p5'" in base
-    assert "Running stage 'train@s2_mlp'" in head  # the change
+    assert "Running stage 'train@s2_cnn'" in base and "Running stage 'train@s4_mlp_p2_p5'" in base
+    assert "Running stage 'train@s2_cnn'" in head  # the change
     assert "Stage 'train@s4_mlp_p2_p5' is cached - skipping run" in head  # restored from the base's run cache
     assert head.count("Running stage 'train@") == 1
     review = (root / "review" / "report.md").read_text()
-    assert "| metrics/summary.json | s2_mlp.test_acc1 " in review
+    assert "| metrics/summary.json | s2_cnn.test_acc1 " in review
     assert re.search(r"\| params\.yaml +\| dropout +\| 0\.5 +\| 0\.3 +\|", review)  # and no other param
-    assert "(plots/s2_mlp_loss.png)" in review and (root / "review/plots/s2_mlp_loss.png").exists()
+    assert "(plots/s2_cnn_loss.png)" in review and (root / "review/plots/s2_cnn_loss.png").exists()
     assert run(["git", "status", "--porcelain", "params.yaml", "dvc.yaml"], root).strip() == ""
     assert run(["git", "worktree", "list"], root).count("\n") == 1  # the base worktree is gone
 
@@ -435,8 +443,8 @@ def test_bad_params_arriving_through_dvc_stop_before_any_output_is_touched(small
     _fails_through_dvc(root, ["dvc", "exp", "run", "-S", "train.lr=-1"],  # dvc-exp-run-bad-lr
                        ("train.lr: Input should be greater than 0",))
     params = yaml.safe_load((root / "params.yaml").read_text())  # dvc-new-variant-without-runs
-    params["variants"]["s2_mlp_wide"] = {**params["variants"]["s2_mlp"], "hidden": [2048]}
-    params["studies"]["s2_mlp"]["variants"].append("s2_mlp_wide")
+    params["variants"]["s2_cnn_wide"] = {**params["variants"]["s2_cnn"], "channels": [128, 256]}
+    params["studies"]["s2_cnn"]["variants"].append("s2_cnn_wide")
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _fails_through_dvc(root, ["dvc", "repro"], ("the runs are out of date with params.yaml", "missing: s2_mlp_wide"))
+    _fails_through_dvc(root, ["dvc", "repro"], ("the runs are out of date with params.yaml", "missing: s2_cnn_wide"))
     assert json.loads(run(["dvc", "status", "--json"], root)) == {}

@@ -15,9 +15,9 @@ from droplab.models.resnet_spec import ResNetSpec
 
 
 def resnet(arch="resnet18", placement="none", head="avg", stem="imagenet", resize=None, shape=(1, 28, 28),
-           rates=(0.5,)) -> nn.Module:
+           rates=(0.5,), **spec_fields) -> nn.Module:
     spec = ResNetSpec(model="resnet", arch=arch, placement=placement, head=head, stem=stem,
-                      resize=resize)
+                      resize=resize, **spec_fields)
     return create_model(spec, list(rates), shape, 10)
 
 
@@ -84,13 +84,41 @@ def test_only_block_bns_carry_dropout(arch, block_bns, placement):
 
 
 @pytest.mark.parametrize("arch, last_bn", [("resnet18", "bn2"), ("resnet50", "bn3")])
-def test_state_dict_keys_and_zero_init_last_are_timms(arch, last_bn):
+def test_state_dict_keys_are_timms_and_every_bn_starts_at_one_as_in_torchvision(arch, last_bn):
+    """The studies modified torchvision's ResNet (zero_init_residual=False): every BN starts at
+    gamma 1. timm's default zeroes each block's last BN; zero_init_last: true asks for that."""
     model = resnet(arch, "before_bn")
     plain = timm.create_model(arch, pretrained=False, in_chans=1, num_classes=10)
     assert list(model.body.state_dict()) == list(plain.state_dict())
-    for stage in (model.body.layer1, model.body.layer4):
-        for block in stage:
-            assert torch.all(getattr(block, last_bn).weight == 0)
+    reference = getattr(torchvision.models, arch)(zero_init_residual=False)
+    assert all(torch.all(bn.weight == 1) for bn in reference.modules() if isinstance(bn, nn.BatchNorm2d))
+    for zero_init_last in (False, True):
+        model = resnet(arch, "before_bn", zero_init_last=zero_init_last)
+        for stage in (model.body.layer1, model.body.layer4):
+            for block in stage:
+                assert torch.all(getattr(block, last_bn).weight == (0 if zero_init_last else 1))
+                assert torch.all(block.bn1.weight == 1)
+
+
+@pytest.mark.parametrize("arch, expansion", [("resnet18", 1), ("resnet50", 4)])
+def test_a_narrowed_resnet_is_timms_with_those_channels(arch, expansion):
+    """channels go to timm: every stage's width follows them, and so does the dropout head's (its
+    hidden width is the last stage's output). The 7x7 stem keeps its 64 channels."""
+    channels = [16, 32, 64, 128]
+    model = resnet(arch, "after_bn", channels=channels, head="dropout_classifier", shape=(1, 64, 64),
+                   rates=(0.5, 0.5))
+    assert model.body.conv1.out_channels == 64
+    # a 1x1 projection shortcut where the stem's 64 channels differ from the first stage's output
+    assert (model.body.layer1[0].downsample is not None) == (64 != channels[0] * expansion)
+    for stage, width in zip((model.body.layer1, model.body.layer2, model.body.layer3, model.body.layer4), channels,
+                            strict=True):
+        assert stage[-1].conv1.in_channels == width * expansion  # every block of a stage outputs width x expansion
+    hidden = [m for m in model.head if isinstance(m, nn.Linear)]
+    assert [layer.in_features for layer in hidden] == [128 * expansion * 2 * 2, 128 * expansion, 128 * expansion]
+    wide = resnet(arch, channels=[64, 128, 256, 512])
+    assert sum(p.numel() for p in wide.parameters()) == sum(p.numel() for p in resnet(arch).parameters())
+    assert not ResNetSpec(model="resnet", arch=arch).narrowed()
+    assert ResNetSpec(model="resnet", arch=arch, channels=channels).narrowed()
 
 
 def test_parameter_count_matches_torchvision():
@@ -138,12 +166,17 @@ def test_resize_feeds_the_body_at_the_requested_size():
 
 
 def test_default_s3_variants_end_in_a_2x2_map_so_max_and_avg_pooling_differ(real_params):
+    """At the cpu scale (28 px Fashion-MNIST resized to 33) as at the published one (64 px)."""
     params = parse_params(real_params)
     for name in params.studies["s3_heads"].variants:
-        model = create_model(params.variants[name], params.rates(name), (1, 28, 28), 10)
+        if params.variants[name].model != "resnet":
+            continue
+        model = create_model(params.spec(name), params.rates(name), (1, 28, 28), 10)
         body = model.body
         features = body.forward_features(model.resize(torch.zeros(1, 1, 28, 28)))
         assert features.shape[-2:] == (2, 2), name
+        published = create_model(params.variants[name], params.rates(name), (1, 64, 64), 10)
+        assert published.body.forward_features(torch.zeros(1, 1, 64, 64)).shape[-2:] == (2, 2), name
 
 
 @pytest.mark.parametrize("head, width", [("avgmax", 512), ("catavgmax", 1024)])

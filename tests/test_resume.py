@@ -168,9 +168,9 @@ def test_a_stage_that_fails_after_its_first_seed_resumes_without_retraining_it(t
     params = parse_params(_epochs(tiny_params, 2))
     write_prepared(tmp_path / "prepared")
 
-    def measure(model, splits, ctx, seed: int) -> dict:  # what stages/train.py passes
+    def measure(model, splits, ctx, seed: int, test: dict) -> dict:  # what stages/train.py passes
         return analyze.analyze_run(model, splits, ctx.transform, ctx, params.analysis.train_images,
-                                   params.train_config(VARIANT).eval_batch_size, seed)
+                                   params.train_config(VARIANT).eval_batch_size, seed, test)
 
     reference = _train(params, tmp_path, tmp_path / "ref_checkpoints", out=tmp_path / "reference", measure=measure)
     checkpoints = tmp_path / "checkpoints"

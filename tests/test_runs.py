@@ -122,7 +122,8 @@ def test_the_plots_show_each_studys_trained_variants_and_its_test_bars(real_para
     plots = {name: spec for entry in pipeline["plots"] for name, spec in entry.items()}
     skipped = set(real_params["studies"]["s3_heads"]["cpu"]["skip"])
     for study, raw in real_params["studies"].items():
-        shown = [variant for variant in raw["variants"] if variant not in skipped]
+        # a swept variant has a run per rate: the report draws its sweep
+        shown = [variant for variant in raw["variants"] if variant not in skipped and not params.sweep_rates(variant)]
         for metric in ("loss", "acc1"):
             curves = plots[f"{study}_{metric}"]
             assert curves["title"].startswith(raw["title"]) and curves["x"] == "step"
@@ -130,9 +131,9 @@ def test_the_plots_show_each_studys_trained_variants_and_its_test_bars(real_para
                                    f"{metric}.tsv": metric for variant in shown for split in ("train", "val")}
         assert plots[f"plots/test/{study}.tsv"]["template"] == "bar_horizontal"
     confusion = {name for name, spec in plots.items() if spec.get("template") == "confusion"}
-    assert confusion == {f"plots/train/{v}/seed{params.seeds_of(v)[0]}/test_confusion.tsv"
-                         for v in params.trained_variants()}
-    assert len(plots) == 3 * len(real_params["studies"]) + len(params.trained_variants())
+    plain = [v for v in params.trained_variants() if not params.sweep_rates(v)]
+    assert confusion == {f"plots/train/{v}/seed{params.seeds_of(v)[0]}/test_confusion.tsv" for v in plain}
+    assert len(plots) == 3 * len(real_params["studies"]) + len(plain)
     # every plotted file lies in an output the committed run recorded, DVC-cached (a hash, no cache: false)
     lock = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]
     recorded = {out["path"] for name, stage in lock.items() if name.startswith("train@")
@@ -162,3 +163,10 @@ def test_adding_a_variant_to_a_study_is_one_command_and_a_stale_plot_list_is_ref
     (tmp_path / "dvc.yaml").write_text(stale)
     with pytest.raises(DroplabError, match="the top-level plots are out of date with params.yaml's studies"):
         check_runs(params, tmp_path / "dvc.yaml")
+
+
+def test_a_swept_variants_stage_tracks_its_studys_sweep_not_dropout(real_params):
+    """Its rates come from the sweep, so `-S dropout=...` must not rerun it; the sweep's rates must."""
+    mapping = runs_mapping(parse_params(real_params))
+    assert mapping["s2_mlp"]["p"] == mapping["s2_mlp_no_bn"]["p"] == "studies.s2_mlp.sweep"
+    assert mapping["s2_cnn"]["p"] == "dropout" and mapping["s2_mlp_no_dropout"]["p"] == "fixed_p.none"

@@ -20,6 +20,7 @@ from droplab.results.stats import (
     TOO_FEW,
     UNDECIDED,
     StatsError,
+    beyond_tolerance_p,
     compare,
     compare_paired,
     compare_to,
@@ -29,8 +30,11 @@ from droplab.results.stats import (
     holm,
     paired_sd,
     pooled_sd,
+    prob_superiority,
     seeds_needed,
     summarize,
+    tost_power,
+    tost_seeds_for_power,
 )
 
 from synthetic import draws
@@ -459,3 +463,147 @@ def test_compare_paired_differences_equal_up_to_rounding_are_a_real_difference()
         warnings.simplefilter("error")
         c = compare_paired(a, b)
     assert c.verdict == DIFFERS and c.ci_low == pytest.approx(0.02) and c.ci_high == pytest.approx(0.02)
+
+
+# --- TOST power, P(A > B), the beyond-tolerance test ---------------------------------------------
+
+
+def tost_passes_by_simulation(sd: float, n: int, true_difference: float, tolerance: float, paired: bool,
+                              experiments: int = 20000, seed: int = 0) -> float:
+    """The share of simulated experiments whose 90% interval lies inside ±tolerance (TOST at 0.05):
+    paired on n seed-by-seed differences, unpaired on two groups of n with the pooled-variance t."""
+    rng = np.random.default_rng(seed)
+    if paired:
+        differences = rng.normal(true_difference, sd, (experiments, n))
+        estimate = differences.mean(axis=1)
+        se, df = differences.std(axis=1, ddof=1) / math.sqrt(n), n - 1
+    else:
+        a, b = rng.normal(true_difference, sd, (experiments, n)), rng.normal(0.0, sd, (experiments, n))
+        estimate = a.mean(axis=1) - b.mean(axis=1)
+        pooled = np.sqrt((a.var(axis=1, ddof=1) + b.var(axis=1, ddof=1)) / 2)
+        se, df = pooled * math.sqrt(2 / n), 2 * n - 2
+    half = student_t.ppf(0.95, df) * se
+    return float(np.mean((estimate - half >= -tolerance) & (estimate + half <= tolerance)))
+
+
+def test_the_simulated_tost_is_the_one_equivalence_runs() -> None:
+    """The paired simulation's pass rule agrees with equivalence() draw by draw, so it checks the real test."""
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        differences = rng.normal(0.2, 1.0, 4)
+        half = student_t.ppf(0.95, 3) * statistics.stdev(differences) / 2
+        inside = -1.5 <= statistics.fmean(differences) - half and statistics.fmean(differences) + half <= 1.5
+        assert (equivalence(list(differences), [0.0] * 4, 1.5, paired=True).verdict == EQUIVALENT) == inside
+
+
+# tolerances (with sd 1) that leave each seed count's power well inside (0, 1)
+TOST_CASES = [(2, 8.0), (3, 3.0), (5, 1.5), (10, 1.0)]
+
+
+@pytest.mark.parametrize("paired", [True, False])
+@pytest.mark.parametrize("share", [0.0, 0.4])
+@pytest.mark.parametrize(("n", "tolerance"), TOST_CASES)
+def test_tost_power_matches_a_simulation(n: int, tolerance: float, share: float, paired: bool) -> None:
+    power = tost_power(1.0, n, share * tolerance, tolerance, paired)
+    assert 0.1 < power < 0.999  # a case where being wrong would show
+    assert power == pytest.approx(tost_passes_by_simulation(1.0, n, share * tolerance, tolerance, paired), abs=0.02)
+
+
+def test_tost_power_scales_with_the_sd_and_is_symmetric() -> None:
+    assert tost_power(0.01, 5, 0.004, 0.015) == pytest.approx(tost_power(1.0, 5, 0.4, 1.5))
+    assert tost_power(1.0, 5, -0.4, 1.5, False) == pytest.approx(tost_power(1.0, 5, 0.4, 1.5, False))
+    assert tost_power(1.0, 5, 0.0, 1.5) > tost_power(1.0, 5, 0.6, 1.5) > tost_power(1.0, 5, 1.2, 1.5)
+
+
+def test_tost_power_edge_cases() -> None:
+    assert tost_power(None, 5, 0.0, 0.1) is None
+    assert tost_power(0.01, 1, 0.0, 0.1) is None  # paired with one seed: no degree of freedom
+    assert tost_power(0.01, 1, 0.0, 0.1, paired=False) is None
+    assert tost_power(0.0, 3, 0.05, 0.1) == 1.0 and tost_power(0.0, 3, 0.1, 0.1) == 0.0  # no noise: the difference
+    with pytest.raises(StatsError, match="seed count 0"):
+        tost_power(0.01, 0, 0.0, 0.1)
+    with pytest.raises(StatsError, match="alpha 1.5"):
+        tost_power(0.01, 3, 0.0, 0.1, alpha=1.5)
+
+
+@pytest.mark.parametrize(("sd", "true_difference", "tolerance", "paired"),
+                         [(1.0, 0.0, 0.3, True), (1.0, 0.1, 0.3, True), (0.05, 0.0, 0.02, False),
+                          (1.0, -0.1, 0.4, False)])
+def test_tost_seeds_for_power_is_the_first_count_with_80_percent(sd, true_difference, tolerance, paired) -> None:
+    n = tost_seeds_for_power(sd, true_difference, tolerance, paired)
+    assert n > 3
+    assert tost_power(sd, n, true_difference, tolerance, paired) >= 0.8 > tost_power(sd, n - 1, true_difference,
+                                                                                      tolerance, paired)
+    assert tost_passes_by_simulation(sd, n, true_difference, tolerance, paired, 5000) == pytest.approx(0.8, abs=0.05)
+
+
+def test_tost_seeds_for_power_edge_cases() -> None:
+    assert tost_seeds_for_power(None, 0.0, 0.1) is None
+    assert tost_seeds_for_power(0.01, 0.1, 0.1) is None  # at the tolerance TOST never confirms
+    assert tost_seeds_for_power(0.01, -0.2, 0.1) is None
+    assert tost_seeds_for_power(1.0, 0.0, 0.1, most=20) is None
+    assert tost_seeds_for_power(0.0, 0.0, 0.1) == 2
+
+
+def test_tost_power_with_many_seeds_and_an_easy_tolerance() -> None:
+    assert tost_power(1.0, 500, 0.0, 1.0) == pytest.approx(1.0)
+    assert tost_seeds_for_power(1.0, 0.0, 1.0) == tost_seeds_for_power(1.0, 0.0, 1.0, most=50) == 11
+
+
+def superiority_by_counting(a: list[float], b: list[float] | float, paired: bool) -> float:
+    if isinstance(b, float):
+        pairs = [(x, b) for x in a]
+    else:
+        pairs = list(zip(a, b, strict=True)) if paired else [(x, y) for x in a for y in b]
+    wins = sum(x > y for x, y in pairs) + sum(x == y for x, y in pairs) / 2
+    return wins / len(pairs)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "paired"),
+    [([0.8, 0.9, 0.7], [0.75, 0.9, 0.95], False), ([0.8, 0.9, 0.7], [0.75, 0.9, 0.95], True),
+     ([1.0, 1.0], [1.0, 1.0, 0.5], False), ([0.8, 0.9, 0.7, 0.85], 0.8, False),
+     (draws(0.8, 0.02, n=7, seed=60), draws(0.79, 0.02, n=5, seed=61), False),
+     (draws(0.8, 0.02, n=6, seed=62), draws(0.79, 0.02, n=6, seed=63), True)],
+)
+def test_prob_superiority_counts_wins_with_ties_as_half(a, b, paired: bool) -> None:
+    assert prob_superiority(a, b, paired) == pytest.approx(superiority_by_counting(a, b, paired))
+
+
+def test_prob_superiority_hand_worked() -> None:
+    # over all 9 pairs: 0.8 beats 0.75; 0.9 beats 0.75 and ties 0.9; 0.7 beats none -> (1 + 1.5 + 0) / 9
+    assert prob_superiority([0.8, 0.9, 0.7], [0.75, 0.9, 0.95], False) == pytest.approx(2.5 / 9)
+    assert prob_superiority([0.8, 0.9, 0.7], [0.75, 0.9, 0.95], True) == pytest.approx(1.5 / 3)  # win, tie, loss
+    assert prob_superiority([0.8, 0.9], 0.85, True) == 0.5  # against a number pairing means nothing
+    with pytest.raises(StatsError, match="paired values: a has 3 seeds, b has 2"):
+        prob_superiority([0.8, 0.9, 0.7], [0.8, 0.9], True)
+
+
+BEYOND_A, BEYOND_B = [0.86, 0.88, 0.85, 0.89], [0.80, 0.81, 0.805, 0.80, 0.815]
+
+
+@pytest.mark.parametrize("tolerance", [0.02, 0.05, 0.08])
+def test_beyond_tolerance_p_unpaired_is_welch_one_sided(tolerance: float) -> None:
+    d, se, df = welch_parts(BEYOND_A, BEYOND_B)
+    assert beyond_tolerance_p(BEYOND_A, BEYOND_B, tolerance, False) == pytest.approx(student_t.sf((d - tolerance) / se,
+                                                                                                 df))
+    # the estimate below zero: the test is that the difference lies below -tolerance
+    assert beyond_tolerance_p(BEYOND_B, BEYOND_A, tolerance, False) == pytest.approx(student_t.sf((d - tolerance) / se,
+                                                                                                 df))
+    shifted = sps.ttest_ind(BEYOND_A, [y + tolerance for y in BEYOND_B], equal_var=False, alternative="greater")
+    assert beyond_tolerance_p(BEYOND_A, BEYOND_B, tolerance, False) == pytest.approx(shifted.pvalue)
+
+
+def test_beyond_tolerance_p_paired_and_against_a_number() -> None:
+    differences = [x - y for x, y in zip(PAIRED_A, PAIRED_B, strict=True)]  # mean +0.025
+    expected = sps.ttest_1samp([x - 0.01 for x in differences], 0.0, alternative="greater").pvalue
+    assert beyond_tolerance_p(PAIRED_A, PAIRED_B, 0.01, True) == pytest.approx(expected)
+    assert beyond_tolerance_p(PAIRED_B, PAIRED_A, 0.01, True) == pytest.approx(expected)
+    by_hand = student_t.cdf((0.82 - 0.90 + 0.05) / (0.02 / math.sqrt(3)), 2)  # mean 0.82 below 0.90 by more than 0.05?
+    assert beyond_tolerance_p([0.80, 0.82, 0.84], 0.90, 0.05, False) == pytest.approx(by_hand)
+    assert beyond_tolerance_p([0.80], 0.90, 0.05, False) is None
+
+
+def test_beyond_tolerance_p_is_small_only_far_outside() -> None:
+    assert beyond_tolerance_p(BEYOND_A, BEYOND_B, 0.02, False) < 0.05 < beyond_tolerance_p(BEYOND_A, BEYOND_B, 0.06,
+                                                                                           False)

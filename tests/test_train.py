@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -134,23 +135,31 @@ def test_another_seed_is_another_run_and_seeds_do_not_depend_on_each_other(tiny_
         assert (tmp_path / "alone" / rel).read_bytes() == (tmp_path / "both" / rel).read_bytes(), rel
 
 
-def test_a_study_scale_trains_on_seeded_subsets_shared_by_every_seed(tiny_params, tmp_path: Path, monkeypatch):
+def test_each_seed_draws_its_own_training_subset_and_every_variant_the_same_one(tiny_params, tmp_path: Path,
+                                                                             monkeypatch):
+    """Data sampling is part of the seed: seeds 0 and 1 train on different draws, and under one seed
+    every variant of the study trains on the same draw (a paired comparison pairs the data too).
+    Validation and test do not depend on the seed."""
     tiny_params["studies"]["s2_mlp"]["cpu"].update(train_images=100, val_images=30)
     params = parse_params(tiny_params)
     prepared = write_prepared(tmp_path / "prepared")
-    seen: list[torch.Tensor] = []
-    real_epoch = train.train_one_epoch
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []
+    real_fit = train.fit
 
-    def recording_epoch(model, optimizer, scheduler, split, cfg, ctx, generator, progress):
-        seen.append(split.images)
-        return real_epoch(model, optimizer, scheduler, split, cfg, ctx, generator, progress)
+    def recording_fit(model, splits, *args, **kwargs):
+        seen.append((splits["train"].images, splits["val"].images))
+        return real_fit(model, splits, *args, **kwargs)
 
-    monkeypatch.setattr(train, "train_one_epoch", recording_epoch)
-    results = _main(params, "s2_mlp", [0, 1], prepared, tmp_path)
+    monkeypatch.setattr(train, "fit", recording_fit)
+    results = _main(params, "s2_mlp", [0, 1], prepared, tmp_path / "mlp")
+    _main(params, "s2_mlp_no_dropout", [0], prepared, tmp_path / "twin")
     assert [result["sizes"] for result in results.values()] == [{"train": 100, "val": 30, "test": 40}] * 2
-    assert len(seen) == 2 and all(torch.equal(images, seen[0]) for images in seen)
-    whole = load_splits(prepared / "arrays.npz", torch.device("cpu"), load_meta(prepared))["train"].images
-    assert len(seen[0]) == 100 and not torch.equal(seen[0], whole[:100])  # a draw, not the first 100
+    (train0, val0), (train1, val1), (twin_train0, twin_val0) = seen
+    assert not torch.equal(train0, train1) and torch.equal(train0, twin_train0)
+    assert torch.equal(val0, val1) and torch.equal(val0, twin_val0)
+    whole = load_splits(prepared / "arrays.npz", torch.device("cpu"), load_meta(prepared))["train"]
+    expected = np.sort(np.random.default_rng([params.data.split_seed, 0, 1]).permutation(len(whole))[:100])
+    assert torch.equal(train1, whole.images[torch.from_numpy(expected)])  # seed 1's own seeded draw
 
 
 @pytest.mark.parametrize("scripted_val_acc1, best", [([0.5, 0.9, 0.7, 0.6], 2), ([0.5, 0.8, 0.8, 0.3], 2)])

@@ -53,6 +53,13 @@ def _tiny(args: argparse.Namespace) -> None:
 def _sweep(args: argparse.Namespace) -> None:
     from droplab.pipeline import sweep
 
+    params = load_params(PARAMS)
+    for name in (part.strip() for part in args.variants.split(",") if part.strip()):
+        if name not in params.variants or params.rate_key(name) != "dropout":
+            why = "is not in params.yaml variants" if name not in params.variants else \
+                f"takes its rates from {params.rate_key(name)}, not from `dropout`"
+            raise DroplabError(f"--variants: {name!r} {why}; the sweep varies `dropout`, so it reports only the "
+                               "variants that follow it")
     report = sweep.run_sweep(args.rates, args.jobs, args.variants, args.out, queue_first=not args.report_only)
     print(report)
 
@@ -103,7 +110,8 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--rates", type=_rates, default=[round(0.1 * i, 1) for i in range(1, 10)],
                        help="comma-separated dropout rates (default 0.1,...,0.9)")
     sweep.add_argument("--jobs", type=_positive_int, default=1, help="experiments run at once (dvc queue start -j)")
-    sweep.add_argument("--variants", default="s2_mlp,s2_cnn", help="comma-separated variants to report")
+    sweep.add_argument("--variants", default="s2_cnn", help="comma-separated variants to report: variants whose "
+                       "rate follows `dropout` (S2's MLP sweeps its rates inside the pipeline)")
     sweep.add_argument("--out", type=Path, default=Path("report/sweep"))
     sweep.add_argument("--report-only", action="store_true", help="skip queueing; report the finished experiments")
     sweep.set_defaults(func=_sweep)

@@ -468,10 +468,14 @@ class Params(Strict):
     def trained_variants(self) -> list[str]:
         return [name for name in self.variants if self.skipped_at_scale(name) is None]
 
+    def rate_key(self, variant: str) -> str:
+        """The params key a variant's rates come from: its `p`, or its study's sweep when that sweeps it."""
+        return f"studies.{self.home_study(variant)}.sweep" if self.sweep_rates(variant) else self.variants[variant].p
+
     def variant_runs(self, variant: str) -> list[Run]:
         """Every run of one variant: a seed each, or a seed each at every sweep rate."""
         rates = self.sweep_rates(variant) or [None]
-        return [Run(variant=variant, seed=seed, p=self.variants[variant].p, rate=rate)
+        return [Run(variant=variant, seed=seed, p=self.rate_key(variant), rate=rate)
                 for rate in rates for seed in self.seeds_of(variant)]
 
     def labels(self) -> list[str]:
@@ -562,7 +566,8 @@ class Params(Strict):
                              rates=self.rates(variant) if rate is None else [rate],
                              train=self.train_config(variant), sizes=self.sizes(variant),
                              split_seed=self.data.split_seed,
-                             lr_keys=f"studies.{home}.{self.scale}.train.lr or variants.{variant}.train.lr", rate=rate)
+                             lr_keys=f"studies.{home}.{self.scale}.train.lr or variants.{variant}.train.lr", rate=rate,
+                             rate_key=self.rate_key(variant))
 
 
 @dataclass(frozen=True)
@@ -578,9 +583,10 @@ class VariantConfig:
     split_seed: int  # seeds the subsets, the same for every run
     lr_keys: str  # where its lr is set, named when the loss diverges
     rate: float | None = None  # the sweep rate it trains at, if its study sweeps
+    rate_key: str = "dropout"  # the params key its rates come from (Params.rate_key)
 
     def run(self, seed: int) -> Run:
-        return Run(variant=self.name, seed=seed, p=self.spec.p, rate=self.rate)
+        return Run(variant=self.name, seed=seed, p=self.rate_key, rate=self.rate)
 
 
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:

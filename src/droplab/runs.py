@@ -36,10 +36,9 @@ CURVES = {"loss": "cross-entropy loss", "acc1": "top-1 accuracy"}
 def runs_mapping(params: Params) -> dict[str, dict]:
     """variant -> {study: its home study, p: the params key its rates come from, seeds: "0,1,2"} (a
     string: DVC puts it in the command). A swept variant's rates are its study's sweep, not `dropout`."""
-    return {name: {"study": params.home_study(name),
-                   "p": f"studies.{params.home_study(name)}.sweep" if params.sweep_rates(name) else spec.p,
+    return {name: {"study": params.home_study(name), "p": params.rate_key(name),
                    "seeds": ",".join(map(str, params.seeds_of(name)))}
-            for name, spec in params.variants.items() if name in params.trained_variants()}
+            for name in params.variants if name in params.trained_variants()}
 
 
 def plots_list(params: Params) -> list[dict]:

@@ -29,8 +29,8 @@ def _resnet(spec: ModelSpec, **kw) -> nn.Module:
     from droplab.models.resnet import ResNet  # timm takes seconds to import: only ResNet variants pay
 
     return ResNet(arch=spec.arch, placement=spec.placement, stem=spec.stem, head=spec.head,  # type: ignore[attr-defined]
-                  resize=spec.resize, channels=spec.channels, stem_width=spec.stem_width,  # type: ignore[attr-defined]
-                  zero_init_last=spec.zero_init_last, **kw)  # type: ignore[attr-defined]
+                  resize=spec.resize, channels=spec.channels, zero_init_last=spec.zero_init_last,  # type: ignore[attr-defined]
+                  **kw)
 
 
 BYTES_PER_PARAMETER = 16  # fp32 weight, gradient and Adam's two moments

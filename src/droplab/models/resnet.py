@@ -55,7 +55,7 @@ class ResNet(nn.Module):
 
     def __init__(self, input_shape: Sequence[int], num_classes: int, arch: str, placement: str, stem: str,
                  head: str, resize: int | None, rates: Sequence[float], channels: Sequence[int] = (64, 128, 256, 512),
-                 stem_width: int = 64, zero_init_last: bool = False):
+                 zero_init_last: bool = False):
         super().__init__()
         block_p, head_p = rates
         block = {"resnet18": BasicBlock, "resnet50": Bottleneck}[arch]
@@ -67,9 +67,9 @@ class ResNet(nn.Module):
         self.body = timm.create_model(arch, pretrained=False, in_chans=input_shape[0],
                                       num_classes=num_classes if pooled else 0,
                                       global_pool=GLOBAL_POOL[head] if pooled else "", channels=tuple(channels),
-                                      stem_width=stem_width, zero_init_last=zero_init_last, **kwargs)
+                                      zero_init_last=zero_init_last, **kwargs)
         if stem == "small":  # CIFAR-style: 3x3 stride-1 conv, no max pool, for 28-32 px inputs
-            self.body.conv1 = nn.Conv2d(input_shape[0], stem_width, 3, stride=1, padding=1, bias=False)
+            self.body.conv1 = nn.Conv2d(input_shape[0], 64, 3, stride=1, padding=1, bias=False)
             nn.init.kaiming_normal_(self.body.conv1.weight, mode="fan_out", nonlinearity="relu")  # as timm's
             self.body.maxpool = nn.Identity()
         if pooled:

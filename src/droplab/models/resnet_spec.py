@@ -11,7 +11,6 @@ from droplab.models.spec import ModelSpec
 Head = Literal["avg", "max", "avgmax", "catavgmax", "dropout_classifier"]
 HEADS: tuple[str, ...] = get_args(Head)
 PUBLISHED_CHANNELS = [64, 128, 256, 512]
-PUBLISHED_STEM_WIDTH = 64
 
 
 class ResNetSpec(ModelSpec):
@@ -24,17 +23,17 @@ class ResNetSpec(ModelSpec):
     stem: Literal["imagenet", "small"] = "imagenet"
     head: Head = "avg"
     resize: int | None = Field(None, gt=0)
-    # The four stages' widths and the stem's: the published ResNet's by default. A narrower one
-    # (timm's `channels` and `stem_width`) reaches the studies' regime in a CPU's budget; the
-    # report names the width beside the published architecture.
+    # The four stages' widths (timm's `channels`): the published ResNet's by default. Narrower
+    # stages reach the studies' regime in a CPU's budget; the report names them beside the
+    # published ones. The stem keeps its 64 channels (timm's 7x7 stem has that width fixed), so
+    # a ResNet-18 with narrower stages gets a 1x1 projection shortcut in its first block.
     channels: list[Annotated[int, Field(gt=0)]] = Field(PUBLISHED_CHANNELS, min_length=4, max_length=4)
-    stem_width: int = Field(PUBLISHED_STEM_WIDTH, gt=0)
     # torchvision's ResNet, which the studies modified, starts every BN at gamma 1; timm's default
     # zeroes each block's last BN, which switches the residual branches off at the start.
     zero_init_last: bool = False
 
     def narrowed(self) -> bool:
-        return self.channels != PUBLISHED_CHANNELS or self.stem_width != PUBLISHED_STEM_WIDTH
+        return self.channels != PUBLISHED_CHANNELS
 
     def dropout_sites(self) -> int:
         return 2

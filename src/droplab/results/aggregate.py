@@ -155,6 +155,9 @@ def check_claim_variants(claims: Claims, params: Params, claims_path: Path) -> N
             raise ClaimsError(f"{claims_path}: claim {claim.id!r}: study {claim.study!r} is not in params.yaml "
                               f"studies ({', '.join(params.studies)})")
     for study, floor in claims.regimes.trained.floors.items():
+        if study not in params.studies and not (isinstance(floor, str) and floor in params.skipped_variants):
+            raise ClaimsError(f"{claims_path}: regimes.trained.floors.{study}: not a params.yaml study "
+                              f"({', '.join(params.studies)})")
         if isinstance(floor, str) and floor not in known:
             raise ClaimsError(f"{claims_path}: regimes.trained.floors.{study}: {floor!r} is not in params.yaml "
                               "variants")
@@ -185,9 +188,15 @@ def _renamed(claim: Claim, names: list[str]) -> str:
     return f" {expectation.relation} ".join(terms)
 
 
+def _test_acc1(collected: Collected, alias: Mapping[str, str]) -> dict[str, list[float]]:
+    """Test top-1 per seed by label, and by variant name for a swept variant (its selected rate's)."""
+    acc1 = {label: values["test.acc1"] for label, values in collected.values.items()}
+    return {**acc1, **{variant: acc1[label] for variant, label in alias.items() if label in acc1}}
+
+
 def regime_measurements(params: Params, claims: Claims, collected: Collected, alias: Mapping[str, str]) -> dict:
     """Per study: its trained floor and the runs below it; the overfitting of every variant a claim names."""
-    acc1 = {label: values["test.acc1"] for label, values in collected.values.items()}
+    acc1 = _test_acc1(collected, alias)
     result: dict = {}
     for study in params.studies:
         floor = regimes.study_floor(claims.regimes.trained, study, acc1)
@@ -217,7 +226,7 @@ def _row(claim: Claim, params: Params, claims: Claims, collected: Collected, ali
             why = f"not trained at scale {params.scale}: {'; '.join(reasons)}"
             return Row(claim, names, None, why, not_testable(why))
         return Row(claim, names, None, f"no {claim.metric} values for {', '.join(missing)}", NOT_RUN)
-    acc1 = {label: collected.values[label]["test.acc1"] for label in collected.values}
+    acc1 = _test_acc1(collected, alias)
     floor = regimes.study_floor(claims.regimes.trained, claim.study, acc1)
     problems = [regimes.trained_problem(floor, claim.study, {name: dict(zip(collected.seeds[name], acc1[name],
                                                                             strict=True)) for name in names})]

@@ -223,9 +223,11 @@ def judge(claim: Claim, values: SeedValues | LayerValues) -> Judgement:
     shown = steps if len(steps) <= 4 else [step for step in steps if step is worst] or steps[:1]
     difference = "; ".join(_interval(step, claim) for step in shown)
     if len(shown) < len(steps):
-        difference += f"; {len(steps) - 1} more BN layers in report/stats.json"
-    superiority = "; ".join(f"{step.where}: {step.superiority:.2f}" for step in steps
-                            if step.superiority is not None and not claim.layerwise())
+        difference += f"; {len(steps) - len(shown)} more steps in report/stats.json"
+    scored = [step for step in steps if step.superiority is not None and not claim.layerwise()]
+    superiority = (f"{scored[0].superiority:.2f}" if len(scored) == 1
+                   else "; ".join(f"{step.where}: {step.superiority:.2f}" for step in scored))
+    power = (f"{worst.where}: {worst.power}" if len(steps) > 1 else worst.power) if worst and worst.power else None
     return Judgement(verdict_for(direction, p_value), direction, p_value, observed(claim, values, layers), difference,
-                     superiority, worst.power if worst else None, worst.detectable if worst else None,
-                     worst.seeds_needed if worst else None, steps)
+                     superiority, power, worst.detectable if worst else None, worst.seeds_needed if worst else None,
+                     steps)

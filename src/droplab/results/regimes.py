@@ -13,6 +13,7 @@ claims.yaml declares.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from droplab.results.claims import Overfitting, Trained
 
 Curve = Sequence[Mapping[str, float]]  # one run's history: a row per epoch
+EPSILON = 1e-12  # thresholds are decimal fractions: 0.57 * 100 is 56.99999999999999 in binary
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,16 @@ class OverfitMeasure:
         return self.lowest_ok and self.rise_ok and self.gap_ok
 
     def describe(self, thresholds: Overfitting) -> str:
-        latest = int(thresholds.lowest_val_loss_by * self.epochs)
+        latest = latest_epoch(thresholds, self.epochs)
         return (f"lowest mean validation loss at epoch {self.lowest_val_loss_epoch} of {self.epochs} "
                 f"(needs ≤ {latest}), {self.val_loss_rise:+.1%} by the last epoch (needs ≥ "
                 f"+{thresholds.val_loss_rise:.0%}), train − validation top-1 there {self.train_val_gap:+.3f} "
-                f"(needs ≥ {thresholds.train_val_gap:g}); mean of {self.seeds} seeds")
+                f"(needs ≥ {thresholds.train_val_gap:g}); mean of {self.seeds} seed{'s' * (self.seeds > 1)}")
+
+
+def latest_epoch(thresholds: Overfitting, epochs: int) -> int:
+    """The last epoch at which the lowest validation loss still counts as well before the end."""
+    return math.floor(thresholds.lowest_val_loss_by * epochs + EPSILON)
 
 
 def mean_curve(curves: Sequence[Curve], key: str) -> list[float]:
@@ -102,9 +109,8 @@ def overfitting(curves: Sequence[Curve], thresholds: Overfitting) -> OverfitMeas
     rise = val_loss[-1] / val_loss[lowest] - 1
     gap = mean_curve(curves, "train_acc1")[-1] - mean_curve(curves, "val_acc1")[-1]
     epochs = len(val_loss)
-    return OverfitMeasure(epochs, len(curves), lowest + 1, rise, gap,
-                          lowest + 1 <= thresholds.lowest_val_loss_by * epochs,
-                          rise >= thresholds.val_loss_rise, gap >= thresholds.train_val_gap)
+    return OverfitMeasure(epochs, len(curves), lowest + 1, rise, gap, lowest + 1 <= latest_epoch(thresholds, epochs),
+                          rise >= thresholds.val_loss_rise - EPSILON, gap >= thresholds.train_val_gap - EPSILON)
 
 
 def overfitting_problem(variant: str, measure: OverfitMeasure | None, thresholds: Overfitting) -> str | None:

@@ -17,7 +17,7 @@ import torch
 from droplab.analysis.analyze import load_model_file
 from droplab.atomic import write_text
 from droplab.config import Params, Run, Study
-from droplab.models.resnet_spec import PUBLISHED_CHANNELS, PUBLISHED_STEM_WIDTH
+from droplab.models.resnet_spec import PUBLISHED_CHANNELS
 from droplab.results.figures import bn_figure, confusion_figure, curves_axes, save, table_axes, val_curve_axes
 from droplab.training import live
 
@@ -185,8 +185,8 @@ def _width_note(params: Params, variants: list[str]) -> list[str]:
     for variant in variants:
         spec, published = params.spec(variant), params.variants[variant]
         if spec.model == "resnet" and spec.narrowed():  # type: ignore[union-attr]
-            lines.append(f"ResNets trained at channels {spec.channels}, stem width {spec.stem_width} "  # type: ignore[union-attr]
-                         f"(published: {PUBLISHED_CHANNELS}, {PUBLISHED_STEM_WIDTH}); input resized to "
+            lines.append(f"ResNets trained with stages of {spec.channels} channels (published: "  # type: ignore[union-attr]
+                         f"{PUBLISHED_CHANNELS}) behind the published 64-channel stem; input resized to "
                          f"{spec.resize or 'its native'} px.")  # type: ignore[union-attr]
             break
         if spec.model == "cnn" and spec.channels != published.channels:  # type: ignore[union-attr]

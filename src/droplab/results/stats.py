@@ -332,7 +332,8 @@ def tost_power(sd: float | None, n: int, true_difference: float, tolerance: floa
     variant) when the difference is really `true_difference` and the seed SD is `sd`. Exact:
     TOST passes when |estimate - 0| + t * (estimated se) <= tolerance, so the power integrates
     the normal chance of the estimate landing in that window over the chi-square law of the
-    estimated se. None without an SD or a degree of freedom."""
+    estimated se. Unpaired, it takes the pooled-variance t (2n - 2 degrees of freedom) as the
+    approximation of Welch's. None without an SD or a degree of freedom."""
     _counts(n)
     _level(alpha, "alpha")
     tolerance, true_difference = _finite(tolerance, "tolerance"), _finite(true_difference, "true difference")
@@ -346,12 +347,14 @@ def tost_power(sd: float | None, n: int, true_difference: float, tolerance: floa
     critical = sps.t.ppf(1 - alpha, df)
     widest = df * (tolerance / (critical * se)) ** 2  # chi-square value past which the window is empty
 
-    def window(chi2: float) -> float:
+    def window(quantile: float) -> float:
+        # integrated over the chi-square's quantiles, so the integrand is smooth on [0, cdf(widest)]
+        chi2 = float(sps.chi2.ppf(quantile, df))
         half = tolerance - critical * se * math.sqrt(chi2 / df)
         inside = sps.norm.cdf((half - true_difference) / se) - sps.norm.cdf((-half - true_difference) / se)
-        return max(0.0, float(inside)) * float(sps.chi2.pdf(chi2, df))
+        return max(0.0, float(inside))
 
-    return float(min(1.0, integrate.quad(window, 0.0, widest, limit=200)[0]))
+    return float(min(1.0, integrate.quad(window, 0.0, float(sps.chi2.cdf(widest, df)), limit=200)[0]))
 
 
 def tost_seeds_for_power(sd: float | None, true_difference: float, tolerance: float, paired: bool = True,
@@ -389,7 +392,7 @@ def beyond_tolerance_p(a: Sequence[float], b: Sequence[float] | float, tolerance
         difference = statistics.fmean(a) - float(b)
     else:
         difference = statistics.fmean(a) - statistics.fmean(_values(b))
-    if len(a) < 2:
+    if len(a) < 2 or (not isinstance(b, int | float) and len(b) < 2):
         return None
     if difference >= 0:  # H0: difference <= +tolerance
         return _one_sided_p(a, b, paired, -tolerance, "greater")

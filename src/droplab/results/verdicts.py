@@ -41,10 +41,10 @@ class Row:
 
 def other_readings(claim: Claim, loss_tolerance: float) -> dict[str, Claim] | None:
     """The claim on recalibrated top-1 and on test loss (lower is better, so the relation turns
-    round); None for a claim that is not about top-1 accuracy."""
+    round); None for a claim that is not about test top-1 between variants."""
     split, _, name = claim.metric.partition(".")
-    if name != "acc1" or split != "test":
-        return None
+    if name != "acc1" or split != "test" or claim.expectation().constant is not None:
+        return None  # a loss against an accuracy threshold would mean nothing
     turned = claim.expect.translate(str.maketrans("<>", "><"))
     loss = {"metric": "test.loss", "expect": turned}
     if claim.expectation().relation == "~":
@@ -60,20 +60,24 @@ def adjust(rows: list[Row], rejudge: Callable[[Claim, list[str]], Judgement | No
                   and row.judgement.p_value is not None]
         adjusted = holm([row.judgement.p_value for row in family])  # type: ignore[union-attr]
         order = sorted(range(len(family)), key=lambda i: family[i].judgement.p_value)  # type: ignore[union-attr]
-        multipliers = {index: len(family) - rank for rank, index in enumerate(order)}
+        # Holm's step for each claim: its multiplier, and the adjusted p of the claims ranked before it
+        steps = {index: (len(family) - rank, max([adjusted[i] for i in order[:rank]], default=0.0))
+                 for rank, index in enumerate(order)}
         for index, (row, p_holm) in enumerate(zip(family, adjusted, strict=True)):
             assert row.judgement is not None
             row.p_holm, row.family_size = p_holm, len(family)
             row.verdict = verdict_for(row.judgement.direction, p_holm)
             if row.verdict in DECIDED:
-                _sensitivity(row, rejudge, loss_tolerance, multipliers[index])
+                _sensitivity(row, rejudge, loss_tolerance, *steps[index])
     for row in rows:
         if row.judgement is not None and row.judgement.p_value is None:
             row.verdict = row.judgement.verdict  # one seed, or no common BN layer: no test to adjust
 
 
 def _sensitivity(row: Row, rejudge: Callable[[Claim, list[str]], Judgement | None], loss_tolerance: float,
-                 multiplier: int) -> None:
+                 multiplier: int, step_floor: float) -> None:
+    """Each other reading, adjusted as Holm adjusted the claim: its p times the claim's multiplier,
+    and no lower than the adjusted p of the claims ranked before it."""
     readings = other_readings(row.claim, loss_tolerance)
     if readings is None:
         return
@@ -82,7 +86,7 @@ def _sensitivity(row: Row, rejudge: Callable[[Claim, list[str]], Judgement | Non
         if other is None or other.p_value is None:
             row.sensitivity[reading] = "not measured"
             continue
-        verdict = verdict_for(other.direction, min(1.0, other.p_value * multiplier))
+        verdict = verdict_for(other.direction, max(step_floor, min(1.0, other.p_value * multiplier)))
         row.sensitivity[reading] = f"{verdict} ({other.difference})"
         row.fragile = row.fragile or verdict != row.verdict
 
