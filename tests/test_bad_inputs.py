@@ -204,10 +204,13 @@ class _RunsCode:
 
 
 def _only_s2_mlp(project: Project) -> None:
-    """The report stage reads every trained variant's first model: keep the one the project has."""
+    """The report stage reads the variants the aggregate's statistics list, then each one's first
+    model: keep the one the project has, and the statistics that name it."""
     kept = shrink(project.raw, keep=["s2_mlp"])
     project.raw.clear()
     project.raw.update(kept)
+    (project.root / "report").mkdir(exist_ok=True)
+    (project.root / "report/stats.json").write_text(json.dumps({"studies": {"s2_mlp": ["s2_mlp"]}}))
 
 
 def _code_in_model_file(project: Project) -> None:
@@ -454,6 +457,7 @@ def test_bad_input_stops_with_a_clear_message_and_harms_nothing(bad: Bad, tiny_p
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(content)
     (tmp_path / "served").mkdir()
+    tiny_params["studies"]["s2_mlp"].pop("sweep")  # s2_mlp as one plain run per seed: the files EARLIER names
     with serve(tmp_path / "served", cut_every=bad.cut_every) as server:
         (root / "claims.yaml").write_bytes((REPO / "claims.yaml").read_bytes())
         bad.arrange(Project(root, tiny_params, monkeypatch, server.url))

@@ -168,3 +168,14 @@ def test_tiny_results_are_byte_identical_under_every_forced_kernel_level_and_dif
     assert not any(result["pinned"] for result in native.values())
     moved = [v for v in LEVEL_VARIANTS if native["as is"]["digests"][v] != native["ATen default"]["digests"][v]]
     assert set(moved) == set(LEVEL_VARIANTS), f"only {moved} moved with the ATen level when unpinned"
+
+
+def test_seeding_switches_on_deterministic_kernels_and_torch_compiles_flag_only_when_compiling():
+    """Without torch.compile, the ATen switch is all there is; importing torch._inductor to set
+    compile's flag too cost every stage seconds, so it is set only for compiled models."""
+    code = ("import droplab.platform, sys, torch\n"
+            "from droplab.training.determinism import seed_everything\n"
+            "seed_everything(0, 1, compiled=sys.argv[1] == 'yes')\n"
+            "print(torch.are_deterministic_algorithms_enabled(), 'torch._inductor.config' in sys.modules)\n")
+    assert _python(code, {}, "no").split() == ["True", "False"]
+    assert _python(code, {}, "yes").split() == ["True", "True"]

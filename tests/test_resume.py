@@ -1,4 +1,4 @@
-"""Crash safety of training: per-epoch checkpoints, resume after SIGKILL, refused foreign
+"""Crash safety of training: checkpoints (after the last epoch, and by time), resume after SIGKILL, refused foreign
 checkpoints, and a NaN loss that stops the run without harming earlier work."""
 
 import json
@@ -59,7 +59,8 @@ def _project(root: Path, raw: dict) -> Path:
 def _repro(root: Path) -> subprocess.Popen:
     """`dvc repro` of the train stage, running the project's own copy of droplab (its DVC deps, and
     the code its checkpoints name), not the checkout's, which may change between the two repros."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root / "src"), os.environ.get("PYTHONPATH")]))}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root / "src"), os.environ.get("PYTHONPATH")])),
+           "DROPLAB_CHECKPOINT_SECONDS": "0"}  # a checkpoint every epoch, so that a kill between two finds one
     return subprocess.Popen([sys.executable, "-m", "dvc", "repro", "--single-item", f"train@{VARIANT}"], cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                             env=env)
@@ -133,7 +134,26 @@ def _train(params, tmp_path: Path, checkpoints: Path, seeds: list[int] | None = 
                       out / "plots", checkpoints, measure)
 
 
+def test_the_last_epoch_is_checkpointed_and_the_others_by_time(tiny_params, tmp_path: Path, monkeypatch):
+    """A short run writes one checkpoint, after its last epoch (what lets a rerun skip a finished
+    seed); a long one also one per CHECKPOINT_SECONDS."""
+    params = parse_params(_epochs(tiny_params, 3))
+    write_prepared(tmp_path / "prepared")
+    saved: list[int] = []
+    real_save = checkpoint.save
+    monkeypatch.setattr(checkpoint, "save", lambda path, identity, state: (saved.append(state["epoch"]),
+                                                                          real_save(path, identity, state)))
+    _train(params, tmp_path, tmp_path / "checkpoints", seeds=[0])
+    assert saved == [3]
+    clock = iter(range(0, 1000, 40))  # 40 s between readings: every other epoch passes 60 s
+    monkeypatch.setattr(train, "checkpoint_clock", lambda: float(next(clock)))
+    saved.clear()
+    _train(params, tmp_path, tmp_path / "checkpoints", seeds=[0])
+    assert saved == [2, 3]
+
+
 def test_every_epoch_is_checkpointed_with_what_a_resume_needs(tiny_params, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(train, "CHECKPOINT_SECONDS", 0.0)
     params = parse_params(_epochs(tiny_params, 2))
     write_prepared(tmp_path / "prepared")
     checkpoints = tmp_path / "checkpoints" / VARIANT
@@ -165,6 +185,7 @@ def test_a_stage_that_fails_after_its_first_seed_resumes_without_retraining_it(t
     """Seed 0 finished and was written, seed 1 failed in its second epoch. The rerun starts with
     no outputs (DVC deletes them first), trains seed 1's last epoch only, and writes every
     seed's bytes as an uninterrupted run does; then, and only then, the checkpoints go."""
+    monkeypatch.setattr(train, "CHECKPOINT_SECONDS", 0.0)  # seed 1's first epoch is checkpointed
     params = parse_params(_epochs(tiny_params, 2))
     write_prepared(tmp_path / "prepared")
 
@@ -258,6 +279,7 @@ def test_an_unreadable_checkpoint_is_refused(tiny_params, tmp_path: Path):
 
 def test_a_nan_loss_names_the_epoch_and_step_and_keeps_the_last_good_checkpoint(tiny_params, tmp_path: Path,
                                                                               monkeypatch):
+    monkeypatch.setattr(train, "CHECKPOINT_SECONDS", 0.0)  # epoch 1 is checkpointed before epoch 2 diverges
     params = parse_params(_epochs(tiny_params, 3))
     write_prepared(tmp_path / "prepared")
     good = tmp_path / "metrics" / "train" / VARIANT / "seed0.json"

@@ -77,7 +77,7 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
     prepared = write_prepared(tmp_path / "prepared")
     measured: list[int] = []
 
-    def measure(model, splits, ctx, seed: int) -> dict:  # the stage passes the BN analysis here
+    def measure(model, splits, ctx, seed: int, test: dict) -> dict:  # the stage passes the BN analysis here
         measured.append(seed)
         return {"seed": seed, "test_images": len(splits["test"]), "training": model.training}
 
@@ -97,7 +97,9 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
     assert list(results) == [0] and measured == [0, 0]
     result = results[0]
-    assert set(result) == {"best_epoch", "train", "val", "test", "sizes"}
+    assert set(result) == {"best_epoch", "train", "val", "test", "sizes", "history"}
+    assert [row["epoch"] for row in result["history"]] == list(range(1, len(result["history"]) + 1))
+    assert result["history"][result["best_epoch"] - 1]["val_acc1"] == result["val"]["acc1"]
     assert set(result["test"]) == {"loss", "acc1", "acc5", "f1_macro", "f1_per_class"}
     assert result["sizes"] == {"train": 120, "val": 40, "test": 40}  # the study's cpu sizes exceed the splits
     assert json.loads((first / f"metrics/train/{variant}/seed0.json").read_text()) == result
@@ -106,7 +108,8 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
     rows = (first / f"plots/train/{variant}/seed0/plots/metrics/val/acc1.tsv").read_text().splitlines()
     assert rows[0] == "step\tacc1" and [row.split("\t")[0] for row in rows[1:]] == ["1", "2"]  # step = epoch
     speed = json.loads((first / f"metrics/speed/{variant}/seed0.json").read_text())
-    assert set(speed) == {"seconds", "images_per_sec", "device", "processes", "platform"} and speed["device"] == "cpu"
+    assert set(speed) == {"seconds", "images_per_sec", "device", "processes", "platform", "analysis_seconds"}
+    assert speed["device"] == "cpu" and speed["analysis_seconds"] >= 0
     assert speed["platform"]["torch"] == torch.__version__ and speed["platform"]["threads"] == 2
     assert speed["platform"]["pinned"] == (speed["platform"]["unpinned_reason"] is None)
     checkpoint = torch.load(first / f"models/{variant}/seed0.pt", weights_only=True)

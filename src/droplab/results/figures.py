@@ -111,3 +111,22 @@ def confusion_figure(title: str, matrices: dict[str, np.ndarray], classes: list[
     fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="share of the true class")
     fig.suptitle(title)
     save(fig, path)
+
+
+def sweep_figure(title: str, rates: list[float], series: dict[str, list[tuple[float, float, float]]],
+                 selected: float, ylabel: str, path: Path) -> None:
+    """A swept metric against the dropout rate, one line per swept variant: the seed mean with its
+    95% interval (low, mean, high per rate), and the rate selected on validation marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for index, (name, points) in enumerate(series.items()):
+        low, mean, high = (np.array(column) for column in zip(*points, strict=True))
+        ax.errorbar(rates, mean, yerr=[mean - low, high - mean], marker="o", capsize=3,
+                    color=COLORS[2 * index % len(COLORS)], label=name)
+    ax.axvline(selected, color="black", linestyle=":", label=f"selected p = {selected:g}")
+    ax.set_xlabel("dropout rate p")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)

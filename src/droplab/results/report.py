@@ -18,7 +18,15 @@ from droplab.analysis.analyze import load_model_file
 from droplab.atomic import write_text
 from droplab.config import Params, Run, Study
 from droplab.models.resnet_spec import PUBLISHED_CHANNELS
-from droplab.results.figures import bn_figure, confusion_figure, curves_axes, save, table_axes, val_curve_axes
+from droplab.results.figures import (
+    bn_figure,
+    confusion_figure,
+    curves_axes,
+    save,
+    sweep_figure,
+    table_axes,
+    val_curve_axes,
+)
 from droplab.training import live
 
 ACCURACY_COLUMNS = ["variant", "seeds", "below_floor", "test_acc1", "test_acc1_ci95", "test_acc5", "test_f1_macro",
@@ -244,16 +252,29 @@ def regime_lines(name: str, stats: dict) -> list[str]:
     return [" ".join(lines)]
 
 
-def sweep_lines(name: str, stats: dict) -> list[str]:
+def sweep_lines(name: str, stats: dict, out_dir: Path) -> list[str]:
+    """The selected rate, on which split and by what; every rate's validation metric (figure and
+    table) and test top-1, which played no part in the choice."""
     sweep = stats["sweeps"].get(name)
     if sweep is None:
         return []
-    rows = [{"rate": tag, **{f"{variant} {sweep['metric']}": stat["mean"] for variant, stat in by_variant.items()}}
-            for tag, by_variant in sweep["rates"].items()]
-    return [f"Dropout rate selected on validation: p = {sweep['selected']:g} (lowest mean {sweep['metric']} of "
-            f"`{sweep['select']}` over its seeds); the study's claims and tables read "
-            f"{', '.join(f'`{variant}` as `{label}`' for variant, label in sweep['labels'].items())}.", "",
-            _markdown(pd.DataFrame(rows)), ""]
+    rates = [int(tag.removeprefix("p")) / 100 for tag in sweep["rates"]]
+    swept = list(sweep["labels"])
+    series = {variant: [(stat["ci_low"] if stat["ci_low"] is not None else stat["mean"], stat["mean"],
+                         stat["ci_high"] if stat["ci_high"] is not None else stat["mean"])
+                        for stat in (by_variant[variant] for by_variant in sweep["rates"].values())]
+              for variant in swept}
+    sweep_figure(f"{name}: validation {sweep['metric'].removeprefix('val.')} against p\n(seed mean, 95% interval)",
+                 rates, series, sweep["selected"], sweep["metric"],
+                 out_dir / "studies" / f"{name}_sweep.png")
+    rows = [{"p": rate, **{f"{variant} {sweep['metric']}": stat["mean"] for variant, stat in by_variant.items()},
+             **{f"{variant} test.acc1": stats["variants"][f"{variant}_{tag}"]["test.acc1"]["mean"] for variant in swept}}
+            for rate, (tag, by_variant) in zip(rates, sweep["rates"].items(), strict=True)]
+    best = "lowest" if sweep["metric"].endswith("loss") else "highest"
+    return [f"Dropout rate selected on the validation split: p = {sweep['selected']:g}, the {best} mean "
+            f"{sweep['metric']} of `{sweep['select']}` over its seeds (test top-1 played no part); the study's "
+            f"claims and tables read {', '.join(f'`{v}` as `{label}`' for v, label in sweep['labels'].items())}.",
+            "", f"![{name} sweep](studies/{name}_sweep.png)", "", _markdown(pd.DataFrame(rows)), ""]
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -315,7 +336,7 @@ def build_report(params: Params, metrics_dir: Path, plots_dir: Path, models_dir:
                      out_dir / "studies" / f"{name}.png")
         comparisons = pd.DataFrame(stats["comparisons"].get(name, []), columns=COMPARISON_COLUMNS)
         lines += [f"## {name}: {study.title}", "", *setting(params, name, study, metrics_dir, dataset), "",
-                  *regime_lines(name, stats), "", *sweep_lines(name, stats),
+                  *regime_lines(name, stats), "", *sweep_lines(name, stats, out_dir),
                   f"![{name}](studies/{name}.png)", "", _markdown(table.loc[labels]), "",
                   "Exploratory: every pair on test top-1 (paired by seed where a claim declared the pair paired, "
                   "Welch's t otherwise), p-values Holm-adjusted within the study (`p_holm`, which the verdict "

@@ -14,6 +14,7 @@ prepared data), and one written by anything else is refused, never loaded. It is
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -49,6 +50,14 @@ def code_version() -> str:
 
 
 def data_version(prepared: Path) -> str:
+    """The digest of the prepared data, read once per process for each state of its files (a stage
+    asks for it once per run, and the files stay as they are while it trains)."""
+    files = [prepared / name for name in ("meta.json", "arrays.npz")]
+    return _data_digest(prepared, tuple((path.stat().st_size, path.stat().st_mtime_ns) for path in files))
+
+
+@functools.lru_cache(maxsize=4)
+def _data_digest(prepared: Path, _state: tuple) -> str:
     def chunks():
         for name in ("meta.json", "arrays.npz"):
             with open(prepared / name, "rb") as handle:

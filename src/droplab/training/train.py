@@ -12,6 +12,7 @@ evaluates its share of each split (the counts are summed), and rank 0 alone read
 from __future__ import annotations
 
 import copy
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -183,13 +184,18 @@ def _resume_state(resume: Resume | None, shard: Shard) -> dict | None:
 
 
 EpochLog = Callable[[dict[str, float]], None]  # called with each epoch's history row
+# A checkpoint after the last epoch, and before it at most once per this many seconds of the run: a
+# kill loses at most that much training, and a small model's run is not spent writing checkpoints
+# (one every epoch more than doubled the time of S2's MLP runs). 0 checkpoints every epoch.
+CHECKPOINT_SECONDS = float(os.environ.get("DROPLAB_CHECKPOINT_SECONDS", "60"))
+checkpoint_clock = time.monotonic
 
 
 def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Context, generator: torch.Generator,
         name: str, resume: Resume | None = None, lr_keys: str = "train.lr",
         log: EpochLog | None = None) -> tuple[History, dict[str, torch.Tensor], float]:
-    """Train for cfg.epochs, checkpointing every epoch to `resume` and starting after its last
-    epoch when it has one; return the history, the best epoch's weights (on the CPU) and the
+    """Train for cfg.epochs, checkpointing to `resume` (after the last epoch, and at most every
+    CHECKPOINT_SECONDS before it) and starting after its last epoch when it has one; return the history, the best epoch's weights (on the CPU) and the
     training seconds. `lr_keys` names where the lr is set, for the message when the loss diverges.
     `log` gets every epoch's row; after a resume, first the rows of the epochs already done, so
     the log's steps continue where the checkpoint left off."""
@@ -215,6 +221,7 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
     for row in history.rows if log else ():
         log(row)
     trainable = for_training(model, cfg, ctx)
+    last_saved = checkpoint_clock()
     for epoch in range(first_epoch, cfg.epochs + 1):
         progress = tqdm(total=steps, desc=f"{name} {epoch}/{cfg.epochs}", leave=False) if on_terminal else None
         start = time.perf_counter()
@@ -245,7 +252,9 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
         if not history.best_val or val["acc1"] > history.best_val["acc1"]:
             history.best_epoch, history.best_val, history.best_train = epoch, val, train
             best_state = host_copy(model)
-        if resume:
+        due = epoch == cfg.epochs or checkpoint_clock() - last_saved >= CHECKPOINT_SECONDS
+        if resume and distributed.from_first(due, ctx.shard):  # every rank takes rank 0's decision
+            last_saved = checkpoint_clock()
             rng = distributed.gather_to_first(checkpoint.rng_states(generator, ctx.device), ctx.shard)
             if main_process:
                 checkpoint.save(resume.path, resume.identity, {
@@ -281,7 +290,7 @@ def train_run(config: VariantConfig, run: Run, splits: dict[str, Split], meta: d
     """One seed: train, reload the best epoch's weights, evaluate the test split; return the
     model, its history and best weights, the test metrics (per class too) and the speed record."""
     cfg = config.train
-    generator = seed_everything(run.seed, cfg.threads)
+    generator = seed_everything(run.seed, cfg.threads, cfg.compile)
     model = create_model_for(config.spec, config.rates, meta).to(ctx.device)
     if ctx.transform.memory_format == torch.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -320,7 +329,7 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
                            "SyncBatchNorm runs on CUDA only. Set train.sync_bn: false to train here")
     with distributed.process_group() as (shard, device):
         distributed.check_divides(cfg.batch_size, shard)
-        seed_everything(seeds[0], cfg.threads)
+        seed_everything(seeds[0], cfg.threads, cfg.compile)
         if device.type == "cpu" and not platform.pinned() and shard.rank == 0:
             print(f"droplab train: note: CPU kernels not pinned ({platform.unpinned_reason()}); the numbers will not "
                   "match other machines' bit for bit", file=sys.stderr)
