@@ -218,7 +218,8 @@ def test_exploratory_verdicts_follow_the_holm_adjusted_p_and_pair_where_declared
     _write_runs(params, tmp_path / "metrics", acc1)
     values = aggregate.collect(params, tmp_path / "metrics").values
     paired = {frozenset(("s2_cnn", "s2_cnn_no_dropout"))}
-    rows = {(row["a"], row["b"]): row for row in aggregate.exploratory_comparisons(params, values, {}, paired)["s2_cnn"]}
+    table = aggregate.exploratory_comparisons(params, values, {}, paired)["s2_cnn"]
+    rows = {(row["a"], row["b"]): row for row in table}
     raw_p = {pair: (sps.ttest_rel if frozenset(pair) in paired else
                     lambda a, b: sps.ttest_ind(a, b, equal_var=False))(acc1[pair[0]], acc1[pair[1]]).pvalue
              for pair in rows}

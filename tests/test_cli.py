@@ -59,7 +59,8 @@ def test_a_stale_runs_file_stops_every_stage(tmp_path: Path, real_params):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(real_params))
     done = run_stage(tmp_path, "download.py")
     assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "dvc.yaml: the runs are out of date with params.yaml (changed: s4_linear, s4_mlp_p2_p5, s4_mlp_p5_p2)" in done.stderr
+    assert ("dvc.yaml: the runs are out of date with params.yaml (changed: s4_linear, s4_mlp_p2_p5, s4_mlp_p5_p2)"
+            in done.stderr)
     assert "run `droplab runs`" in done.stderr
 
 

@@ -161,7 +161,8 @@ def test_a_sweep_trains_every_follower_of_dropout_at_each_rate_in_its_own_folder
     assert params.sweep_rates("s2_mlp") == rates and params.sweep_rates("s2_mlp_no_bn") == rates
     assert params.sweep_rates("s2_mlp_no_dropout") is None and params.sweep_rates("s2_cnn") is None  # fixed / no sweep
     runs = params.variant_runs("s2_mlp")
-    assert [(run.rate, run.seed) for run in runs] == [(rate, seed) for rate in rates for seed in params.seeds_of("s2_mlp")]
+    seeds = params.seeds_of("s2_mlp")
+    assert [(run.rate, run.seed) for run in runs] == [(rate, seed) for rate in rates for seed in seeds]
     run = runs[-1]
     assert (run.label, run.path(Path("metrics/train"), ".json")) == (
         "s2_mlp_p90", Path(f"metrics/train/s2_mlp/p90/seed{run.seed}.json"))

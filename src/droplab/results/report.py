@@ -268,7 +268,8 @@ def sweep_lines(name: str, stats: dict, out_dir: Path) -> list[str]:
                  rates, series, sweep["selected"], sweep["metric"],
                  out_dir / "studies" / f"{name}_sweep.png")
     rows = [{"p": rate, **{f"{variant} {sweep['metric']}": stat["mean"] for variant, stat in by_variant.items()},
-             **{f"{variant} test.acc1": stats["variants"][f"{variant}_{tag}"]["test.acc1"]["mean"] for variant in swept}}
+             **{f"{variant} test.acc1": stats["variants"][f"{variant}_{tag}"]["test.acc1"]["mean"]
+                for variant in swept}}
             for rate, (tag, by_variant) in zip(rates, sweep["rates"].items(), strict=True)]
     best = "lowest" if sweep["metric"].endswith("loss") else "highest"
     return [f"Dropout rate selected on the validation split: p = {sweep['selected']:g}, the {best} mean "
