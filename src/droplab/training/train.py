@@ -197,8 +197,9 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
     """Train for cfg.epochs, checkpointing to `resume` (after the last epoch, and at most every
     CHECKPOINT_SECONDS before it) and starting after its last epoch when it has one; return the
     history, the best epoch's weights (on the CPU) and the training seconds. `lr_keys` names where
-    the lr is set, for the message when the loss diverges. `log` gets every epoch's row; after a resume, first the rows of the epochs already done, so
-    the log's steps continue where the checkpoint left off."""
+    the lr is set, for the message when the loss diverges. `log` gets every epoch's row; after a
+    resume, first the rows of the epochs already done, so the log's steps continue where the
+    checkpoint left off."""
     steps = len(splits["train"]) // cfg.batch_size
     optimizer = build_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg, steps)
