@@ -24,9 +24,10 @@ def main(params) -> None:
         return analyze.analyze_run(model, splits, ctx.transform, ctx, params.analysis.train_images,
                                    cfg.eval_batch_size, seed, test)
 
-    for rate in params.sweep_rates(variant) or [None]:  # a swept variant trains at each of its study's rates
-        train.main(params.resolve(variant, rate), seeds, Path("data/prepared"), Path("models"), Path("metrics"),
-                   Path("plots"), Path("checkpoints"), measure)
+    with distributed.process_group():  # one group for every rate: torchrun's store starts a group once
+        for rate in params.sweep_rates(variant) or [None]:  # a swept variant trains at each of its study's rates
+            train.main(params.resolve(variant, rate), seeds, Path("data/prepared"), Path("models"),
+                       Path("metrics"), Path("plots"), Path("checkpoints"), measure)
 
 
 if __name__ == "__main__":

@@ -283,3 +283,14 @@ def test_claims_name_their_study_floor_and_overfit_variant(small, tmp_path: Path
     bad = _claims(tmp_path, [], header)
     with pytest.raises(aggregate.ClaimsError, match="regimes.trained.floors.s2_cnm: not a params.yaml study"):
         aggregate.check_claim_variants(load_claims(bad), params, bad)
+
+
+def test_the_report_shows_a_failed_theory_check_as_an_error():
+    from droplab.results.report import _check_line
+
+    tolerance = 0.05
+    failed = _check_line(aggregate.theory_check(aggregate.Collected(theory_gaps=_gaps(broken=True)), tolerance))
+    assert failed.startswith("**ERROR: the BN analysis check FAILED** at 1 of 1 layers")
+    passed = _check_line(aggregate.theory_check(aggregate.Collected(theory_gaps=_gaps(broken=False)), tolerance))
+    assert passed.endswith(").") and "passed (largest gap" in passed
+    assert "nothing to check" in _check_line(aggregate.theory_check(aggregate.Collected(), tolerance))

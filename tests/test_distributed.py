@@ -1,6 +1,7 @@
 """Data parallelism: torchrun with 2 gloo processes on the CPU trains the same weights as 1 process."""
 
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -82,6 +83,23 @@ def test_two_gloo_processes_train_the_weights_of_one(tiny_params, tmp_path: Path
     assert not all(torch.equal(one[0]["state_dict"][k], one[1]["state_dict"][k]) for k in one[0]["state_dict"])
 
 
+def test_two_processes_train_every_rate_of_a_swept_variant_in_one_process_group(tiny_params, tmp_path: Path):
+    """A process group starts once on torchrun's store: a stage that opened one per rate hung."""
+    tiny_params["variants"][VARIANT] = {**SPEC, "p": "dropout", "block": ["linear", "relu", "dropout"],
+                                        "train": {"epochs": 1, "batch_size": 20}}
+    tiny_params["studies"]["s2_mlp"]["variants"].append(VARIANT)
+    tiny_params["train"]["nproc_per_node"] = 2
+    write_params(tmp_path, tiny_params)
+    write_prepared(tmp_path / "data" / "prepared", n_train=120)
+    done = run_stage(tmp_path, "train.py", VARIANT, "--seeds", ",".join(map(str, SEEDS)))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rates = tiny_params["studies"]["s2_mlp"]["sweep"]["rates"]
+    for rate, seed in itertools.product(rates, SEEDS):
+        speed = json.loads((tmp_path / f"metrics/speed/{VARIANT}/p{round(rate * 100):02d}/seed{seed}.json").read_text())
+        assert speed["processes"] == 2, (rate, seed)
+    assert done.stdout.count(f"{VARIANT} seed 0 epoch 1/1") == len(rates)
+
+
 def test_a_global_batch_that_does_not_split_evenly_is_refused(tiny_params, tmp_path: Path):
     tiny_params["train"]["nproc_per_node"] = 2
     tiny_params["studies"]["s2_mlp"][tiny_params["scale"]]["train"]["batch_size"] = 25  # where s2_mlp's is set
@@ -136,12 +154,14 @@ def _nodes(root: Path, raw: dict) -> list[Path]:
 
 
 def _launch(nodes: list[Path]) -> list[subprocess.Popen]:
-    """torchrun on each node, one process each, meeting at node 0 over TCP as on a real cluster."""
+    """torchrun on each node, one process each, meeting at node 0 over TCP as on a real cluster;
+    a checkpoint every epoch, so that the kill below finds one before the last."""
     port = _free_port()
+    env = {**os.environ, "DROPLAB_CHECKPOINT_SECONDS": "0"}
     return [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node-rank={rank}",
                               "--nproc-per-node=1", "--master-addr=127.0.0.1", f"--master-port={port}",
                               str(REPO / "stages" / "train.py"), RESUME_VARIANT, "--seeds", "0,1"],
-                             cwd=node, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             cwd=node, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True) for rank, node in enumerate(nodes)]
 
 
@@ -155,7 +175,7 @@ def _finish(processes: list[subprocess.Popen]) -> list[str]:
 @pytest.mark.slow
 def test_a_two_node_run_killed_after_a_checkpoint_resumes_every_rank_from_node_0s_copy(tiny_params, tmp_path: Path):
     tiny_params["variants"][RESUME_VARIANT] = {**RESUME_SPEC, "train": {"epochs": RESUME_EPOCHS, "batch_size": 100}}
-    tiny_params["studies"]["s2_mlp"]["variants"].append(RESUME_VARIANT)
+    tiny_params["studies"]["s2_cnn"]["variants"].append(RESUME_VARIANT)  # a study without a sweep: one rate
     write_prepared(tmp_path / "prepared", n_train=1000)  # 10 global steps an epoch
     reference = _nodes(tmp_path / "reference", tiny_params)
     _finish(_launch(reference))

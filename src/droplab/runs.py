@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from droplab.atomic import write_text
+from droplab.atomic import atomic_open, write_text
 from droplab.config import Params
 from droplab.errors import DroplabError
 from droplab.run_files import CONFUSION, metric_file
@@ -123,10 +123,39 @@ def runs_block_of(path: Path) -> str:
 
 
 def write_runs(params: Params, path: Path = PIPELINE) -> int:
-    """Rewrite the runs and plots blocks of `path`; return the number of (variant, seed) runs."""
+    """Rewrite the runs and plots blocks of `path`, and drop from its lock file the stages it no
+    longer has; return the number of runs."""
     text = BLOCK.sub(lambda _: _block(params), runs_block_of(path))
     write_text(path, PLOTS_BLOCK.sub(lambda _: _plots_block(params), text))
+    prune_lock(path.with_suffix(".lock"), stage_names(params, yaml.safe_load(text)))
     return len(params.runs())
+
+
+def stage_names(params: Params, pipeline: dict) -> set[str]:
+    """The stages DVC resolves from the pipeline: each plain stage, and train@<variant> per run item."""
+    plain = {name for name in pipeline["stages"] if name != "train"}
+    return plain | {f"train@{name}" for name in runs_mapping(params)}
+
+
+def prune_lock(lock: Path, stages: set[str]) -> list[str]:
+    """Remove the entries of stages the pipeline no longer has from `lock` (DVC keeps them), and
+    return their names. DVC rereads and rewrites the whole lock file after every stage, so stale
+    entries cost every run time as well as confusion."""
+    if not lock.exists():
+        return []
+    from ruamel.yaml import YAML  # DVC's own round-trip parser: the rest of the file keeps its bytes
+
+    round_trip = YAML()
+    with lock.open() as handle:
+        content = round_trip.load(handle)
+    recorded = content.get("stages", {}) if isinstance(content, dict) else {}
+    stale = [name for name in recorded if name not in stages]
+    if stale:
+        for name in stale:
+            del recorded[name]
+        with atomic_open(lock) as handle:
+            round_trip.dump(content, handle)
+    return stale
 
 
 def check_runs(params: Params, path: Path = PIPELINE) -> None:

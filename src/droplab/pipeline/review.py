@@ -18,6 +18,7 @@ import pandas as pd
 from droplab.atomic import write_text
 from droplab.pipeline.dvc_command import dvc
 from droplab.results.figures import COLORS, save
+from droplab.results.report import CLAIM_COLUMNS, claim_row
 from droplab.run_files import CONFUSION
 
 STATS = Path("report/stats.json")
@@ -100,9 +101,7 @@ def _claims_table() -> str:
     if not STATS.exists():
         return "No claims: report/stats.json is missing (run `dvc repro`)."
     claims = json.loads(STATS.read_text())["claims"]
-    lines = ["| claim | says | verdict | numbers |", "|---|---|---|---|"]
-    lines += [f"| `{c['id']}` | {c['says']} | **{c['verdict']}** | {c['numbers']} |" for c in claims]
-    return "\n".join(lines)
+    return pd.DataFrame([claim_row(claim) for claim in claims], columns=CLAIM_COLUMNS).to_markdown(index=False)
 
 
 def build_review(base: str, out_dir: Path) -> str:

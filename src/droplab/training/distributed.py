@@ -55,11 +55,16 @@ def device_for(local_rank: int) -> torch.device:
 def process_group() -> Iterator[tuple[Shard, torch.device]]:
     """This process's shard and device, inside the process group torchrun described (NCCL on
     GPUs, gloo on CPUs) or alone. The device is made current before the group starts, as NCCL
-    needs; the group is destroyed on every way out, failures included."""
+    needs; the group is destroyed on every way out, failures included. Inside an open group it
+    yields that group and leaves it open: a group cannot be started twice on torchrun's store, so
+    a stage that trains several configs opens one around them all."""
     device = device_for(int(os.environ.get("LOCAL_RANK", "0")))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         yield Shard(), device
+        return
+    if dist.is_initialized():
+        yield Shard(dist.get_rank(), dist.get_world_size()), device
         return
     if device.type == "cuda":
         dist.init_process_group("nccl", timeout=TIMEOUT, device_id=device)
