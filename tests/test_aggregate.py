@@ -82,16 +82,34 @@ def small(real_params, tmp_path: Path):
     return params, acc1, stats, tmp_path
 
 
-def test_summary_holds_means_and_seed_sds(small):
-    _, acc1, _, root = small
+def test_summary_holds_the_headline_only(small):
+    _, acc1, stats, root = small
     summary = json.loads((root / "metrics/summary.json").read_text())
+    assert set(summary) == {"test_acc1", "claims"}
+    assert summary["test_acc1"] == {name: pytest.approx(statistics.fmean(values), abs=1e-6)
+                                    for name, values in acc1.items()}
+    verdicts = [claim["verdict"] for claim in stats["claims"]]  # counted by hand from the planted claims
+    assert summary["claims"] == {"confirmed": sum(v == "confirmed" for v in verdicts),
+                                 "contradicted": sum(v == "contradicted" for v in verdicts),
+                                 "inconclusive": sum(v == "inconclusive" for v in verdicts),
+                                 "not_testable": sum(v.startswith("not testable at this scale") for v in verdicts),
+                                 "not_run": sum(v == "not run" for v in verdicts)}
+    assert sum(summary["claims"].values()) == len(verdicts) == 4
+
+
+def test_plot_data_holds_seed_means_with_their_intervals(small):
+    _, acc1, stats, root = small
     values = acc1["s4_mlp_p2_p5"]
-    assert summary["s4_mlp_p2_p5"]["seeds"] == 4 and summary["s4_mlp_p2_p5"]["below_floor"] == 1
-    assert summary["s4_mlp_p2_p5"]["test_acc1"] == pytest.approx(statistics.fmean(values), abs=1e-6)
-    assert summary["s4_mlp_p2_p5"]["test_acc1_sd"] == pytest.approx(statistics.stdev(values), abs=1e-6)
-    assert summary["s2_cnn"] == {"seeds": 1, "below_floor": 0, "test_acc1": 0.7, "test_acc5": 0.8, "test_f1": 0.69,
-                                 "test_loss": 0.3, "val_acc1": 0.7, "val_loss": 0.3, "dropout_D": 1.7,
-                                 "stored_shift": 1.5, "recal_gain": 0.07}  # no SD with one seed
+    low, high = sps.t.interval(0.95, len(values) - 1, loc=statistics.fmean(values), scale=sps.sem(values))
+    rows = (root / "plots/test/s4_d2l.tsv").read_text().splitlines()
+    assert rows[0] == "variant\ttest_acc1\tlow\thigh\tseeds"
+    name, mean, *interval, seeds = rows[1].split("\t")
+    assert name == "s4_mlp_p2_p5" and seeds == "4"
+    assert (float(mean), *map(float, interval)) == pytest.approx((statistics.fmean(values), low, high), abs=1e-6)
+    assert (root / "plots/test/s2_cnn.tsv").read_text().splitlines()[1] == "s2_cnn\t0.700000\t0.700000\t0.700000\t1"
+    claims = (root / "plots/claims.tsv").read_text().splitlines()
+    assert len(claims) == 1 + len(stats["claims"])  # one step each
+    assert "planted\t\t\t\tnot testable\tnot reached" in claims
 
 
 def test_intervals_and_comparisons_match_scipy(small):
@@ -195,17 +213,6 @@ def test_recalibration_gain_against_the_no_dropout_twin(real_params, tmp_path: P
     assert values["s2_cnn"]["bn.recal_gain_vs_twin"] == pytest.approx([0.01, -0.005, 0.03])
     assert "bn.recal_gain_vs_twin" not in values["s2_cnn_no_dropout"]
     assert values["s2_cnn"]["recal.acc1"] == pytest.approx([0.88, 0.935, 0.99])
-
-
-def test_bar_plot_data_per_study(small):
-    params, _, stats, root = small
-    rows = [line.split("\t") for line in (root / "plots/test/s4_d2l.tsv").read_text().splitlines()]
-    assert rows[0] == ["variant", "test_acc1", "test_acc1_low", "test_acc1_high", "seeds"]
-    assert [row[0] for row in rows[1:]] == params.studies["s4_d2l"].variants
-    stat = stats["variants"]["s4_mlp_p2_p5"]["test.acc1"]
-    assert [float(v) for v in rows[1][1:4]] == pytest.approx([stat["mean"], stat["ci_low"], stat["ci_high"]])
-    one_seed = (root / "plots/test/s2_cnn.tsv").read_text().splitlines()[1].split("\t")
-    assert one_seed == ["s2_cnn", "0.700000", "0.700000", "0.700000", "1"]
 
 
 def test_exploratory_verdicts_follow_the_holm_adjusted_p_and_pair_where_declared(real_params, tmp_path: Path):

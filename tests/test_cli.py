@@ -1,7 +1,9 @@
 """Stage scripts turn bad input into one clear line and a non-zero exit, never a traceback."""
 
 import importlib
+import importlib.metadata
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -13,7 +15,9 @@ import yaml
 from droplab import atomic
 from droplab.__main__ import main as droplab_main
 from droplab.config import ConfigError, load_params, parse_params
+from droplab.pipeline.tiny import shrink
 from droplab.runs import check_runs, write_runs
+from droplab.yaml_file import read_yaml
 
 from conftest import REPO
 
@@ -103,3 +107,26 @@ def test_tiny_keeps_the_studies_of_the_kept_variants_and_records_what_it_leaves_
     assert set(params.variants) == {"s2_mlp", "s2_cnn"} and set(params.studies) == {"s2_mlp", "s2_cnn"}
     assert "s4_mlp_p2_p5" in params.skipped_variants and "s2_mlp" not in params.skipped_variants
     check_runs(params, tmp_path / "dvc.yaml")
+
+
+def test_tiny_keeps_every_comment_of_params_yaml_and_writes_what_shrink_gives(tmp_path: Path):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    (tmp_path / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
+    droplab_main(["tiny", "--params", str(tmp_path / "params.yaml"), "--pipeline", str(tmp_path / "dvc.yaml")])
+    comments = [line.strip() for line in (REPO / "params.yaml").read_text().splitlines() if "#" in line]
+    written = (tmp_path / "params.yaml").read_text()
+    assert comments and all(comment.split("#", 1)[1] in written for comment in comments)
+    assert read_yaml(tmp_path / "params.yaml") == shrink(read_yaml(REPO / "params.yaml"))
+
+
+def test_the_cli_says_its_version_and_every_default(capsys):
+    with pytest.raises(SystemExit):
+        droplab_main(["--version"])
+    assert capsys.readouterr().out.strip() == f"droplab {importlib.metadata.version('droplab')}"
+    with pytest.raises(SystemExit):
+        droplab_main(["review", "--help"])
+    shown = capsys.readouterr().out
+    assert "(default: main)" in shown and "(default: review)" in shown
+    with pytest.raises(SystemExit):
+        droplab_main(["tiny", "--help"])
+    assert "EDITS params.yaml and dvc.yaml" in " ".join(capsys.readouterr().out.split())

@@ -126,12 +126,12 @@ def test_repro_writes_every_output(clone: Path):
         ratios = [layer["dropout_variance_ratio"] for layer in bn["layers"].values()]
         if not any(params.resolve(run_.variant, run_.rate).rates):
             assert all(ratio == 1.0 for ratio in ratios)  # no dropout: D is exactly 1
-    summary_json = json.loads((clone / "metrics/summary.json").read_text())
-    assert set(summary_json) == set(params.labels())
-    assert {"s2_mlp_p10", "s2_mlp_p90"} <= set(summary_json)  # the swept MLP: a label per rate
-    for label, label_runs in params.label_runs().items():
-        seeds = len(label_runs)
-        assert summary_json[label]["seeds"] == seeds and ("test_acc1_sd" in summary_json[label]) == (seeds > 1)
+    summary_json = json.loads((clone / "metrics/summary.json").read_text())  # the headline only
+    assert list(summary_json["test_acc1"]) == params.trained_variants()  # the swept MLP at its selected rate
+    assert sum(summary_json["claims"].values()) == len(yaml.safe_load((clone / "claims.yaml").read_text())["claims"])
+    for study, labels in json.loads((clone / "report/stats.json").read_text())["studies"].items():
+        curves = (clone / f"plots/curves/{study}_loss.tsv").read_text().splitlines()
+        assert {line.split("\t")[0] for line in curves[1:]} == set(labels)  # every trained variant's curves
     for name in variants:
         profile = json.loads((clone / f"metrics/profile/{name}.json").read_text())
         assert profile["params"] > 0 and profile["flops"] > 0 and profile["input_shape"] == [1, 28, 28]
@@ -273,21 +273,21 @@ def test_experiment_retrains_only_runs_that_follow_dropout(clone: Path):
     shown = json.loads(run(["dvc", "exp", "show", "--json"], clone))
     assert shown, "dvc exp show listed no experiments"
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], clone))
-    assert "s2_cnn.test_acc1" in diff["metrics/summary.json"]
+    assert "test_acc1.s2_cnn" in diff["metrics/summary.json"]
     run(["dvc", "plots", "diff", "HEAD", "-o", "plots_diff"], clone)
     html = (clone / "plots_diff" / "index.html").read_text()
     title = yaml.safe_load((clone / "params.yaml").read_text())["studies"]["s2_cnn"]["title"]  # names the plots
-    assert f"{title}: train and validation top-1 accuracy" in html
-    assert f"{title}: test top-1 accuracy, mean over seeds" in html
+    assert f"{title}: train (solid) and validation (dashed) top-1 accuracy, mean over seeds, 95% band" in html
+    assert f"{title}: test top-1 accuracy, mean over seeds with its 95% interval" in html
 
     # What the pull-request workflow posts: the working tree (dropout 0.8) against HEAD.
     run(["droplab", "review", "--base", "HEAD", "--out", "review"], clone)
     review = (clone / "review" / "report.md").read_text()
-    assert "| metrics/summary.json | s2_cnn.test_acc1 " in review  # dvc metrics diff --md, row per change
+    assert "| metrics/summary.json | test_acc1.s2_cnn " in review  # dvc metrics diff --md, row per change
     assert re.search(r"\| params\.yaml +\| dropout +\| 0\.5 +\| 0\.8 +\|", review)  # dvc params diff --md
     assert re.search(r"\| s4-orders-alike +\|", review)  # the claims table, a row per claim
     images = sorted(p.name for p in (clone / "review" / "plots").iterdir())
-    assert "s2_cnn_acc1.png" in images and "s4_loss.png" not in images  # only plots that changed
+    assert "s2_cnn_acc1.png" in images and "s4_d2l_loss.png" not in images  # only plots that changed
     assert all(f"(plots/{name})" in review for name in images)
     assert (clone / "review" / "plots" / "s2_cnn_acc1.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -371,6 +371,36 @@ def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp
         assert snapshot(only_runs, folder) == snapshot(origin, folder), folder
 
 
+def test_a_fresh_clone_without_the_dvc_cache_shows_and_diffs_every_plot(small_clone: Path, tmp_path: Path):
+    """Two commits of results; a clone of them with no DVC cache and no remote draws every
+    top-level plot with both revisions' data, as `dvc plots diff` and the curves need."""
+    origin = tmp_path / "origin"
+    shutil.copytree(small_clone, origin)
+    run(["git", "add", "-A"], origin)
+    run(["git", "commit", "-qm", "results"], origin)
+    params = yaml.safe_load((origin / "params.yaml").read_text())
+    params["dropout"] = 0.3  # s2_cnn follows it: its curves, bars and claims change
+    (origin / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["dvc", "repro"], origin)
+    run(["git", "add", "-A"], origin)
+    run(["git", "commit", "-qm", "dropout 0.3"], origin)
+
+    fresh = tmp_path / "fresh"
+    run(["git", "clone", "-q", str(origin), str(fresh)], tmp_path)
+    assert not (fresh / ".dvc" / "cache").exists()
+    shown = json.loads(run(["dvc", "plots", "diff", "HEAD~1", "--json"], fresh))
+    declared = [next(iter(entry)) for entry in yaml.safe_load((fresh / "dvc.yaml").read_text())["plots"]]
+    assert sorted(shown["data"]) == sorted(declared) and not shown.get("errors")
+    for plot_id in declared:
+        rows = shown["data"][plot_id][0]["content"]["data"]["values"]
+        assert {row["rev"] for row in rows} == {"HEAD~1", "workspace"}, plot_id
+    run(["dvc", "plots", "diff", "HEAD~1", "-o", "out"], fresh)
+    html = (fresh / "out" / "index.html").read_text()
+    assert all(plot_id in html for plot_id in declared)
+    table = run(["dvc", "metrics", "show", "--md"], fresh)
+    assert "test_acc1.s2_cnn" in table and "claims.confirmed" in table
+
+
 def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
     """`droplab sweep`: three rates queued as DVC experiments, two at a time, then the report."""
     root = small_clone
@@ -407,7 +437,7 @@ def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Pa
     assert "Stage 'train@s4_mlp_p2_p5' is cached - skipping run" in head  # restored from the base's run cache
     assert head.count("Running stage 'train@") == 1
     review = (root / "review" / "report.md").read_text()
-    assert "| metrics/summary.json | s2_cnn.test_acc1 " in review
+    assert "| metrics/summary.json | test_acc1.s2_cnn " in review
     assert re.search(r"\| params\.yaml +\| dropout +\| 0\.5 +\| 0\.3 +\|", review)  # and no other param
     assert "(plots/s2_cnn_loss.png)" in review and (root / "review/plots/s2_cnn_loss.png").exists()
     assert run(["git", "status", "--porcelain", "params.yaml", "dvc.yaml"], root).strip() == ""

@@ -11,31 +11,48 @@ from droplab.errors import DroplabError
 from droplab.pipeline import sweep
 
 
-def _experiment(name: str, state: str, dropout: float, summary: dict | None) -> dict:
-    data = {"params": {"params.yaml": {"data": {"dropout": dropout, "seeds": [0, 1]}}},
-            "metrics": {sweep.SUMMARY: {"data": summary} if summary else {"error": {"type": "FileNotFoundError"}}}}
-    return {"revs": [{"rev": "f" * 40, "name": name, "data": data, "experiments": None}],
+def _experiment(name: str, state: str, dropout: float, stats: dict | None) -> dict:
+    rev = f"{name:f<40}"[:40]
+    STATS[rev] = stats
+    data = {"params": {"params.yaml": {"data": {"dropout": dropout, "seeds": [0, 1]}}}}
+    return {"revs": [{"rev": rev, "name": name, "data": data, "experiments": None}],
             "executor": {"state": state}, "name": name}
 
 
-def _row(val_acc1: float, test_acc1: float) -> dict:
-    return {"seeds": 2, "val_acc1": val_acc1, "val_acc1_sd": 0.01, "val_loss": 1 - val_acc1, "val_loss_sd": 0.02,
-            "test_acc1": test_acc1, "test_acc1_sd": 0.01, "test_loss": 1 - test_acc1}
+def _stat(mean: float, sd: float) -> dict:
+    return {"n": 2, "mean": mean, "sd": sd, "ci_low": mean - 0.1, "ci_high": mean + 0.1}
 
 
+def _variant(val_acc1: float, test_acc1: float) -> dict:
+    """A variant's entry of report/stats.json, as the aggregate stage writes it."""
+    return {"val.acc1": _stat(val_acc1, 0.01), "val.loss": _stat(1 - val_acc1, 0.02),
+            "test.acc1": _stat(test_acc1, 0.01), "test.loss": _stat(1 - test_acc1, 0.03)}
+
+
+def _stats(s2_mlp: dict, s2_cnn: dict) -> dict:
+    """s2_mlp is swept inside the pipeline: its statistics sit under its selected rate's label."""
+    return {"variants": {"s2_mlp_p50": s2_mlp, "s2_cnn": s2_cnn},
+            "sweeps": {"s2_mlp": {"labels": {"s2_mlp": "s2_mlp_p50"}}}}
+
+
+STATS: dict[str, dict | None] = {}  # commit -> its report/stats.json
 SHOWN = [
     {"rev": "workspace", "name": None, "data": {}, "experiments": None},
     {"rev": "a" * 40, "name": "main", "data": {}, "experiments": [
-        _experiment("exp-a", "success", 0.2, {"s2_mlp": _row(0.80, 0.70), "s2_cnn": _row(0.60, 0.61)}),
-        _experiment("exp-b", "success", 0.5, {"s2_mlp": _row(0.85, 0.71), "s2_cnn": _row(0.60, 0.65)}),
-        _experiment("exp-c", "success", 0.8, {"s2_mlp": _row(0.85, 0.90), "s2_cnn": _row(0.55, 0.99)}),
+        _experiment("exp-a", "success", 0.2, _stats(_variant(0.80, 0.70), _variant(0.60, 0.61))),
+        _experiment("exp-b", "success", 0.5, _stats(_variant(0.85, 0.71), _variant(0.60, 0.65))),
+        _experiment("exp-c", "success", 0.8, _stats(_variant(0.85, 0.90), _variant(0.55, 0.99))),
         _experiment("exp-d", "failed", 0.9, None),
     ]},
 ]
 
 
+def _collect(shown: list[dict], variants: list[str]):
+    return sweep.collect(shown, variants, STATS.get)
+
+
 def test_best_p_is_chosen_on_validation_never_on_test():
-    frame = sweep.collect(SHOWN, ["s2_mlp", "s2_cnn"])
+    frame = _collect(SHOWN, ["s2_mlp", "s2_cnn"])
     assert sorted(frame["p"].unique()) == [0.2, 0.5, 0.8]  # the failed experiment is left out
     best = sweep.best_rates(frame).set_index("variant")
     # s2_mlp: 0.5 and 0.8 tie on validation; the lower p wins although 0.8 has the higher test acc1.
@@ -45,7 +62,7 @@ def test_best_p_is_chosen_on_validation_never_on_test():
 
 
 def test_report_writes_table_figure_and_json(tmp_path: Path):
-    text = sweep.report(sweep.collect(SHOWN, ["s2_mlp"]), tmp_path)
+    text = sweep.report(_collect(SHOWN, ["s2_mlp"]), tmp_path)
     written = json.loads((tmp_path / "sweep.json").read_text())
     assert [(row["variant"], row["p"]) for row in written["best"]] == [("s2_mlp", 0.5)]
     assert [row["p"] for row in written["points"]] == [0.2, 0.5, 0.8]
@@ -55,8 +72,8 @@ def test_report_writes_table_figure_and_json(tmp_path: Path):
 
 
 def test_no_finished_experiment_is_an_error():
-    with pytest.raises(DroplabError, match="no finished experiment has metrics/summary.json for s2_mlp"):
-        sweep.collect([{"rev": "workspace", "experiments": None}], ["s2_mlp"])
+    with pytest.raises(DroplabError, match="no finished experiment has report/stats.json for s2_mlp"):
+        _collect([{"rev": "workspace", "experiments": None}], ["s2_mlp"])
 
 
 class ScriptedQueue:
@@ -75,7 +92,8 @@ class ScriptedQueue:
             return f"Task  Name  Created  Status\n\nWorker status: {self.workers} active, 0 idle\n"
         states = {"exp-x": "success", "exp-y": "success"} if self.workers else {"exp-x": "running", "exp-y": "queued"}
         return json.dumps([{"rev": "a" * 40, "name": "main", "data": {}, "experiments": [
-            _experiment(name, state, 0.5, {"s2_mlp": _row(0.8, 0.7)}) for name, state in states.items()]}])
+            _experiment(name, state, 0.5, _stats(_variant(0.8, 0.7), _variant(0.6, 0.6)))
+            for name, state in states.items()]}])
 
 
 def test_a_queue_with_no_live_worker_is_restarted_once(monkeypatch):
@@ -84,7 +102,7 @@ def test_a_queue_with_no_live_worker_is_restarted_once(monkeypatch):
     monkeypatch.setattr(sweep, "POLL_SECONDS", 0.0)
     shown = sweep.wait_for_queue(timeout=60, jobs=2)
     assert scripted.calls.count(("queue", "start")) == 1
-    assert {name for name, _, _ in sweep._experiments(shown)} == {"exp-x", "exp-y"}
+    assert {name for name, _, _, _ in sweep._experiments(shown)} == {"exp-x", "exp-y"}
 
 
 def test_a_queue_that_stays_dead_stops_the_sweep_naming_the_stuck_experiments(monkeypatch):

@@ -2,7 +2,8 @@
 
   droplab repro    `dvc repro`, timed: how long it took and where the time went
   droplab runs     write the (variant, seed) pairs of params.yaml into dvc.yaml's train stage
-  droplab tiny     shrink params.yaml in place to the tiny config (what the tests and PR review run)
+  droplab try      the whole pipeline on the tiny config in a throwaway copy: touches nothing here
+  droplab tiny     shrink params.yaml in place to the tiny config (the PR review runs it in a worktree)
   droplab sweep    the S2 dropout sweep through the DVC experiment queue, then its report
   droplab review   the markdown a pull request gets: metrics and params against a base revision,
                    the claims, and the plots rendered as images
@@ -12,9 +13,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import version
 from pathlib import Path
-
-import yaml
 
 from droplab.atomic import write_text
 from droplab.cli import PARAMS
@@ -22,6 +22,7 @@ from droplab.config import ConfigError, load_params, parse_params, read_params
 from droplab.errors import DroplabError
 from droplab.pipeline.tiny import shrink
 from droplab.runs import PIPELINE, runs_block_of, write_runs
+from droplab.yaml_file import with_comments
 
 
 def _repro(args: argparse.Namespace) -> None:
@@ -45,9 +46,15 @@ def _tiny(args: argparse.Namespace) -> None:
     tiny = shrink(raw, keep)
     params = parse_params(tiny, str(args.params))
     runs_block_of(args.pipeline)  # the pipeline file must have a runs block before params.yaml changes
-    write_text(args.params, yaml.safe_dump(tiny, sort_keys=False))
+    write_text(args.params, with_comments(args.params.read_text(), tiny))
     count = write_runs(params, args.pipeline)
     print(f"{args.pipeline}: {count} runs")
+
+
+def _try(args: argparse.Namespace) -> None:
+    from droplab.pipeline import tryout
+
+    tryout.run(Path.cwd(), args.keep, None if args.study == "all" else args.study)
 
 
 def _sweep(args: argparse.Namespace) -> None:
@@ -90,34 +97,51 @@ def _rates(text: str) -> list[float]:
     return rates
 
 
+DEFAULTS = argparse.ArgumentDefaultsHelpFormatter  # every option's help ends with its default
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="droplab", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    root.add_argument("--version", action="version", version=f"droplab {version('droplab')}")
     commands = root.add_subparsers(dest="command", required=True)
     repro = commands.add_parser("repro", help="dvc repro, timed: the time in all, in training, in the rest")
     repro.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc repro")
     repro.set_defaults(func=_repro)
-    runs = commands.add_parser("runs", help="write params.yaml's runs into dvc.yaml")
-    runs.add_argument("--params", type=Path, default=PARAMS)
-    runs.add_argument("--pipeline", type=Path, default=PIPELINE)
+    runs = commands.add_parser("runs", formatter_class=DEFAULTS, help="write params.yaml's runs and plots into "
+                               "dvc.yaml (between its marker comments)")
+    runs.add_argument("--params", type=Path, default=PARAMS, help="the params file to read")
+    runs.add_argument("--pipeline", type=Path, default=PIPELINE, help="the pipeline file to rewrite")
     runs.set_defaults(func=_runs)
-    tiny = commands.add_parser("tiny", help="shrink params.yaml to the tiny config, then write runs")
-    tiny.add_argument("--keep", default="", help="comma-separated variants to keep (default: all)")
-    tiny.add_argument("--params", type=Path, default=PARAMS)
-    tiny.add_argument("--pipeline", type=Path, default=PIPELINE)
+    about = ("the whole pipeline, download to report, on one study's tiny config (a few hundred images, one "
+             "epoch, two seeds) in a throwaway copy of this checkout; nothing here is written to")
+    tryout = commands.add_parser("try", formatter_class=DEFAULTS, help=about, description=about)
+    tryout.add_argument("--keep", type=Path, default=None, help="keep the copy in this new folder (default: a "
+                        "temporary folder, deleted at the end)")
+    tryout.add_argument("--study", default="s2_cnn", help="the study to run (its variants only), or `all` "
+                        "(every variant: several times longer)")
+    tryout.set_defaults(func=_try)
+    about = ("EDITS params.yaml and dvc.yaml in place to the tiny config (comments kept); undo with `git checkout "
+             "params.yaml dvc.yaml`. To try droplab without editing anything, use `droplab try`")
+    tiny = commands.add_parser("tiny", formatter_class=DEFAULTS, help=about, description=about)
+    tiny.add_argument("--keep", default="", help="comma-separated variants to keep (empty: all)")
+    tiny.add_argument("--params", type=Path, default=PARAMS, help="the params file to shrink")
+    tiny.add_argument("--pipeline", type=Path, default=PIPELINE, help="the pipeline whose runs block is rewritten")
     tiny.set_defaults(func=_tiny)
-    sweep = commands.add_parser("sweep", help="queue the dropout sweep as DVC experiments, run them, report")
+    sweep = commands.add_parser("sweep", formatter_class=DEFAULTS,
+                                help="queue the dropout sweep as DVC experiments, run them, report")
     sweep.add_argument("--rates", type=_rates, default=[round(0.1 * i, 1) for i in range(1, 10)],
-                       help="comma-separated dropout rates (default 0.1,...,0.9)")
+                       help="comma-separated dropout rates")
     sweep.add_argument("--jobs", type=_positive_int, default=1, help="experiments run at once (dvc queue start -j)")
     sweep.add_argument("--variants", default="s2_cnn", help="comma-separated variants to report: variants whose "
                        "rate follows `dropout` (S2's MLP sweeps its rates inside the pipeline)")
-    sweep.add_argument("--out", type=Path, default=Path("report/sweep"))
+    sweep.add_argument("--out", type=Path, default=Path("report/sweep"), help="where the sweep report is written")
     sweep.add_argument("--report-only", action="store_true", help="skip queueing; report the finished experiments")
     sweep.set_defaults(func=_sweep)
-    review = commands.add_parser("review", help="markdown for a pull request comment (CML)")
-    review.add_argument("--base", default="main", help="git revision to compare against (default main)")
-    review.add_argument("--out", type=Path, default=Path("review"))
+    review = commands.add_parser("review", formatter_class=DEFAULTS, help="markdown for a pull request comment "
+                                 "(CML)")
+    review.add_argument("--base", default="main", help="git revision to compare against")
+    review.add_argument("--out", type=Path, default=Path("review"), help="where report.md and its plots go")
     review.set_defaults(func=_review)
     return root
 

@@ -1,6 +1,6 @@
 """What dvc.yaml spells out from params.yaml: the train stage's `foreach` (one item per variant,
 with its home study, its rate key and its seeds) and the top-level `plots:` (each study's
-training curves and test bars), both written by `droplab runs` between marker comments.
+curves and test intervals, and the claims), both written by `droplab runs` between marker comments.
 
 DVC cannot compute per-study seed counts or which study a variant takes its scale settings
 from, and its `matrix` cannot carry a variant's rate key, so `droplab runs` writes the list
@@ -20,7 +20,6 @@ import yaml
 from droplab.atomic import atomic_open, write_text
 from droplab.config import Params
 from droplab.errors import DroplabError
-from droplab.run_files import CONFUSION, metric_file
 
 PIPELINE = Path("dvc.yaml")
 BEGIN = "    # runs: generated from params.yaml by `droplab runs` (make runs); do not edit by hand\n"
@@ -29,8 +28,8 @@ BLOCK = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
 PLOTS_BEGIN = "  # plots: generated from params.yaml's studies by `droplab runs` (make runs); do not edit by hand\n"
 PLOTS_END = "  # end of plots\n"
 PLOTS_BLOCK = re.compile(re.escape(PLOTS_BEGIN) + r".*?" + re.escape(PLOTS_END), re.S)
-TRAIN_PLOTS = Path("plots/train")  # each run's DVCLive folder is <this>/<variant>/seed<k>/
-CURVES = {"loss": "cross-entropy loss", "acc1": "top-1 accuracy"}
+PLOT_DATA = Path("plots")  # the aggregate stage's git-tracked plot data (results.plot_data)
+CURVES = {"loss": "cross-entropy loss", "acc1": "top-1 accuracy"}  # the curves drawn: metric -> axis label
 
 
 def runs_mapping(params: Params) -> dict[str, dict]:
@@ -42,30 +41,24 @@ def runs_mapping(params: Params) -> dict[str, dict]:
 
 
 def plots_list(params: Params) -> list[dict]:
-    """dvc.yaml's top-level plots: per study, its trained variants' DVCLive curves (loss, then
-    top-1 accuracy, train and validation; each variant's first seed) and its test bars, titled by
-    the study's title; then each trained variant's test confusion matrix (first seed: a plot
-    holds a row per test image, and one per run would swell every `dvc plots diff`)."""
-    # a swept variant has a run per rate; the report draws its sweep, and these its selected rate's curves
-    trained = [name for name in params.trained_variants() if not params.sweep_rates(name)]
+    """dvc.yaml's top-level plots, all drawn from the git-tracked files of the aggregate stage
+    (results.plot_data), so that a clone without the DVC cache can show and diff them: per study,
+    its curves (seed mean and 95% band, train and validation) and its test top-1 with intervals,
+    titled by the study's title; then every claim's paired difference."""
     plots: list[dict] = []
     for name, study in params.studies.items():
-        shown = [params.first_run(variant).path(TRAIN_PLOTS, "") for variant in study.variants if variant in trained]
         for metric, label in CURVES.items():
-            plots.append({f"{name}_{metric}": {
-                "title": f"{study.title}: train and validation {label}", "x": "step", "x_label": "epoch",
-                "y_label": label,
-                "y": {str(metric_file(folder, f"{split}/{metric}")): metric
-                      for folder in shown for split in ("train", "val")}}})
-        plots.append({f"plots/test/{name}.tsv": {
-            "title": f"{study.title}: test top-1 accuracy, mean over seeds", "template": "bar_horizontal",
-            "x": "test_acc1", "y": "variant", "x_label": "test top-1 accuracy (mean over seeds)",
+            plots.append({f"{PLOT_DATA / 'curves' / name}_{metric}.tsv": {
+                "title": f"{study.title}: train (solid) and validation (dashed) {label}, mean over seeds, 95% band",
+                "template": "droplab_curves", "x": "epoch", "y": "mean", "x_label": "epoch", "y_label": label}})
+        plots.append({f"{PLOT_DATA / 'test' / name}.tsv": {
+            "title": f"{study.title}: test top-1 accuracy, mean over seeds with its 95% interval",
+            "template": "droplab_intervals", "x": "test_acc1", "y": "variant", "x_label": "test top-1 accuracy",
             "y_label": "variant"}})
-    for variant in trained:
-        run = params.first_run(variant)
-        plots.append({str(run.path(TRAIN_PLOTS, "") / CONFUSION): {
-            "title": f"{variant} (seed {run.seed}): test confusion matrix", "template": "confusion", "x": "actual",
-            "y": "predicted", "x_label": "true class", "y_label": "predicted class"}})
+    plots.append({str(PLOT_DATA / "claims.tsv"): {
+        "title": "The studies' claims: paired difference with its interval, coloured by verdict",
+        "template": "droplab_claims", "x": "difference", "y": "claim",
+        "x_label": "paired difference in the claim's metric (first named minus second)", "y_label": "claim"}})
     return plots
 
 

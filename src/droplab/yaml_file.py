@@ -60,3 +60,29 @@ def read_yaml(path: str | Path, error: type[DroplabError] = DroplabError) -> Any
         return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise error(f"{path}: not valid YAML: {exc}") from None
+
+
+def _merge(node: Any, new: Any) -> Any:
+    """`new` written into the round-trip `node` key by key, so that the comments of every key
+    that stays are kept; values that are not mappings are replaced whole."""
+    if not (isinstance(node, dict) and isinstance(new, dict)):
+        return new
+    for key in [key for key in node if key not in new]:
+        del node[key]
+    for key, value in new.items():
+        node[key] = _merge(node[key], value) if key in node else value
+    return node
+
+
+def with_comments(text: str, new: dict) -> str:
+    """The YAML `text` rewritten to hold `new`, keeping its comments and key order where keys stay
+    (ruamel.yaml's round trip: PyYAML drops every comment)."""
+    from io import StringIO
+
+    from ruamel.yaml import YAML
+
+    round_trip = YAML()
+    round_trip.width = 110
+    out = StringIO()
+    round_trip.dump(_merge(round_trip.load(text), new), out)
+    return out.getvalue()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -17,72 +16,63 @@ import pandas as pd
 
 from droplab.atomic import write_text
 from droplab.pipeline.dvc_command import dvc
-from droplab.results.figures import COLORS, save
+from droplab.results.figures import COLORS, band_axes, colours, legend_handles, save
 from droplab.results.report import CLAIM_COLUMNS, claim_row
-from droplab.run_files import CONFUSION
 
 STATS = Path("report/stats.json")
 
 
-def _find(node: object, key: str) -> Iterator[dict]:
-    """Every dict value stored under `key` anywhere in a Vega-Lite spec (layers nest encodings)."""
-    if isinstance(node, dict):
-        for name, value in node.items():
-            if name == key and isinstance(value, dict):
-                yield value
-            yield from _find(value, key)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _find(item, key)
-
-
 def _axis_title(spec: dict, axis: str) -> str:
-    for encoding in _find(spec, "encoding"):
-        if isinstance(encoding.get(axis), dict) and encoding[axis].get("title"):
-            return str(encoding[axis]["title"])
+    """The first title a Vega-Lite spec gives `axis` (layers and facets nest their encodings)."""
+    stack: list[object] = [spec]
+    while stack:
+        node = stack.pop(0)
+        if isinstance(node, dict):
+            encoding = node.get("encoding")
+            if isinstance(encoding, dict) and isinstance(encoding.get(axis), dict) and encoding[axis].get("title"):
+                return str(encoding[axis]["title"])
+            stack += list(node.values())
+        elif isinstance(node, list):
+            stack += node
     return ""
 
 
 def render(plot_id: str, spec: dict, path: Path) -> bool:
-    """Draw one `dvc plots diff` plot, every revision in its own line style; False if it has no data."""
+    """Draw one `dvc plots diff` plot of droplab's templates as a PNG for the review; False if it
+    has no data or is not one of them. Curves: a panel per revision; intervals (variants or claims): the revisions'
+    points side by side, each revision in its own marker."""
     rows = pd.DataFrame(spec.get("data", {}).get("values", []))
-    if rows.empty:
+    if rows.empty or not {"low", "high"} <= set(rows):  # not one of droplab's templates (an older revision's plot)
         return False
-    x_field = next(_find(spec, "encoding"))["x"]["field"]
-    title = (spec.get("title") or {}).get("text", plot_id)
     revisions = list(dict.fromkeys(rows["rev"]))
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    # A line plot of files and fields: DVC puts the values in dvc_inferred_y_value when the fields
-    # differ, under the one field's own name when every file shares it (DVCLive's files do).
-    values = [column for column in rows if column not in {x_field, "rev", "filename", "field", "filename::field"}]
-    y_column = "dvc_inferred_y_value" if "dvc_inferred_y_value" in rows else values[0] if (
-        "filename" in rows and len(values) == 1) else None
-    if y_column is not None:
-        rows["x"] = pd.to_numeric(rows[x_field])
-        rows["y"] = pd.to_numeric(rows[y_column])
-        # DVC names the series by file and field when a plot overlays several files, by field alone otherwise
-        key = next((column for column in ("filename::field", "field", "filename") if column in rows), None)
-        if key is None:
-            rows["series"], key = plot_id, "series"
-        series = list(dict.fromkeys(rows[key]))
-        for (rev, name), group in rows.groupby(["rev", key], sort=False):
-            ax.plot(group["x"], group["y"], marker=".", linestyle=("-", "--", ":")[revisions.index(rev) % 3],
-                    color=COLORS[series.index(name) % len(COLORS)], label=f"{name} ({rev})")
-        ax.set_xlabel(_axis_title(spec, "x") or x_field)
-        ax.set_ylabel(_axis_title(spec, "y"))
-    else:  # horizontal bars: a quantitative x per nominal y
-        y_field = next(_find(spec, "encoding"))["y"]["field"]
-        categories = list(dict.fromkeys(rows[y_field]))
-        height = 0.8 / len(revisions)
+    title = (spec.get("title") or {}).get("text", plot_id)
+    if "split" in rows:
+        rows[["epoch", "mean", "low", "high"]] = rows[["epoch", "mean", "low", "high"]].apply(pd.to_numeric)
+        colour = colours(list(dict.fromkeys(rows["variant"])))
+        fig, axes = plt.subplots(1, len(revisions), figsize=(6 * len(revisions) + 3, 4.5), sharey=True, squeeze=False)
+        for ax, rev in zip(axes[0], revisions, strict=True):
+            band_axes(ax, rows[rows["rev"] == rev], colour, _axis_title(spec, "y"))
+            ax.set_title(rev)
+        axes[0][-1].legend(handles=legend_handles(colour), fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    else:
+        name = "variant" if "variant" in rows else "claim"
+        value = "test_acc1" if "test_acc1" in rows else "difference"
+        rows[[value, "low", "high"]] = rows[[value, "low", "high"]].apply(pd.to_numeric, errors="coerce")
+        categories = list(dict.fromkeys(rows[name]))
+        fig, ax = plt.subplots(figsize=(9, 0.5 * len(categories) + 1.5))
+        step = 0.6 / len(revisions)
         for index, rev in enumerate(revisions):
-            group = rows[rows["rev"] == rev]
-            positions = [categories.index(c) + index * height for c in group[y_field]]
-            ax.barh(positions, pd.to_numeric(group[x_field]), height=height, color=COLORS[index * 2], label=rev)
-        ax.set_yticks([i + 0.4 - height / 2 for i in range(len(categories))], categories)
-        ax.set_xlabel(_axis_title(spec, "x") or x_field)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+            group = rows[(rows["rev"] == rev) & rows[value].notna()]
+            middle = group[value].to_numpy()
+            low, high = group["low"].fillna(group[value]).to_numpy(), group["high"].fillna(group[value]).to_numpy()
+            positions = [len(categories) - 1 - categories.index(c) + 0.3 - index * step for c in group[name]]
+            ax.errorbar(middle, positions, xerr=[middle - low, high - middle],
+                        fmt="osD^"[index % 4], color=COLORS[index % len(COLORS)], capsize=3, label=rev)
+        ax.set_yticks(range(len(categories))[::-1], categories, fontsize=8)
+        ax.set_xlabel(_axis_title(spec, "x") or value)
+        ax.grid(alpha=0.3, axis="x")
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save(fig, path)
     return True
@@ -108,19 +98,12 @@ def build_review(base: str, out_dir: Path) -> str:
     metrics = dvc("metrics", "diff", base, "--md").strip() or "No metric changed."
     params = dvc("params", "diff", base, "--md").strip() or "No parameter changed."
     plots = json.loads(dvc("plots", "diff", base, "--json"))
-    images, confusions = [], []
+    images = []
     for plot_id, entries in plots.get("data", {}).items():
         spec = entries[0]["content"] if entries else {}
-        filename = re.sub(r"[^A-Za-z0-9_.-]+", "_", plot_id) + ".png"
-        if not spec or not _changed(spec):
-            continue
-        if plot_id.endswith(CONFUSION):  # one per run: named, not drawn, or they would bury the curves
-            confusions.append(f"`{plot_id}`")
-        elif render(plot_id, spec, out_dir / "plots" / filename):
-            images.append(f"![{plot_id}](plots/{filename})")
-    if confusions:
-        images.append(f"Test confusion matrices that changed ({len(confusions)}; `dvc plots diff {base}` draws "
-                      f"them): {', '.join(confusions)}")
+        filename = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(plot_id).stem if plot_id.endswith(".tsv") else plot_id)
+        if spec and _changed(spec) and render(plot_id, spec, out_dir / "plots" / f"{filename}.png"):
+            images.append(f"![{plot_id}](plots/{filename}.png)")
     text = "\n".join([
         f"## droplab: this change against `{base}`", "",
         "### Claims of the original studies (this revision)", "", _claims_table(), "",

@@ -1,5 +1,5 @@
 """The S2 dropout sweep, the DVC way: one queued experiment per rate, run by the DVC queue,
-then a report read back from `dvc exp show --json`.
+then a report read back from `dvc exp show --json` and each experiment's report/stats.json.
 
 The report plots validation loss and accuracy against p for each model (with the seed spread
 as error bars where a variant has several seeds), picks the best p on validation accuracy, and
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -22,7 +23,7 @@ from droplab.errors import DroplabError
 from droplab.pipeline.dvc_command import dvc
 from droplab.results.figures import COLORS, save
 
-SUMMARY = "metrics/summary.json"
+STATS = "report/stats.json"
 POLL_SECONDS = 5.0
 WORKER_STATUS = re.compile(r"Worker status: (\d+) active, (\d+) idle")
 # polls in a row that see experiments queued, none running and no worker alive before the sweep
@@ -38,13 +39,35 @@ def queue(rates: list[float], jobs: int) -> None:
     dvc("queue", "start", "-j", str(jobs))
 
 
-def _experiments(shown: list[dict]) -> Iterator[tuple[str, str, dict]]:
-    """(name, executor state, data) of every experiment in `dvc exp show --json` output."""
+def _experiments(shown: list[dict]) -> Iterator[tuple[str, str, str, dict]]:
+    """(name, commit, executor state, data) of every experiment in `dvc exp show --json` output."""
     for commit in shown:
         for group in commit.get("experiments") or []:
             state = (group.get("executor") or {}).get("state", "success")
             for rev in group.get("revs") or []:
-                yield rev.get("name") or rev["rev"][:7], state, rev.get("data") or {}
+                yield rev.get("name") or rev["rev"][:7], rev["rev"], state, rev.get("data") or {}
+
+
+def stats_at(rev: str) -> dict | None:
+    """An experiment's report/stats.json from its git commit: git keeps it (the DVC metrics file
+    holds only the headline), so no DVC cache is needed."""
+    done = subprocess.run(["git", "show", f"{rev}:{STATS}"], capture_output=True, text=True)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def _point(stats: dict, variant: str) -> dict | None:
+    """A variant's seed means and SDs in one experiment's statistics (a swept one at its selected rate)."""
+    labels = {name: label for sweep in stats.get("sweeps", {}).values() for name, label in sweep["labels"].items()}
+    metrics = stats["variants"].get(labels.get(variant, variant))
+    if metrics is None:
+        return None
+    point = {"seeds": metrics["test.acc1"]["n"]}
+    for key in ("val_acc1", "val_loss", "test_acc1", "test_loss"):
+        stat = metrics[key.replace("_", ".")]
+        point[key] = stat["mean"]
+        if f"{key}_sd" in COLUMNS:
+            point[f"{key}_sd"] = stat["sd"]
+    return point
 
 
 def live_workers() -> int | None:
@@ -65,7 +88,7 @@ def wait_for_queue(timeout: float, jobs: int = 1) -> list[dict]:
     stalled, restarted = 0, False
     while True:
         shown = json.loads(dvc("exp", "show", "--json"))
-        states = {name: state for name, state, _ in _experiments(shown)}
+        states = {name: state for name, _, state, _ in _experiments(shown)}
         if not any(state in ("queued", "running") for state in states.values()):
             failed = sorted(name for name, state in states.items() if state == "failed")
             if failed:
@@ -87,19 +110,21 @@ def wait_for_queue(timeout: float, jobs: int = 1) -> list[dict]:
         time.sleep(POLL_SECONDS)
 
 
-def collect(shown: list[dict], variants: list[str]) -> pd.DataFrame:
-    """One row per (variant, p) from the successful experiments' params and metrics/summary.json."""
+def collect(shown: list[dict], variants: list[str], read_stats: Callable[[str], dict | None] = stats_at
+            ) -> pd.DataFrame:
+    """One row per (variant, p) from the successful experiments' params and their committed
+    report/stats.json (`read_stats` reads it from an experiment's commit)."""
     rows = []
-    for name, state, data in _experiments(shown):
-        summary = ((data.get("metrics") or {}).get(SUMMARY) or {}).get("data")
+    for name, rev, state, data in _experiments(shown):
         params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
-        if state != "success" or not summary or not params:
+        stats = read_stats(rev) if state == "success" and params else None
+        if stats is None:
             continue
         for variant in variants:
-            if variant in summary:
-                rows.append({"variant": variant, "p": params["dropout"], "experiment": name, **summary[variant]})
+            if (point := _point(stats, variant)) is not None:
+                rows.append({"variant": variant, "p": params["dropout"], "experiment": name, **point})
     if not rows:
-        raise DroplabError(f"no finished experiment has {SUMMARY} for {', '.join(variants)}; "
+        raise DroplabError(f"no finished experiment has {STATS} for {', '.join(variants)}; "
                            "run `droplab sweep` (without --report-only) first")
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
     return frame.drop_duplicates(["variant", "p"], keep="first").sort_values(["variant", "p"], ignore_index=True)

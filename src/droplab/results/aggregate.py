@@ -2,14 +2,15 @@
 selected rate, each study's regime measurements, comparisons within each study, the claims'
 verdicts and the BN analysis checks.
 
-Writes metrics/summary.json, the one DVC metrics file, with short keys so that `dvc exp show`
-and `dvc metrics diff` stay readable; report/stats.json with every interval and comparison;
-and plots/test/<study>.tsv for `dvc plots diff`.
+Writes metrics/summary.json, the one DVC metrics file, with the headline only so that `dvc exp
+show` and `dvc metrics diff` stay readable; report/stats.json with every interval and
+comparison; and the git-tracked plot data of plots/ (results.plot_data) for `dvc plots`.
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from difflib import get_close_matches
@@ -21,6 +22,7 @@ from droplab.config import Params, Run, rate_tag
 from droplab.results import regimes
 from droplab.results.claims import LAYERWISE, Claim, Claims, ClaimsError, load_claims
 from droplab.results.judge import NOT_RUN, Judgement, judge
+from droplab.results.plot_data import CURVES, accuracy_tsv, claims_tsv, curves_tsv, verdict_word
 from droplab.results.stats import DIFFERS, NOISE, compare, compare_paired, holm, summarize
 from droplab.results.verdicts import Row, adjust, not_testable, verdict_text
 
@@ -28,11 +30,7 @@ CONFIDENCE = 0.95
 SPLITS = ("train", "val", "test")
 METRICS = ("acc1", "acc5", "f1_macro", "loss")
 COMPARED = "test.acc1"  # the metric the studies compare variants on
-SUMMARY_KEYS = {"test_acc1": "test.acc1", "test_acc5": "test.acc5", "test_f1": "test.f1_macro",
-                "test_loss": "test.loss", "val_acc1": "val.acc1", "val_loss": "val.loss",
-                "dropout_D": "bn.dropout_variance_ratio_blocks", "stored_shift": "bn.stored_variance_shift_blocks",
-                "recal_gain": "bn.recal_gain"}
-SPREAD_KEYS = ("test_acc1", "val_acc1", "val_loss")  # their seed SD too, where there are seeds
+VERDICT_WORDS = ("confirmed", "contradicted", "inconclusive", "not testable", "not run")
 
 Values = dict[str, dict[str, list[float]]]  # label -> "split.metric" or "bn.<name>" -> one value per seed
 Layers = dict[str, dict[str, dict[str, list[float]]]]  # label -> bn metric -> BN layer -> one value per seed
@@ -310,31 +308,15 @@ def exploratory_comparisons(params: Params, values: Values, alias: Mapping[str, 
     return tables
 
 
-def summary(values: Values, below: Mapping[str, list[int]]) -> dict:
-    """metrics/summary.json: means over seeds, and seed SDs where there are seeds."""
-    result = {}
-    for label, metrics in values.items():
-        row: dict = {"seeds": len(metrics[COMPARED]), "below_floor": len(below.get(label, []))}
-        for key, metric in SUMMARY_KEYS.items():
-            if metric not in metrics:
-                continue
-            stat = summarize(metrics[metric], CONFIDENCE)
-            row[key] = stat.mean
-            if key in SPREAD_KEYS and stat.sd is not None:
-                row[f"{key}_sd"] = stat.sd
-        result[label] = _rounded(row)
-    return result
-
-
-def study_tsv(labels: list[str], per_variant: dict) -> str:
-    """One row per trained variant: test acc1 mean and its interval (the mean itself with one seed)."""
-    lines = ["variant\ttest_acc1\ttest_acc1_low\ttest_acc1_high\tseeds"]
-    for name in labels:
-        stat = per_variant[name][COMPARED]
-        low = stat["ci_low"] if stat["ci_low"] is not None else stat["mean"]
-        high = stat["ci_high"] if stat["ci_high"] is not None else stat["mean"]
-        lines.append(f"{name}\t{stat['mean']:.6f}\t{low:.6f}\t{high:.6f}\t{stat['n']}")
-    return "\n".join(lines) + "\n"
+def headline(params: Params, values: Values, alias: Mapping[str, str], claims: list[dict]) -> dict:
+    """metrics/summary.json, the one DVC metrics file, kept to what `dvc exp show` and `dvc metrics
+    diff` can show at a glance: each trained variant's mean test top-1 over seeds (a swept one at
+    its selected rate, under its own name), and how many claims got each verdict. Every interval
+    and comparison is in report/stats.json."""
+    accuracy = {variant: round(summarize(values[label][COMPARED], CONFIDENCE).mean, 6)
+                for variant in params.trained_variants() if (label := alias.get(variant, variant)) in values}
+    counted = Counter(verdict_word(claim["verdict"]) for claim in claims)
+    return {"test_acc1": accuracy, "claims": {word.replace(" ", "_"): counted[word] for word in VERDICT_WORDS}}
 
 
 def statistics(params: Params, collected: Collected, claims: Claims) -> dict:
@@ -364,9 +346,13 @@ def main(params: Params, metrics_dir: Path, plots_dir: Path, report_dir: Path, c
     check_claim_variants(claims, params, claims_path)
     collected = collect(params, metrics_dir)
     stats = statistics(params, collected, claims)
-    below = {label: seeds for study in stats["regimes"].values() for label, seeds in study["below_floor"].items()}
     for study, labels in stats["studies"].items():
-        write_text(plots_dir / "test" / f"{study}.tsv", study_tsv(labels, stats["variants"]))
+        write_text(plots_dir / "test" / f"{study}.tsv", accuracy_tsv(labels, stats["variants"], COMPARED))
+        for metric in CURVES:
+            write_text(plots_dir / "curves" / f"{study}_{metric}.tsv",
+                       curves_tsv(labels, collected.curves, metric, CONFIDENCE))
+    write_text(plots_dir / "claims.tsv", claims_tsv(stats["claims"]))
     write_json(report_dir / "stats.json", stats)
-    write_json(metrics_dir / "summary.json", summary(collected.values, below))
+    write_json(metrics_dir / "summary.json", headline(params, collected.values, aliases(stats["sweeps"]),
+                                                      stats["claims"]))
     return stats

@@ -11,12 +11,19 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from droplab.atomic import atomic_path  # noqa: E402
 
 PNG_METADATA = {"Software": None}
-COLORS = plt.get_cmap("tab20").colors
+# Vega's "tableau10", the scheme of the DVC plot templates (.dvc/plots/): a variant has one colour,
+# the same in a study's PNGs and in `dvc plots show`, given by its place in the study's list
+COLORS = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
+          "#bab0ac")
+VERDICT_COLORS = {"confirmed": "#59a14f", "contradicted": "#e15759", "inconclusive": "#4e79a7",
+                  "not testable": "#bab0ac", "not run": "#d4d4d4"}  # as in .dvc/plots/droplab_claims.json
+SPLIT_STYLES = {"train": "-", "val": "--"}
 
 
 def save(fig: Figure, path: Path) -> None:
@@ -25,35 +32,71 @@ def save(fig: Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def _split_axes(ax, curves: dict[str, pd.DataFrame], column: str, title: str, ylabel: str) -> None:
-    """One split's curve of every variant; a variant keeps its colour on every axis."""
-    for index, (name, frame) in enumerate(curves.items()):
-        ax.plot(frame["epoch"], frame[column], marker=".", color=COLORS[index % len(COLORS)], label=name)
-    ax.set_title(title)
+def colours(labels: list[str]) -> dict[str, str]:
+    return {label: COLORS[index % len(COLORS)] for index, label in enumerate(labels)}
+
+
+def band_axes(ax, curves: pd.DataFrame, colour: dict[str, str], ylabel: str) -> None:
+    """Each variant's seed-mean curve with its 95% band, train solid and validation dashed; a
+    curve of one epoch is a point with its interval (a line needs two)."""
+    for (label, split), rows in curves.groupby(["variant", "split"], sort=False):
+        if len(rows) == 1:
+            mean = rows["mean"].to_numpy()
+            ax.errorbar(rows["epoch"], mean, yerr=[mean - rows["low"].to_numpy(), rows["high"].to_numpy() - mean],
+                        fmt="o" if split == "train" else "s", mfc="none" if split == "val" else None,
+                        color=colour[label], capsize=3)
+            continue
+        ax.plot(rows["epoch"], rows["mean"], SPLIT_STYLES[split], color=colour[label], linewidth=1.4)
+        ax.fill_between(rows["epoch"], rows["low"], rows["high"], color=colour[label], alpha=0.15, linewidth=0)
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
 
 
-def curves_axes(ax_train, ax_val, curves: dict[str, pd.DataFrame], metric: str, ylabel: str) -> None:
-    _split_axes(ax_train, curves, f"train_{metric}", f"train {ylabel}", ylabel)
-    _split_axes(ax_val, curves, f"val_{metric}", f"validation {ylabel}", ylabel)
+def legend_handles(colour: dict[str, str]) -> list[Line2D]:
+    """One entry per variant (its colour) and one per split (its line style)."""
+    return ([Line2D([], [], color=value, linewidth=3, label=label) for label, value in colour.items()]
+            + [Line2D([], [], color="black", linestyle=style, label=split) for split, style in SPLIT_STYLES.items()])
 
 
-def val_curve_axes(ax, curves: dict[str, pd.DataFrame], metric: str, ylabel: str) -> None:
-    _split_axes(ax, curves, f"val_{metric}", f"validation {ylabel}", ylabel)
+def interval_axes(ax, rows: pd.DataFrame, colour: dict[str, str], xlabel: str) -> None:
+    """Each variant's mean with its 95% interval on an axis fitted to them (not from zero), so
+    that the differences a claim turns on are visible."""
+    positions = range(len(rows))[::-1]  # the study's first variant on top
+    for y, row in zip(positions, rows.itertuples(index=False), strict=True):
+        ax.errorbar([row.mean], [y], xerr=[[row.mean - row.low], [row.high - row.mean]], fmt="o",
+                    color=colour[row.variant], capsize=4)
+    ax.set_yticks(list(positions), list(rows["variant"]))
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3, axis="x")
 
 
-def table_axes(ax, frame: pd.DataFrame, title: str) -> None:
-    ax.axis("off")
-    ax.set_title(title, loc="left")
-    cells = [[f"{v:.4f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v) for v in row]
-             for row in frame.itertuples(index=False)]
-    table = ax.table(cellText=cells, colLabels=list(frame.columns), loc="upper left", cellLoc="right")
-    table.auto_set_font_size(False)
-    table.set_fontsize(8)
-    table.auto_set_column_width(list(range(len(frame.columns))))
+def claims_figure(claims: pd.DataFrame, path: Path) -> None:
+    """Every claim step's paired difference with its interval, coloured by verdict; a claim that
+    was not tested is named with its verdict where its interval would be."""
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(claims) + 1.6))
+    positions = range(len(claims))[::-1]
+    for y, row in zip(positions, claims.itertuples(index=False), strict=True):
+        colour = VERDICT_COLORS.get(row.verdict, "black")
+        if pd.isna(row.difference):
+            ax.text(0, y, f"{row.verdict} ({row.regime})", color="dimgray", va="center", ha="center", fontsize=8,
+                    bbox={"facecolor": "white", "edgecolor": "none"})
+            continue
+        low = row.difference if pd.isna(row.low) else row.low
+        high = row.difference if pd.isna(row.high) else row.high
+        ax.errorbar([row.difference], [y], xerr=[[row.difference - low], [high - row.difference]], fmt="o",
+                    color=colour, capsize=4)
+    ax.axvline(0, color="black", linewidth=0.8, linestyle=":")
+    ax.set_yticks(list(positions), list(claims["claim"]), fontsize=8)
+    ax.set_ylim(-0.7, len(claims) - 0.3)
+    ax.set_xlabel("paired difference in the claim's metric (first named minus second), with its interval")
+    ax.legend(handles=[Line2D([], [], marker="o", linestyle="", color=value, label=word)
+                       for word, value in VERDICT_COLORS.items()], fontsize=8, loc="lower right")
+    ax.set_title("The studies' claims on this run")
+    ax.grid(alpha=0.3, axis="x")
+    fig.tight_layout()
+    save(fig, path)
 
 
 def bn_figure(variant: str, affine: dict[str, dict[str, list[float]]], ratio: dict[str, tuple[float, float]],
@@ -121,7 +164,7 @@ def sweep_figure(title: str, rates: list[float], series: dict[str, list[tuple[fl
     for index, (name, points) in enumerate(series.items()):
         low, mean, high = (np.array(column) for column in zip(*points, strict=True))
         ax.errorbar(rates, mean, yerr=[mean - low, high - mean], marker="o", capsize=3,
-                    color=COLORS[2 * index % len(COLORS)], label=name)
+                    color=COLORS[index % len(COLORS)], label=name)
     ax.axvline(selected, color="black", linestyle=":", label=f"selected p = {selected:g}")
     ax.set_xlabel("dropout rate p")
     ax.set_ylabel(ylabel)

@@ -19,14 +19,17 @@ from droplab.atomic import write_text
 from droplab.config import Params, Run, Study
 from droplab.models.resnet_spec import PUBLISHED_CHANNELS
 from droplab.results.figures import (
+    band_axes,
     bn_figure,
+    claims_figure,
+    colours,
     confusion_figure,
-    curves_axes,
+    interval_axes,
+    legend_handles,
     save,
     sweep_figure,
-    table_axes,
-    val_curve_axes,
 )
+from droplab.runs import CURVES
 from droplab.training import live
 
 ACCURACY_COLUMNS = ["variant", "seeds", "below_floor", "test_acc1", "test_acc1_ci95", "test_acc5", "test_f1_macro",
@@ -109,10 +112,12 @@ def first_runs(params: Params, labels: list[str]) -> dict[str, Run]:
     return {label: runs[label][0] for label in labels if label in runs}
 
 
-def load_curves(runs: dict[str, Run], metrics_dir: Path) -> dict[str, pd.DataFrame]:
-    """The first seed's learning curves of every label, from its metrics file."""
-    return {label: pd.DataFrame(_read(run.path(metrics_dir / "train", ".json"))["history"])
-            for label, run in runs.items()}
+def load_plot_data(plots_dir: Path, name: str) -> dict[str, pd.DataFrame]:
+    """The study's curves (seed mean and band) and test intervals, as the aggregate stage wrote
+    them for `dvc plots`: the report draws the same numbers DVC shows."""
+    data = {metric: pd.read_csv(plots_dir / "curves" / f"{name}_{metric}.tsv", sep="\t") for metric in CURVES}
+    data["test"] = pd.read_csv(plots_dir / "test" / f"{name}.tsv", sep="\t").rename(columns={"test_acc1": "mean"})
+    return data
 
 
 DIFFERING_CLASSES = 3  # classes listed where a study's variants differ most
@@ -140,21 +145,22 @@ def confusion_section(name: str, runs: dict[str, Run], metrics_dir: Path, plots_
     return lines
 
 
-def study_figure(name: str, study: Study, table: pd.DataFrame, curves: dict[str, pd.DataFrame], path: Path) -> None:
-    """Train/validation loss and top-1, validation top-5 (S1's measure) of every trained variant
-    of the study, and its result table."""
-    fig = plt.figure(figsize=(14, 15))
-    grid = fig.add_gridspec(4, 2, height_ratios=[1, 1, 1, 0.55])
-    axes = [[fig.add_subplot(grid[row, col]) for col in range(2)] for row in range(2)]
-    curves_axes(*axes[0], curves, "loss", "cross-entropy loss")
-    curves_axes(*axes[1], curves, "acc1", "top-1 accuracy")
-    val_top5 = fig.add_subplot(grid[2, 0])
-    val_curve_axes(val_top5, curves, "acc5", "top-5 accuracy")
-    axes[0][1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    columns = ACCURACY_COLUMNS + (PROFILE_COLUMNS if study.profile_table else [])
-    cells = table[columns].astype(object).where(table[columns].notna(), "-")
-    table_axes(fig.add_subplot(grid[3, :]), cells, "test metrics at the best validation epoch, mean over "
-               "seeds; curves: first seed" + ("; FLOPs are fvcore multiply-adds" if study.profile_table else ""))
+def study_figure(name: str, study: Study, data: dict[str, pd.DataFrame], path: Path) -> None:
+    """The study's loss and top-1 curves (seed mean, 95% band; train solid, validation dashed) and
+    its test top-1 with intervals, each variant in one colour throughout."""
+    colour = colours(list(data["test"]["variant"]))
+    fig = plt.figure(figsize=(14, 10))
+    grid = fig.add_gridspec(2, 2, height_ratios=[1, 0.16 * len(colour) + 0.5])
+    for column, (metric, label) in enumerate(CURVES.items()):
+        ax = fig.add_subplot(grid[0, column])
+        band_axes(ax, data[metric], colour, label)
+        ax.set_title(f"train and validation {label}, mean over seeds, 95% band")
+    test = fig.add_subplot(grid[1, 0])
+    interval_axes(test, data["test"], colour, "test top-1 accuracy at the best validation epoch")
+    test.set_title("test top-1, mean over seeds with its 95% interval")
+    legend = fig.add_subplot(grid[1, 1])
+    legend.axis("off")
+    legend.legend(handles=legend_handles(colour), loc="center left", fontsize=9)
     fig.suptitle(f"{name}: {study.title}")
     fig.tight_layout()
     save(fig, path)
@@ -337,14 +343,16 @@ def build_report(params: Params, metrics_dir: Path, plots_dir: Path, models_dir:
     affine = first_seed_affine(runs, metrics_dir, models_dir)
     untrained = [v for v in params.variants if params.skipped_at_scale(v) is not None]
     table = summary_table(params, shown + untrained, stats, metrics_dir).set_index("variant", drop=False)
-    curves = load_curves(runs, metrics_dir)
     bn_figures(runs, affine, stats, metrics_dir, out_dir)
+    claims_figure(pd.read_csv(plots_dir / "claims.tsv", sep="\t", keep_default_na=False, na_values=[""]),
+                  out_dir / "claims.png")
     lines = ["# droplab report", "", f"Scale `{params.scale}` on {dataset}.", "", READING,
-             "## Claims", "", *_claims_section(stats["claims"], stats["checks"]["theory_gap"])]
+             "## Claims", "", "![claims](claims.png)", "",
+             *_claims_section(stats["claims"], stats["checks"]["theory_gap"])]
     for name, study in params.studies.items():
         labels = stats["studies"][name] + [v for v in study.variants if v in untrained]
-        study_figure(name, study, table.loc[labels], {label: curves[label] for label in labels if label in curves},
-                     out_dir / "studies" / f"{name}.png")
+        if stats["studies"][name]:
+            study_figure(name, study, load_plot_data(plots_dir, name), out_dir / "studies" / f"{name}.png")
         comparisons = pd.DataFrame(stats["comparisons"].get(name, []), columns=COMPARISON_COLUMNS)
         lines += [f"## {name}: {study.title}", "", *setting(params, name, study, metrics_dir, dataset), "",
                   *regime_lines(name, stats), "", *sweep_lines(name, stats, out_dir),

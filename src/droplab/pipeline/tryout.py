@@ -1,0 +1,88 @@
+"""`droplab try`: the whole pipeline on the tiny config of one study, in a throwaway copy of the
+repository.
+
+The copy holds the repository's tracked files without any result, its own git repository and
+DVC cache, and the tiny params of one study (each variant is a DVC stage with its own process,
+so all of them take several times longer); `dvc repro` runs there, every stage from download
+to report. The checkout it was started from is
+never written to, so a newcomer can try droplab without touching params.yaml or a committed
+result.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from droplab.errors import DroplabError
+from droplab.pipeline.tiny import shrink
+from droplab.yaml_file import read_yaml
+
+# S2's CNNs: six small models that learn within the tiny config's single epoch (S4's SGD MLPs and
+# the ResNets stay near chance there), with claims to judge
+DEFAULT_STUDY = "s2_cnn"
+RESULTS = {"metrics", "plots", "report", "models", "checkpoints", "dvc.lock"}  # what the copy computes itself
+
+
+def tracked_files(repo: Path) -> list[str]:
+    """The repository's files as git sees them (tracked, and untracked but not ignored), without results."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=repo, capture_output=True,
+                            text=True)
+    if listed.returncode != 0:
+        raise DroplabError(f"{repo}: not a git checkout ({listed.stderr.strip()}); run droplab try in a clone")
+    return [rel for rel in listed.stdout.split() if rel.split("/")[0] not in RESULTS and (repo / rel).is_file()]
+
+
+def tiny_params(repo: Path, study: str | None) -> dict:
+    """The repository's params.yaml shrunk to the tiny config, with `study`'s variants only (None: all)."""
+    raw = read_yaml(repo / "params.yaml")
+    if study is None:
+        return shrink(raw)
+    studies = raw.get("studies") or {}
+    if study not in studies:
+        raise DroplabError(f"--study {study!r}: not a study of params.yaml; expected one of {', '.join(studies)} "
+                           "or all")
+    return shrink(raw, keep=studies[study]["variants"])
+
+
+def make_copy(repo: Path, target: Path, study: str | None = None) -> None:
+    """The tracked files of `repo` in `target`, with the tiny params and a git repository of their own."""
+    params = tiny_params(repo, study)
+    for rel in tracked_files(repo):
+        (target / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(repo / rel, target / rel)
+    (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for command in (["git", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=droplab", "-c", "user.email=try@droplab.invalid", "commit", "-qm",
+                     "droplab try"]):
+        subprocess.run(command, cwd=target, check=True, capture_output=True)
+
+
+def run(repo: Path, keep: Path | None, study: str | None = DEFAULT_STUDY) -> Path | None:
+    """Copy, write the runs, `dvc repro` in the copy, print its claims; return the kept copy."""
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        raise DroplabError(f"--keep {keep}: the folder exists and is not empty; name a new one")
+    tiny_params(repo, study)  # a bad --study stops before any folder is made
+    target = keep or Path(tempfile.mkdtemp(prefix="droplab-try-"))
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        make_copy(repo, target, study)
+        for command in ([sys.executable, "-m", "droplab", "runs"], ["dvc", "repro"]):
+            if subprocess.run(command, cwd=target).returncode != 0:
+                raise DroplabError(f"`{' '.join(command[-2:])}` failed in the copy {target}; it is kept for a look")
+        summary = (target / "report" / "summary.md").read_text()
+        print("## " + summary.split("\n## ")[1])  # the claims section: the verdicts, on the tiny data
+        print(f"The whole report: {target / 'report' / 'summary.md'}" if keep else
+              "Rerun with --keep DIR to look at the copy's report, plots and `dvc plots show`.")
+    except DroplabError:
+        keep = target  # a failed try is kept: its logs and files say why
+        raise
+    finally:
+        if keep is None:
+            shutil.rmtree(target, ignore_errors=True)
+    return keep
