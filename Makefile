@@ -30,9 +30,9 @@ runs: setup
 repro: setup data runs
 	droplab repro
 
-# The shared results (README, Shared results): every DVC-cached output (data, models) and the
+# The shared results (docs/pipeline.md, Shared results): every DVC-cached output (data, models) and the
 # run cache, from or to the default DVC remote (`dvc remote add -d ...`).
-NO_REMOTE = echo "make $@: no default DVC remote; add one first, e.g. dvc remote add -d storage /path/to/dir (README: Shared results)" >&2; exit 1
+NO_REMOTE = echo "make $@: no default DVC remote; add one first, e.g. dvc remote add -d storage /path/to/dir (docs/pipeline.md: Shared results)" >&2; exit 1
 pull: setup
 	@dvc remote default >/dev/null 2>&1 || { $(NO_REMOTE); }
 	dvc pull --run-cache

@@ -5,6 +5,9 @@ DVC deletes a stage's outputs just before it runs the stage, so a bad value foun
 stage itself (`dvc exp run -S dropout=abc`) would already have cost the run's earlier results.
 Every other stage depends on this stage's marker, so DVC runs this one first and stops here.
 The marker's text never changes (and is `persist`ed), so a passing check reruns nothing.
+
+It also writes each trained variant's resolved config, data/configs/<variant>.json, the one
+dependency of its train stage on params.yaml (runs.variant_config).
 """
 
 from pathlib import Path
@@ -13,6 +16,7 @@ from droplab.atomic import write_text
 from droplab.cli import run_stage
 from droplab.results.aggregate import check_claim_variants
 from droplab.results.claims import load_claims
+from droplab.runs import write_configs
 
 CLAIMS = Path("claims.yaml")
 MARKER = Path("data/params.checked")
@@ -21,6 +25,7 @@ MARKER_TEXT = "params.yaml, the runs block of dvc.yaml and claims.yaml passed dr
 
 def main(params) -> None:
     check_claim_variants(load_claims(CLAIMS), params, CLAIMS)
+    write_configs(params)
     if not MARKER.exists() or MARKER.read_text() != MARKER_TEXT:
         write_text(MARKER, MARKER_TEXT)
     print(f"params.yaml: {len(params.variants)} variants, {len(params.runs())} runs; claims.yaml: valid")

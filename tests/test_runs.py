@@ -1,6 +1,7 @@
 """The generated blocks of dvc.yaml: the runs (one train stage per variant) and the plots (per study),
 and the check that keeps them current."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,18 @@ import yaml
 
 from droplab.config import ConfigError, parse_params
 from droplab.errors import DroplabError
-from droplab.runs import BEGIN, BLOCK, END, PLOTS_BEGIN, PLOTS_BLOCK, PLOTS_END, check_runs, runs_mapping, write_runs
+from droplab.runs import (
+    BEGIN,
+    BLOCK,
+    END,
+    PLOTS_BEGIN,
+    PLOTS_BLOCK,
+    PLOTS_END,
+    check_runs,
+    runs_mapping,
+    write_configs,
+    write_runs,
+)
 
 from conftest import REPO
 
@@ -116,32 +128,25 @@ def test_a_pipeline_without_the_block_is_refused(real_params, tmp_path: Path):
         write_runs(parse_params(real_params), tmp_path / "dvc.yaml")
 
 
-def test_the_plots_show_each_studys_trained_variants_and_its_test_bars(real_params):
-    params = parse_params(real_params)
+def test_every_plot_draws_a_git_tracked_file_of_the_aggregate_stage(real_params):
+    """A clone without the DVC cache must draw every top-level plot: each points at a file that an
+    output with `cache: false` holds and the committed run wrote, through droplab's templates."""
     pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
     plots = {name: spec for entry in pipeline["plots"] for name, spec in entry.items()}
-    skipped = {name for study in real_params["studies"].values() for name in study["cpu"].get("skip", [])}
+    expected = {f"plots/curves/{study}_{metric}.tsv": "droplab_curves" for study in real_params["studies"]
+                for metric in ("loss", "acc1")}
+    expected |= {f"plots/test/{study}.tsv": "droplab_intervals" for study in real_params["studies"]}
+    expected["plots/claims.tsv"] = "droplab_claims"
+    assert {name: spec["template"] for name, spec in plots.items()} == expected
     for study, raw in real_params["studies"].items():
-        # a swept variant has a run per rate: the report draws its sweep
-        shown = [variant for variant in raw["variants"] if variant not in skipped and not params.sweep_rates(variant)]
-        for metric in ("loss", "acc1"):
-            curves = plots[f"{study}_{metric}"]
-            assert curves["title"].startswith(raw["title"]) and curves["x"] == "step"
-            assert curves["y"] == {f"plots/train/{variant}/seed{params.seeds_of(variant)[0]}/plots/metrics/{split}/"
-                                   f"{metric}.tsv": metric for variant in shown for split in ("train", "val")}
-        assert plots[f"plots/test/{study}.tsv"]["template"] == "bar_horizontal"
-    confusion = {name for name, spec in plots.items() if spec.get("template") == "confusion"}
-    plain = [v for v in params.trained_variants() if not params.sweep_rates(v)]
-    assert confusion == {f"plots/train/{v}/seed{params.seeds_of(v)[0]}/test_confusion.tsv" for v in plain}
-    assert len(plots) == 3 * len(real_params["studies"]) + len(plain)
-    # every plotted file lies in an output the committed run recorded, DVC-cached (a hash, no cache: false)
-    lock = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]
-    recorded = {out["path"] for name, stage in lock.items() if name.startswith("train@")
-                for out in stage["outs"] if out.get("md5") and out.get("nfiles")}
-    assert not any(isinstance(out, dict) and any(spec.get("cache") is False for spec in out.values())
-                   for out in pipeline["stages"]["train"]["do"]["outs"])
-    every_file = {path for spec in plots.values() if isinstance(spec["y"], dict) for path in spec["y"]} | confusion
-    assert every_file and all(any(path.startswith(out + "/") or path == out for out in recorded) for path in every_file)
+        assert plots[f"plots/curves/{study}_loss.tsv"]["title"].startswith(raw["title"])
+    untracked = [next(iter(out)) for out in pipeline["stages"]["aggregate"]["outs"]
+                 if isinstance(out, dict) and next(iter(out.values())).get("cache") is False]
+    for name, spec in plots.items():
+        assert any(name == out or name.startswith(out + "/") for out in untracked), name
+        assert (REPO / ".dvc" / "plots" / f"{spec['template']}.json").is_file()
+        header = (REPO / name).read_text().splitlines()[0].split("\t")  # committed: git has every one
+        assert spec["x"] in header and spec["y"] in header, name
 
 
 def test_adding_a_variant_to_a_study_is_one_command_and_a_stale_plot_list_is_refused(real_params, tmp_path: Path):
@@ -155,8 +160,8 @@ def test_adding_a_variant_to_a_study_is_one_command_and_a_stale_plot_list_is_ref
     done = subprocess.run([sys.executable, "-m", "droplab", "runs"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     written = yaml.safe_load((tmp_path / "dvc.yaml").read_text())
-    curves = next(entry["s2_cnn_loss"] for entry in written["plots"] if "s2_cnn_loss" in entry)
-    assert "plots/train/s2_cnn_wide/seed0/plots/metrics/val/loss.tsv" in curves["y"]
+    assert written["stages"]["train"]["foreach"]["s2_cnn_wide"] == {"study": "s2_cnn", "p": "dropout",
+                                                                     "seeds": "0,1,2"}
     check_runs(params, tmp_path / "dvc.yaml")
     stale = PLOTS_BLOCK.sub(lambda _: PLOTS_BEGIN + "  - s2_cnn_loss: {x: epoch}\n" + PLOTS_END,
                             (tmp_path / "dvc.yaml").read_text())  # runs current, plots hand-edited
@@ -170,3 +175,23 @@ def test_a_swept_variants_stage_tracks_its_studys_sweep_not_dropout(real_params)
     mapping = runs_mapping(parse_params(real_params))
     assert mapping["s2_mlp"]["p"] == mapping["s2_mlp_no_bn"]["p"] == "studies.s2_mlp.sweep"
     assert mapping["s2_cnn"]["p"] == "dropout" and mapping["s2_mlp_no_dropout"]["p"] == "fixed_p.none"
+
+
+def test_each_variant_config_changes_exactly_when_its_runs_would(real_params, tmp_path: Path):
+    """The train stages depend on data/configs/<variant>.json instead of on params: `dropout`
+    changes the files of the variants that follow it and no other; a variant no longer trained
+    loses its file."""
+    folder = tmp_path / "configs"
+    write_configs(parse_params(real_params), folder)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert set(before) == {f"{name}.json" for name in parse_params(real_params).trained_variants()}
+    real_params["dropout"] = 0.8 if real_params["dropout"] != 0.8 else 0.3
+    real_params["studies"]["s5_lenet"]["variants"].remove("s5_linear")
+    del real_params["variants"]["s5_linear"]
+    params = parse_params(real_params)
+    write_configs(params, folder)
+    after = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert set(before) - set(after) == {"s5_linear.json"}
+    changed = {name.removesuffix(".json") for name in after if after[name] != before[name]}
+    assert changed == {name for name in params.trained_variants() if params.rate_key(name) == "dropout"}
+    assert json.loads(after["s2_cnn.json"])["runs"][0]["rates"] == [real_params["dropout"]]

@@ -9,6 +9,7 @@ from pathlib import Path
 # history row key -> DVCLive metric name (DVCLive keeps its history in plots/metrics/<name>.tsv)
 LOGGED = {"train_loss": "train/loss", "train_acc1": "train/acc1", "train_acc5": "train/acc5",
           "val_loss": "val/loss", "val_acc1": "val/acc1", "val_acc5": "val/acc5", "lr": "lr"}
+CURVES = {"loss": "cross-entropy loss", "acc1": "top-1 accuracy"}  # the curves plotted: metric -> axis label
 CONFUSION = "test_confusion.tsv"  # rows of (actual, predicted): DVC's `confusion` template counts them
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import yaml
 
-from droplab.atomic import atomic_open, write_text
-from droplab.config import Params
+from droplab.atomic import atomic_open, json_text, write_text
+from droplab.config import Params, VariantConfig
 from droplab.errors import DroplabError
+from droplab.run_files import CURVES
 
 PIPELINE = Path("dvc.yaml")
 BEGIN = "    # runs: generated from params.yaml by `droplab runs` (make runs); do not edit by hand\n"
@@ -28,8 +29,8 @@ BLOCK = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
 PLOTS_BEGIN = "  # plots: generated from params.yaml's studies by `droplab runs` (make runs); do not edit by hand\n"
 PLOTS_END = "  # end of plots\n"
 PLOTS_BLOCK = re.compile(re.escape(PLOTS_BEGIN) + r".*?" + re.escape(PLOTS_END), re.S)
+CONFIGS = Path("data/configs")  # <variant>.json: each train stage's one dependency on params.yaml
 PLOT_DATA = Path("plots")  # the aggregate stage's git-tracked plot data (results.plot_data)
-CURVES = {"loss": "cross-entropy loss", "acc1": "top-1 accuracy"}  # the curves drawn: metric -> axis label
 
 
 def runs_mapping(params: Params) -> dict[str, dict]:
@@ -38,6 +39,36 @@ def runs_mapping(params: Params) -> dict[str, dict]:
     return {name: {"study": params.home_study(name), "p": params.rate_key(name),
                    "seeds": ",".join(map(str, params.seeds_of(name)))}
             for name in params.variants if name in params.trained_variants()}
+
+
+def _config_record(config: VariantConfig) -> dict:
+    return {"spec": config.spec.model_dump(mode="json"), "rates": config.rates, "rate": config.rate,
+            "rate_key": config.rate_key, "train": config.train.model_dump(mode="json"), "sizes": config.sizes,
+            "split_seed": config.split_seed, "lr_keys": config.lr_keys}
+
+
+def variant_config(params: Params, variant: str) -> str:
+    """Everything the variant's train stage reads from params.yaml, resolved (its spec with its
+    study's scale applied, its rates or sweep rates, its train settings, its subsets, the BN
+    analysis settings). The stage depends on this file instead of declaring params, so DVC reruns
+    it exactly when one of these values changes, and `dvc exp show` is not flooded with a column
+    per leaf of params.yaml."""
+    rates = params.sweep_rates(variant) or [None]
+    return json_text({"variant": variant, "analysis": params.analysis.model_dump(mode="json"),
+                      "runs": [_config_record(params.resolve(variant, rate)) for rate in rates]})
+
+
+def write_configs(params: Params, folder: Path = CONFIGS) -> None:
+    """data/configs/<variant>.json for every trained variant, rewritten only where it changed (a
+    file with the same bytes keeps its stage cached); the files of variants no longer trained go."""
+    wanted = {f"{variant}.json": variant_config(params, variant) for variant in params.trained_variants()}
+    for stale in folder.glob("*.json") if folder.is_dir() else ():
+        if stale.name not in wanted:
+            stale.unlink()
+    for name, text in wanted.items():
+        path = folder / name
+        if not path.is_file() or path.read_text() != text:
+            write_text(path, text)
 
 
 def plots_list(params: Params) -> list[dict]:

@@ -107,12 +107,6 @@ def bn_figure(variant: str, affine: dict[str, dict[str, list[float]]], ratio: di
     layers = list(affine)
     width = max(7, 0.4 * len(layers) + 3)
     fig, (ax_gamma, ax_beta, ax_shift) = plt.subplots(3, 1, figsize=(width, 13))
-    if not layers:
-        for ax in (ax_gamma, ax_beta, ax_shift):
-            ax.axis("off")
-        ax_gamma.text(0.5, 0.5, f"{variant}: no BatchNorm layers", ha="center", va="center")
-        save(fig, path)
-        return
     positions = list(range(1, len(layers) + 1))
     for ax, key in ((ax_gamma, "gamma"), (ax_beta, "beta")):
         ax.violinplot([affine[name][key] for name in layers], showmedians=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from droplab.results.stats import summarize
-from droplab.runs import CURVES
+from droplab.run_files import CURVES
 
 __all__ = ["CURVES", "accuracy_tsv", "claims_tsv", "curves_tsv", "verdict_word"]
 CURVE_SPLITS = ("train", "val")

@@ -29,7 +29,7 @@ from droplab.results.figures import (
     save,
     sweep_figure,
 )
-from droplab.runs import CURVES
+from droplab.run_files import CURVES
 from droplab.training import live
 
 ACCURACY_COLUMNS = ["variant", "seeds", "below_floor", "test_acc1", "test_acc1_ci95", "test_acc5", "test_f1_macro",

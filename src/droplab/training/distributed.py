@@ -2,10 +2,10 @@
 averaged by `DistributedDataParallel`, one process per GPU (or per CPU process with gloo).
 
 `train.nproc_per_node > 1` makes the train stage re-execute itself under torchrun on this
-machine; across machines the user starts torchrun on each node (see the README), and this
-module reads the rank and world size torchrun puts in the environment. Only rank 0 touches
-the disk: it alone reads a checkpoint (other nodes need no shared filesystem) and sends it to
-the others, and it gathers every rank's RNG state into the checkpoint it writes.
+machine; across machines the user starts torchrun on each node (docs/performance.md, "Several
+GPUs, several machines"), and this module reads the rank and world size torchrun puts in the
+environment. Only rank 0 touches the disk: it alone reads a checkpoint (other nodes need no
+shared filesystem) and sends it to the others, and it gathers every rank's RNG state into the checkpoint it writes.
 """
 
 from __future__ import annotations
