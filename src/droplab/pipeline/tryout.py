@@ -11,6 +11,7 @@ result.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -72,8 +73,10 @@ def run(repo: Path, keep: Path | None, study: str | None = DEFAULT_STUDY) -> Pat
     target.mkdir(parents=True, exist_ok=True)
     try:
         make_copy(repo, target, study)
-        for command in ([sys.executable, "-m", "droplab", "runs"], ["dvc", "repro"]):
-            if subprocess.run(command, cwd=target).returncode != 0:
+        # the stages' `python` must be this interpreter (the venv's) even when the venv is not activated
+        env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+        for command in ([sys.executable, "-m", "droplab", "runs"], [sys.executable, "-m", "dvc", "repro"]):
+            if subprocess.run(command, cwd=target, env=env).returncode != 0:
                 raise DroplabError(f"`{' '.join(command[-2:])}` failed in the copy {target}; it is kept for a look")
         summary = (target / "report" / "summary.md").read_text()
         print("## " + summary.split("\n## ")[1])  # the claims section: the verdicts, on the tiny data
