@@ -308,14 +308,14 @@ def exploratory_comparisons(params: Params, values: Values, alias: Mapping[str, 
     return tables
 
 
-def headline(params: Params, values: Values, alias: Mapping[str, str], claims: list[dict]) -> dict:
+def headline(params: Params, per_variant: Mapping[str, dict], alias: Mapping[str, str], claims: list[dict]) -> dict:
     """metrics/summary.json, the one DVC metrics file, kept to what `dvc exp show` and `dvc metrics
     diff` can show at a glance: each trained variant's mean test top-1 over seeds under the
     variant's name alone (a swept one at its selected rate), so that the changed columns of an
     experiment fit a 200-column terminal, and how many claims got each verdict. Every interval
     and comparison is in report/stats.json."""
-    accuracy = {variant: round(summarize(values[label][COMPARED], CONFIDENCE).mean, 6)
-                for variant in params.trained_variants() if (label := alias.get(variant, variant)) in values}
+    accuracy = {variant: per_variant[label][COMPARED]["mean"]  # the statistics' mean, not computed again
+                for variant in params.trained_variants() if (label := alias.get(variant, variant)) in per_variant}
     counted = Counter(verdict_word(claim["verdict"]) for claim in claims)
     return {**accuracy, "claims": {word.replace(" ", "_"): counted[word] for word in VERDICT_WORDS}}
 
@@ -354,6 +354,6 @@ def main(params: Params, metrics_dir: Path, plots_dir: Path, report_dir: Path, c
                        curves_tsv(labels, collected.curves, metric, CONFIDENCE))
     write_text(plots_dir / "claims.tsv", claims_tsv(stats["claims"]))
     write_json(report_dir / "stats.json", stats)
-    write_json(metrics_dir / "summary.json", headline(params, collected.values, aliases(stats["sweeps"]),
+    write_json(metrics_dir / "summary.json", headline(params, stats["variants"], aliases(stats["sweeps"]),
                                                       stats["claims"]))
     return stats
