@@ -3,7 +3,7 @@
 Each probe runs in a fresh interpreter under one environment (the kernel libraries read their
 level once, at load), and prints a digest of its output bytes. Equal digests across a row mean
 that step does not depend on the level; the pinned rows must be equal everywhere. This is the
-evidence behind droplab.platform's pins, and it reruns on any machine.
+evidence behind droplab.kernel_pins's pins, and it reruns on any machine.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import subprocess
 import sys
 
-from droplab import platform
+from droplab import kernel_pins
 
 # The environments a machine of another kind would give, forced here. "pinned" rows let droplab
 # set its pins first; "raw" rows run with DROPLAB_CPU_KERNELS=native and without the pins.
@@ -44,7 +44,7 @@ def probes(pinned: bool) -> dict[str, str]:
 
     torch.set_num_threads(2)
     if pinned:
-        from droplab.platform import apply_torch_pins
+        from droplab.kernel_pins import apply_torch_pins
         apply_torch_pins()
     out: dict[str, str] = {}
     g = torch.Generator().manual_seed(0)
@@ -122,7 +122,7 @@ def main() -> None:
     for mode in ("raw", "pinned"):
         rows = {}
         for label, env in FORCED.items():
-            base = os.environ if mode == "pinned" else platform.native_environment()
+            base = os.environ if mode == "pinned" else kernel_pins.native_environment()
             done = subprocess.run([sys.executable, "-m", "bench.kernel_levels", "--child", mode],
                                   env={**base, **env}, capture_output=True, text=True, check=True)
             rows[label] = json.loads(done.stdout.strip().splitlines()[-1])

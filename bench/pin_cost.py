@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from droplab import platform  # noqa: E402
+from droplab import kernel_pins  # noqa: E402
 
 
 def child(quick: bool) -> dict[str, float]:
@@ -45,7 +45,7 @@ def child(quick: bool) -> dict[str, float]:
 
 
 def run(quick: bool, rounds: int) -> list[dict[str, str]]:
-    sides = {"pinned": dict(os.environ), "native": platform.native_environment()}
+    sides = {"pinned": dict(os.environ), "native": kernel_pins.native_environment()}
     times: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
     for _ in range(rounds):
         for side, env in sides.items():

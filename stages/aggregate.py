@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from droplab.cli import run_stage
 from droplab.results import aggregate
+from droplab.stage_runner import run_stage
 
 
 def main(params) -> None:

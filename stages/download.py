@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from droplab.cli import run_stage
 from droplab.data.download import fetch_dataset
+from droplab.stage_runner import run_stage
 
 
 def main(params) -> None:

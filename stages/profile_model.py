@@ -10,9 +10,9 @@ from pathlib import Path
 
 from droplab.analysis.profile import profile_model
 from droplab.atomic import write_json, write_text
-from droplab.cli import run_stage
 from droplab.data.prepare import load_meta
 from droplab.models.registry import create_model_for
+from droplab.stage_runner import run_stage
 
 
 def main(params) -> None:

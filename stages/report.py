@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from droplab.cli import run_stage
 from droplab.data.prepare import load_meta
 from droplab.results.report import build_report
+from droplab.stage_runner import run_stage
 
 
 def main(params) -> None:

@@ -10,7 +10,7 @@ machine with several GPUs the stage first claims GPUs no other droplab job holds
 from pathlib import Path
 
 from droplab.analysis import analyze
-from droplab.cli import run_stage, variant_seeds_arg
+from droplab.stage_runner import run_stage, variant_seeds_arg
 from droplab.training import distributed, gpu_pool, train
 
 

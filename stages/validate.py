@@ -13,10 +13,10 @@ dependency of its train stage on params.yaml (runs.variant_config).
 from pathlib import Path
 
 from droplab.atomic import write_text
-from droplab.cli import run_stage
+from droplab.dvc_yaml import write_configs
 from droplab.results.aggregate import check_claim_variants
 from droplab.results.claims import load_claims
-from droplab.runs import write_configs
+from droplab.stage_runner import run_stage
 
 CLAIMS = Path("claims.yaml")
 MARKER = Path("data/params.checked")

@@ -15,8 +15,8 @@ import yaml
 from droplab import atomic
 from droplab.__main__ import main as droplab_main
 from droplab.config import ConfigError, load_params, parse_params
+from droplab.dvc_yaml import check_runs, write_runs
 from droplab.pipeline.tiny import shrink
-from droplab.runs import check_runs, write_runs
 from droplab.yaml_file import read_yaml
 
 from conftest import REPO

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from droplab import platform
+from droplab import kernel_pins
 from droplab.config import load_params
 from droplab.pipeline.tiny import shrink
 from droplab.run_files import CONFUSION
@@ -159,7 +159,7 @@ def test_repro_writes_every_output(clone: Path):
 
 GOLDEN = REPO / "tests" / "golden" / "tiny"
 BIT_EXACT = ("metrics/train", "metrics/profile", "metrics/bn", "plots/train")
-UNPINNABLE = platform.why_not_pinnable()
+UNPINNABLE = kernel_pins.why_not_pinnable()
 # Where the pin cannot hold, the same code takes other kernels and, through Adam and BN, another
 # trajectory. On the tiny config (300 images, one epoch) that moved epoch-1 train acc1 from 0.543
 # to 0.440 and train loss from 1.385 to 1.656 between two CPUs before the pin (issue 12): the

@@ -17,11 +17,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 from droplab.atomic import write_text
-from droplab.cli import PARAMS
 from droplab.config import ConfigError, load_params, parse_params, read_params
+from droplab.dvc_yaml import PIPELINE, runs_block_of, write_runs
 from droplab.errors import DroplabError
 from droplab.pipeline.tiny import shrink
-from droplab.runs import PIPELINE, runs_block_of, write_runs
+from droplab.stage_runner import PARAMS
 from droplab.yaml_file import with_comments
 
 

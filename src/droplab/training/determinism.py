@@ -1,5 +1,5 @@
 """Same params and same code give the same numbers: seed every generator, forbid
-nondeterministic kernels, and keep convolutions on the pinned kernels (droplab.platform)."""
+nondeterministic kernels, and keep convolutions on the pinned kernels (droplab.kernel_pins)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-from droplab.platform import apply_torch_pins
+from droplab.kernel_pins import apply_torch_pins
 
 
 def seed_everything(seed: int, threads: int, compiled: bool = False) -> torch.Generator:

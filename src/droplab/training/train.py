@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from droplab import platform, torch_files
+from droplab import kernel_pins, torch_files
 from droplab.atomic import atomic_files, json_text
 from droplab.config import Run, TrainConfig, VariantConfig
 from droplab.data.prepare import load_meta
@@ -281,7 +281,7 @@ def run_identity(config: VariantConfig, run: Run, prepared: Path, ctx: Context) 
                 "train": config.train.model_dump(mode="json"), "sizes": config.sizes,
                 "split_seed": config.split_seed, "processes": ctx.shard.world,
               "amp": ctx.autocast, "channels_last": ctx.transform.memory_format == torch.channels_last,
-                "kernels": distributed.everyones(platform.kernel_identity(ctx.device), ctx.shard)}
+                "kernels": distributed.everyones(kernel_pins.kernel_identity(ctx.device), ctx.shard)}
     return checkpoint.identity(run.variant, run.seed, computed, prepared)
 
 
@@ -306,7 +306,7 @@ def train_run(config: VariantConfig, run: Run, splits: dict[str, Split], meta: d
     test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx, ctx.shard, per_class=True)
     images = cfg.epochs * (len(splits["train"]) // cfg.batch_size) * cfg.batch_size
     speed = {"seconds": round(time.perf_counter() - start, 3), "images_per_sec": round(images / train_seconds, 1),
-             "device": str(ctx.device), "processes": ctx.shard.world, "platform": platform.fingerprint(ctx.device.type)}
+             "device": str(ctx.device), "processes": ctx.shard.world, "platform": kernel_pins.fingerprint(ctx.device.type)}
     return model, history, best_state, test, speed
 
 
@@ -331,8 +331,8 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
     with distributed.process_group() as (shard, device):
         distributed.check_divides(cfg.batch_size, shard)
         seed_everything(seeds[0], cfg.threads, cfg.compile)
-        if device.type == "cpu" and not platform.pinned() and shard.rank == 0:
-            print(f"droplab train: note: CPU kernels not pinned ({platform.unpinned_reason()}); the numbers will not "
+        if device.type == "cpu" and not kernel_pins.pinned() and shard.rank == 0:
+            print(f"droplab train: note: CPU kernels not pinned ({kernel_pins.unpinned_reason()}); the numbers will not "
                   "match other machines' bit for bit", file=sys.stderr)
         meta = load_meta(prepared)
         prepared_splits = load_splits(prepared / "arrays.npz", device, meta)

@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from droplab.config import Params, load_params
+from droplab.dvc_yaml import check_runs
 from droplab.errors import DroplabError
-from droplab.runs import check_runs
 
 PARAMS = Path("params.yaml")
 

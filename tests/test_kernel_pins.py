@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from droplab import platform
+from droplab import kernel_pins
 from droplab.models.blocks import Dropout
 from droplab.pipeline.tiny import shrink
 from droplab.training.determinism import seed_everything
@@ -21,7 +21,7 @@ from droplab.training.determinism import seed_everything
 from conftest import REPO
 from synthetic import write_prepared
 
-PINNABLE = platform.why_not_pinnable()
+PINNABLE = kernel_pins.why_not_pinnable()
 
 
 def mt19937_uniform(seed: int, n: int) -> np.ndarray:
@@ -78,37 +78,37 @@ def test_dropout_draws_its_mask_in_float32_and_keeps_the_layout():
 def test_the_test_process_runs_the_pinned_kernels():
     """conftest imports droplab before torch, as every stage script does."""
     seed_everything(0, 2)
-    facts = platform.fingerprint()
+    facts = kernel_pins.fingerprint()
     assert facts["pinned"] and facts["unpinned_reason"] is None
     assert facts["aten_capability"] == "AVX2" and facts["mkl_cbwr"] == "COMPATIBLE"
     assert facts["onednn_max_isa"] == "AVX2" and facts["onednn"] and not facts["nnpack"]
     assert not torch._C._get_nnpack_enabled()
-    assert all(os.environ[name] == value for name, value in platform.PINS.items())
+    assert all(os.environ[name] == value for name, value in kernel_pins.PINS.items())
 
 
 def _python(code: str, env: dict[str, str], *args: str) -> str:
     """`python -c code args...` in a fresh interpreter, so the pins act at its torch import; an
     env that opts out starts from one without this process's pins."""
-    base = platform.native_environment() if env.get(platform.OPT_OUT) == "native" else os.environ
+    base = kernel_pins.native_environment() if env.get(kernel_pins.OPT_OUT) == "native" else os.environ
     done = subprocess.run([sys.executable, "-c", code, *args], env={**base, **env}, capture_output=True,
                           text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
 
-FACTS = ("import droplab.platform as p; import torch; "
+FACTS = ("import droplab.kernel_pins as p; import torch; "
          "print(p.unpinned_reason(), torch.backends.cpu.get_cpu_capability())")
 
 
 @pytest.mark.skipif(PINNABLE is not None, reason=f"the pin cannot hold here: {PINNABLE}")
 def test_the_pin_overrides_a_forced_kernel_level_and_native_opts_out():
     assert _python(FACTS, {"ATEN_CPU_CAPABILITY": "default"}) == "None AVX2"
-    reason, capability = _python(FACTS, {"ATEN_CPU_CAPABILITY": "default", platform.OPT_OUT: "native"}).split(" ", 1)
-    assert capability.endswith("DEFAULT") and "native" in _python(FACTS, {platform.OPT_OUT: "native"})
+    reason, capability = _python(FACTS, {"ATEN_CPU_CAPABILITY": "default", kernel_pins.OPT_OUT: "native"}).split(" ", 1)
+    assert capability.endswith("DEFAULT") and "native" in _python(FACTS, {kernel_pins.OPT_OUT: "native"})
 
 
 def test_torch_imported_before_droplab_is_reported_not_silently_unpinned():
-    out = _python("import torch; " + FACTS, {platform.OPT_OUT: "pinned"})
+    out = _python("import torch; " + FACTS, {kernel_pins.OPT_OUT: "pinned"})
     assert ("imported before droplab" in out) or (PINNABLE is not None and PINNABLE in out)
 
 
@@ -117,7 +117,7 @@ import json, sys, hashlib
 import droplab
 from pathlib import Path
 import torch
-from droplab import platform
+from droplab import kernel_pins
 from droplab.training import train
 from droplab.config import parse_params
 params = parse_params(json.loads(Path(sys.argv[1]).read_text()))
@@ -132,7 +132,7 @@ for variant in params.variants:
     for tensor in weights.values():
         h.update(tensor.numpy().tobytes())
     digests[variant] = h.hexdigest()
-print(json.dumps({"pinned": platform.pinned(), "digests": digests}))
+print(json.dumps({"pinned": kernel_pins.pinned(), "digests": digests}))
 """
 # One of each kind of computation that moved with the kernel level: normal_ init, GEMMs and SGD (S4),
 # convolutions with BN, dropout and Adam (S2 CNN, LeNet-5). The S1 ResNet-18 (dropout before BN in its
@@ -163,7 +163,7 @@ def test_tiny_results_are_byte_identical_under_every_forced_kernel_level_and_dif
     reference = pinned["as is"]["digests"]
     assert all(result["digests"] == reference for result in pinned.values()), pinned
 
-    native = {label: results(f"native {label}", {**env, platform.OPT_OUT: "native"})
+    native = {label: results(f"native {label}", {**env, kernel_pins.OPT_OUT: "native"})
               for label, env in (("as is", {}), ("ATen default", FORCED_LEVELS["ATen default"]))}
     assert not any(result["pinned"] for result in native.values())
     moved = [v for v in LEVEL_VARIANTS if native["as is"]["digests"][v] != native["ATen default"]["digests"][v]]
@@ -173,7 +173,7 @@ def test_tiny_results_are_byte_identical_under_every_forced_kernel_level_and_dif
 def test_seeding_switches_on_deterministic_kernels_and_torch_compiles_flag_only_when_compiling():
     """Without torch.compile, the ATen switch is all there is; importing torch._inductor to set
     compile's flag too cost every stage seconds, so it is set only for compiled models."""
-    code = ("import droplab.platform, sys, torch\n"
+    code = ("import droplab.kernel_pins, sys, torch\n"
             "from droplab.training.determinism import seed_everything\n"
             "seed_everything(0, 1, compiled=sys.argv[1] == 'yes')\n"
             "print(torch.are_deterministic_algorithms_enabled(), 'torch._inductor.config' in sys.modules)\n")

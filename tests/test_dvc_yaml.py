@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from droplab.config import ConfigError, parse_params
-from droplab.errors import DroplabError
-from droplab.runs import (
+from droplab.dvc_yaml import (
     BEGIN,
     BLOCK,
     END,
@@ -23,6 +22,7 @@ from droplab.runs import (
     write_configs,
     write_runs,
 )
+from droplab.errors import DroplabError
 
 from conftest import REPO
 
