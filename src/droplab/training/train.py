@@ -306,7 +306,8 @@ def train_run(config: VariantConfig, run: Run, splits: dict[str, Split], meta: d
     test = evaluate(model, splits["test"], cfg.eval_batch_size, ctx, ctx.shard, per_class=True)
     images = cfg.epochs * (len(splits["train"]) // cfg.batch_size) * cfg.batch_size
     speed = {"seconds": round(time.perf_counter() - start, 3), "images_per_sec": round(images / train_seconds, 1),
-             "device": str(ctx.device), "processes": ctx.shard.world, "platform": kernel_pins.fingerprint(ctx.device.type)}
+             "device": str(ctx.device), "processes": ctx.shard.world,
+             "platform": kernel_pins.fingerprint(ctx.device.type)}
     return model, history, best_state, test, speed
 
 
@@ -332,8 +333,8 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
         distributed.check_divides(cfg.batch_size, shard)
         seed_everything(seeds[0], cfg.threads, cfg.compile)
         if device.type == "cpu" and not kernel_pins.pinned() and shard.rank == 0:
-            print(f"droplab train: note: CPU kernels not pinned ({kernel_pins.unpinned_reason()}); the numbers will not "
-                  "match other machines' bit for bit", file=sys.stderr)
+            print(f"droplab train: note: CPU kernels not pinned ({kernel_pins.unpinned_reason()}); the numbers "
+                  "will not match other machines' bit for bit", file=sys.stderr)
         meta = load_meta(prepared)
         prepared_splits = load_splits(prepared / "arrays.npz", device, meta)
         ctx = make_context(config, meta, shard, device)
