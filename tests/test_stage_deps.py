@@ -14,7 +14,8 @@ SRC = REPO / "src"
 # above it, not the reverse. "base" is the top-level modules every layer may use.
 LAYERS = ("base", "data", "models", "config", "training", "analysis", "results", "pipeline", "commands")
 LAYER_OF_TOP_LEVEL = {"errors": "base", "atomic": "base", "yaml_file": "base", "kernel_pins": "base",
-                      "torch_files": "base", "schema": "base", "run_files": "base", "config": "config",
+                      "torch_files": "base", "schema": "base", "run_files": "base", "records": "base",
+                      "config": "config",
                       "stage_runner": "pipeline", "dvc_yaml": "pipeline", "__main__": "commands", "__init__": "base"}
 
 
