@@ -1,44 +1,41 @@
-"""Read params.yaml and claims.yaml the way their authors mean them, or say exactly why not.
+"""Read params.yaml and claims.yaml the way DVC reads them, or say exactly why not.
 
-PyYAML follows YAML 1.1, where `1e-3` is a string and a repeated key silently keeps the last
-value. Users write `lr: 1e-3` meaning a number, and DVC refuses a file with a repeated key, so
-droplab reads floats the YAML 1.2 way and refuses duplicates, naming the key and its line.
+droplab parses with ruamel.yaml, DVC's own parser: YAML 1.2, so `lr: 1e-3` is the number users
+mean (YAML 1.1, PyYAML's default, reads a string), and a repeated key is an error rather than a
+silently kept last value. Reading what `dvc exp run -S` and `dvc params diff` read, droplab cannot
+disagree with DVC about a value. Rewrites go through ruamel's round trip, which keeps comments.
 """
 
 from __future__ import annotations
 
-import re
+from io import StringIO
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml.constructor import ConstructorError, SafeConstructor
+from ruamel.yaml.nodes import MappingNode, Node
 
 from droplab.errors import DroplabError
 
-# YAML 1.2 core schema floats: 1e-3, 1.5E+2, .5, -2.0 (YAML 1.1 needs a dot and a signed exponent).
-FLOAT_1_2 = re.compile(r"""^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?
-                            |[-+]?[0-9]+[eE][-+]?[0-9]+
-                            |[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$""", re.X)
+
+class _Constructor(SafeConstructor):
+    """ruamel's safe constructor; a repeated key is reported with both of its lines and the fix."""
+
+    def check_mapping_key(self, node: MappingNode, key_node: Node, mapping: Any, key: Any, value: Any) -> bool:
+        if key not in mapping:
+            return True
+        first = next(other.start_mark.line + 1 for other, _ in node.value
+                     if self.construct_object(other, deep=True) == key)
+        raise ConstructorError(None, None, f"key {key!r} appears twice (lines {first} and "
+                               f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
 
 
-class Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 floats and no duplicate keys."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} appears twice (lines {seen[key]} and {key_node.start_mark.line + 1}); "
-                    "keep one", key_node.start_mark)
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep)
-
-
-Loader.yaml_implicit_resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:float"]
-                                  for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-Loader.add_implicit_resolver("tag:yaml.org,2002:float", FLOAT_1_2, list("-+0123456789."))
+def _safe() -> YAML:
+    """A loader of plain Python values (dict, list, str, int, float, bool, None, dates)."""
+    loader = YAML(typ="safe")
+    loader.Constructor = _Constructor
+    return loader
 
 
 def read_yaml(path: str | Path, error: type[DroplabError] = DroplabError) -> Any:
@@ -57,8 +54,8 @@ def read_yaml(path: str | Path, error: type[DroplabError] = DroplabError) -> Any
         raise error(f"{path}: byte 0x{data[exc.start]:02x} at line {line} is not UTF-8; "
                     "save the file as UTF-8") from None
     try:
-        return yaml.load(text, Loader=Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
+        return _safe().load(text)
+    except YAMLError as exc:
         raise error(f"{path}: not valid YAML: {exc}") from None
 
 
@@ -75,12 +72,7 @@ def _merge(node: Any, new: Any) -> Any:
 
 
 def with_comments(text: str, new: dict) -> str:
-    """The YAML `text` rewritten to hold `new`, keeping its comments and key order where keys stay
-    (ruamel.yaml's round trip: PyYAML drops every comment)."""
-    from io import StringIO
-
-    from ruamel.yaml import YAML
-
+    """The YAML `text` rewritten to hold `new`, keeping its comments and key order where keys stay."""
     round_trip = YAML()
     round_trip.width = 110
     out = StringIO()
