@@ -2,6 +2,7 @@
 checked against an independent pass over the saved model."""
 
 import json
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,9 @@ import torch
 from sklearn.metrics import confusion_matrix, f1_score
 
 from droplab.config import parse_params
-from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
 from droplab.models.registry import create_model_for
+from droplab.records import load_meta
 from droplab.training import live, train
 from droplab.training.device_data import BatchTransform, load_splits
 
@@ -44,8 +45,8 @@ def test_every_epoch_is_logged_through_dvclive_with_the_epoch_as_step(tiny_param
     curves = live.read_curves(folder)
     assert curves["epoch"].tolist() == [1, 2, 3]
     assert curves["lr"].tolist() == [config.train.lr] * 3  # constant schedule: the configured lr every epoch
-    best = curves.set_index("epoch").loc[result["best_epoch"]]
-    assert best["val_acc1"] == result["val"]["acc1"] and best["train_loss"] == result["train"]["loss"]
+    best = curves.set_index("epoch").loc[result.best_epoch]
+    assert best["val_acc1"] == result.val.acc1 and best["train_loss"] == result.train.loss
     assert best["val_acc1"] == curves["val_acc1"].max()  # the kept epoch is the best validation epoch
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics", "models", "plots", "prepared"]  # no dvc.yaml
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == sorted(
@@ -61,16 +62,16 @@ def test_the_test_confusion_matrix_and_per_class_f1_match_an_independent_pass(ti
     model = create_model_for(config.spec, config.rates, meta)
     model.load_state_dict(torch.load(tmp_path / "models" / VARIANT / "seed0.pt", weights_only=True)["state_dict"])
     model.eval()
-    transform = BatchTransform(meta["mean"], meta["std"], config.spec.normalize, torch.device("cpu"))
+    transform = BatchTransform(meta.mean, meta.std, config.spec.normalize, torch.device("cpu"))
     with torch.no_grad():
         predicted = model(transform(test.images)).argmax(1).numpy()
-    classes = list(range(len(meta["classes"])))
+    classes = list(range(len(meta.classes)))
     expected = confusion_matrix(test.labels.numpy(), predicted, labels=classes)
-    assert np.array_equal(live.read_confusion(folder / live.CONFUSION, meta["classes"]), expected)
+    assert np.array_equal(live.read_confusion(folder / live.CONFUSION, meta.classes), expected)
     f1 = f1_score(test.labels.numpy(), predicted, labels=classes, average=None, zero_division=0)
-    assert list(result["test"]["f1_per_class"]) == meta["classes"]
-    assert list(result["test"]["f1_per_class"].values()) == pytest.approx(f1.tolist(), abs=1e-6)
-    assert result["test"]["f1_macro"] == pytest.approx(f1.mean(), abs=1e-6)
+    assert list(result.test.f1_per_class) == meta.classes
+    assert list(result.test.f1_per_class.values()) == pytest.approx(f1.tolist(), abs=1e-6)
+    assert result.test.f1_macro == pytest.approx(f1.mean(), abs=1e-6)
     rows = (folder / live.CONFUSION).read_text().splitlines()
     assert rows[0] == "actual\tpredicted" and len(rows) == 1 + len(test)  # one row per test image
 
@@ -107,3 +108,32 @@ def test_a_confusion_file_naming_an_unknown_class_is_refused(tmp_path: Path):
     assert live.read_confusion(path, ["cat", "dog", "bird"]).tolist() == [[0, 1, 1], [0, 0, 0], [0, 0, 0]]
     with pytest.raises(DroplabError, match=rf"{path}: class 'bird' is not one of meta.json's classes"):
         live.read_confusion(path, ["cat", "dog"])
+
+
+def _git_dvc_repo(root: Path) -> None:
+    """A committed git + DVC repository, as the one `dvc repro` runs a stage in."""
+    root.mkdir()
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"]):
+        subprocess.run(command, cwd=root, check=True, capture_output=True)
+
+
+def test_inside_a_dvc_stage_dvclive_writes_only_the_run_folder_in_droplab_s_bytes(tmp_path: Path, monkeypatch):
+    """Through DVCLive's public API inside a DVC repository (DVC_ROOT set, as `dvc repro` sets it):
+    no dvc.yaml, no experiment, nothing staged; the files hold the rounded values, the epoch as step."""
+    repo = tmp_path / "repo"
+    _git_dvc_repo(repo)
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("DVC_ROOT", str(repo))
+    rows = [{"epoch": epoch, **{key: 0.1234567 * epoch for key in live.LOGGED}} for epoch in (1, 2)]
+    with live.run_log(repo / "run") as log:
+        for row in rows:
+            log.epoch(row)
+    files = sorted(p.relative_to(repo / "run").as_posix() for p in (repo / "run").rglob("*") if p.is_file())
+    assert files == sorted(["metrics.json", *(f"plots/metrics/{name}.tsv" for name in live.LOGGED.values())])
+    summary = json.loads((repo / "run/metrics.json").read_text())
+    assert summary == {"train": {"loss": 0.246913, "acc1": 0.246913, "acc5": 0.246913},
+                       "val": {"loss": 0.246913, "acc1": 0.246913, "acc5": 0.246913}, "lr": 0.246913, "step": 2}
+    assert (repo / "run/plots/metrics/val/acc1.tsv").read_text() == "step\tacc1\n1\t0.123457\n2\t0.246913\n"
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+    assert status == "?? run/\n"  # untracked, not staged, and no dvc.yaml beside it

@@ -5,13 +5,14 @@ Each run logs into its own folder, plots/train/<variant>/seed<k>/, in DVCLive's 
 `metrics.json` (the latest epoch's values and its step) and `plots/metrics/<name>.tsv` (one row
 per epoch). The step is the epoch number (1-based), values are rounded and no timestamp is
 logged, so `dvc repro --force` rewrites the same bytes. droplab keeps its own dvc.yaml
-(DVCLive's `dvcyaml` is off) and saves no experiment of its own (`dvc exp run` does).
+(DVCLive's `dvcyaml=None`) and saves no experiment of its own (`save_dvc_exp=False`: `dvc exp
+run` does). Only DVCLive's public constructor arguments are used, so an upgrade cannot silently
+change what they mean.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,24 +20,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from dvclive import Live, env
+from dvclive import Live
 
 from droplab.errors import DroplabError
 from droplab.run_files import CONFUSION, LOGGED, field, metric_file
 
 __all__ = ["CONFUSION", "RunLog", "confusion_rows", "earlier_kept", "read_confusion", "read_curves", "run_log"]
-
-
-class _PipelineLive(Live):
-    """DVCLive for a stage of droplab's own pipeline: whether it runs under `dvc exp run` comes
-    from the environment DVC sets, and DVCLive never opens (or, outside one, initializes) a DVC
-    repository of its own: droplab declares the outputs, and DVC saves the experiment."""
-
-    def _init_dvc(self) -> None:
-        self._inside_dvc_pipeline = bool(os.getenv(env.DVC_ROOT))
-        self._inside_dvc_exp = self._inside_dvc_pipeline and bool(os.getenv(env.DVC_EXP_BASELINE_REV))
-        self._save_dvc_exp = False
-        self._dvc_file = "dvc.yaml"  # never written: dvcyaml is None
 
 
 class RunLog:
@@ -57,8 +46,8 @@ class RunLog:
 @contextmanager
 def run_log(directory: Path) -> Iterator[RunLog]:
     """DVCLive logging into `directory` (emptied first) while the run trains."""
-    with _PipelineLive(str(directory), resume=False, report=None, save_dvc_exp=False, dvcyaml=None,
-                       monitor_system=False) as live:
+    with Live(str(directory), resume=False, report=None, save_dvc_exp=False, dvcyaml=None,
+              monitor_system=False) as live:
         live.step = 0
         yield RunLog(live)
 
