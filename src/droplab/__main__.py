@@ -19,7 +19,7 @@ from pathlib import Path
 from droplab.atomic import write_text
 from droplab.config import ConfigError, load_params, parse_params, read_params
 from droplab.dvc_yaml import PIPELINE, runs_block_of, write_runs
-from droplab.errors import DroplabError
+from droplab.errors import DroplabError, reported
 from droplab.pipeline.tiny import shrink
 from droplab.stage_runner import PARAMS
 from droplab.yaml_file import with_comments
@@ -148,11 +148,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    try:
+    with reported(args.command):
         args.func(args)
-    except DroplabError as exc:
-        print(f"droplab {args.command}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""What every stage script shares: load params.yaml, and turn a DroplabError into one clear line."""
+"""What every stage script shares: load params.yaml, and report a bad input in one clear line."""
 
 from __future__ import annotations
 
@@ -8,29 +8,18 @@ from pathlib import Path
 
 from droplab.config import Params, load_params
 from droplab.dvc_yaml import check_runs
-from droplab.errors import DroplabError
+from droplab.errors import DroplabError, reported
 
 PARAMS = Path("params.yaml")
 
 
 def run_stage(stage: str, body: Callable[[Params], object]) -> None:
-    try:
+    """Load params.yaml, check dvc.yaml's runs against it, and run `body`; a bad input, Ctrl-C or
+    a failed write ends the stage with one clear line (errors.reported)."""
+    with reported(stage, stage=True):
         params = load_params(PARAMS)
         check_runs(params)
         body(params)
-    except DroplabError as exc:
-        print(f"droplab {stage}: error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print(f"droplab {stage}: error: interrupted (Ctrl-C). Outputs are written only when complete, so the earlier "
-              "ones are unchanged; a train stage keeps its last finished epoch under checkpoints/ and the next "
-              "`dvc repro` resumes from it", file=sys.stderr)
-        sys.exit(2)
-    except OSError as exc:  # a full disk, a read-only or missing directory: name the file, skip the traceback
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"droplab {stage}: error: {where}{exc.strerror or exc}. Every output is written to a temporary "
-              "file and moved into place only when complete, so earlier outputs are unchanged", file=sys.stderr)
-        sys.exit(2)
 
 
 def variant_seeds_arg(params: Params) -> tuple[str, list[int]]:
