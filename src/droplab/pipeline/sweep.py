@@ -72,7 +72,13 @@ def _point(stats: dict, variant: str) -> dict | None:
 
 def live_workers() -> int | None:
     """How many DVC queue workers are alive (active or idle), from `dvc queue status`; None when
-    it prints no worker line (another DVC version): then the sweep cannot tell, and waits."""
+    it prints no worker line (another DVC version): then the sweep cannot tell, and waits.
+
+    The text is parsed because DVC 3.67 offers nothing machine-readable for workers: `dvc queue
+    status` has no --json, dvc.api has no queue call, and the only structured source,
+    `Repo.experiments.celery_queue.worker_status()`, is DVC's internal Celery API (the kind of
+    private hook that breaks silently on an upgrade). The worker line is printed from that same
+    call; tests/test_sweep.py parses DVC's real output, so a changed line fails a test."""
     match = WORKER_STATUS.search(dvc("queue", "status"))
     return None if match is None else int(match[1]) + int(match[2])
 
