@@ -71,11 +71,10 @@ def bn_role(name: str) -> str:
 
 
 def _inner_dropout(bn: nn.Module) -> nn.Module | None:
-    """The dropout a DropoutBatchNorm2d(placement="before_bn") applies to its own input."""
-    dropout = getattr(bn, "dropout", None)
-    if getattr(bn, "placement", None) == "before_bn" and isinstance(dropout, DROPOUT_TYPES):
-        return dropout
-    return None
+    """The dropout a BN module applies to its own input, as the module reports it (droplab's
+    DropoutBatchNorm2d's `feeding_dropout`), so a new placement cannot be misread by name."""
+    dropout = getattr(bn, "feeding_dropout", None)
+    return dropout if isinstance(dropout, DROPOUT_TYPES) else None
 
 
 def _sequence(module: nn.Module) -> Iterator[nn.Module]:

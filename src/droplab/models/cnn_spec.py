@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from droplab.models.families import register_family
 from droplab.models.spec import ModelSpec, check_order, without_dropout_layer
+
+if TYPE_CHECKING:
+    from torch import nn
 
 LAYERS = ("conv", "bn", "relu", "dropout", "pool")  # the names a block may list; models/cnn.py builds each
 
@@ -36,3 +41,10 @@ class CNNSpec(ModelSpec):
 
     def unbuilt_sites(self) -> dict[int, str]:
         return without_dropout_layer(self.block, self.dropout_sites())
+
+
+@register_family(CNNSpec)
+def build_cnn(spec: CNNSpec, rates: Sequence[float], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    from droplab.models.cnn import CNN
+
+    return CNN(input_shape, num_classes, channels=spec.channels, kernels=spec.kernels, block=spec.block, rates=rates)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
 
+from droplab.models.families import register_family
 from droplab.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 SITES = ("input", "conv1", "conv2", "fc1", "fc2")  # where models/lenet.py puts a dropout, in order
 
@@ -23,3 +28,10 @@ class LeNetSpec(ModelSpec):
 
     def dropout_sites(self) -> int:
         return len(SITES)
+
+
+@register_family(LeNetSpec)
+def build_lenet(spec: LeNetSpec, rates: Sequence[float], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    from droplab.models.lenet import LeNet5
+
+    return LeNet5(input_shape, num_classes, bn=spec.bn, input_bn=spec.input_bn, resize=spec.resize, rates=rates)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
+from droplab.models.families import register_family
 from droplab.models.spec import ModelSpec, check_order, without_dropout_layer
+
+if TYPE_CHECKING:
+    from torch import nn
 
 LAYERS = ("linear", "bn", "relu", "dropout")  # the names a block may list; models/mlp.py builds each
 
@@ -31,3 +36,10 @@ class MLPSpec(ModelSpec):
 
     def unbuilt_sites(self) -> dict[int, str]:
         return without_dropout_layer(self.block, self.dropout_sites())
+
+
+@register_family(MLPSpec)
+def build_mlp(spec: MLPSpec, rates: Sequence[float], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    from droplab.models.mlp import MLP
+
+    return MLP(input_shape, num_classes, hidden=spec.hidden, block=spec.block, rates=rates, init_std=spec.init_std)

@@ -13,6 +13,11 @@ from torch import nn
 
 from droplab.models.blocks import Dropout
 
+# placement -> whether its dropout acts on the BN's input (so the BN normalizes the dropout's
+# output and its statistics see the dropout) rather than on its output. ResNetSpec.placement
+# names these, plus "none"; the BN analysis asks a module for `feeding_dropout`, never its name.
+DROPOUT_ON_INPUT = {"before_bn": True, "after_bn": False}
+
 
 class _DropoutAround:
     """Mixin for a BN class: its own dropout applied before or after the normalization."""
@@ -21,11 +26,18 @@ class _DropoutAround:
     dropout: Dropout
 
     def _attach(self, p: float, placement: str) -> None:
+        if placement not in DROPOUT_ON_INPUT:
+            raise ValueError(f"placement {placement!r}: expected one of {', '.join(DROPOUT_ON_INPUT)}")
         self.placement = placement
         self.dropout = Dropout(p)
 
+    @property
+    def feeding_dropout(self) -> Dropout | None:
+        """The dropout whose output this BN normalizes, or None when it acts on the BN's output."""
+        return self.dropout if DROPOUT_ON_INPUT[self.placement] else None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.placement == "before_bn":
+        if self.feeding_dropout is not None:
             return super().forward(self.dropout(x))
         return self.dropout(super().forward(x))
 

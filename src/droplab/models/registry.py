@@ -1,5 +1,5 @@
-"""Model registry: `create_model(spec, rates, input_shape, num_classes)` for every variant family,
-timm-style, after checking the model fits in this machine's memory."""
+"""`create_model(spec, rates, input_shape, num_classes)` for every registered family
+(models.families), timm-style, after checking the model fits in this machine's memory."""
 
 from __future__ import annotations
 
@@ -10,28 +10,8 @@ import torch
 from torch import nn
 
 from droplab.errors import DroplabError
-from droplab.models.cnn import CNN
-from droplab.models.lenet import LeNet5
-from droplab.models.mlp import MLP
+from droplab.models import families
 from droplab.models.spec import ModelSpec
-
-Builder = Callable[..., nn.Module]  # (spec, rates=one per site, input_shape, num_classes) -> model
-
-REGISTRY: dict[str, Builder] = {
-    "mlp": lambda spec, **kw: MLP(hidden=spec.hidden, block=spec.block, init_std=spec.init_std, **kw),
-    "cnn": lambda spec, **kw: CNN(channels=spec.channels, kernels=spec.kernels, block=spec.block, **kw),
-    "lenet5": lambda spec, **kw: LeNet5(bn=spec.bn, input_bn=spec.input_bn, resize=spec.resize, **kw),
-    "resnet": lambda spec, **kw: _resnet(spec, **kw),
-}
-
-
-def _resnet(spec: ModelSpec, **kw) -> nn.Module:
-    from droplab.models.resnet import ResNet  # timm takes seconds to import: only ResNet variants pay
-
-    return ResNet(arch=spec.arch, placement=spec.placement, stem=spec.stem, head=spec.head,  # type: ignore[attr-defined]
-                  resize=spec.resize, channels=spec.channels, zero_init_last=spec.zero_init_last,  # type: ignore[attr-defined]
-                  **kw)
-
 
 BYTES_PER_PARAMETER = 16  # fp32 weight, gradient and Adam's two moments
 
@@ -59,7 +39,7 @@ def create_model(spec: ModelSpec, rates: Sequence[float], input_shape: Sequence[
     per_site = spec.site_rates(rates)
 
     def build() -> nn.Module:
-        return REGISTRY[spec.model](spec, rates=per_site, input_shape=tuple(input_shape), num_classes=num_classes)
+        return families.build(spec, per_site, tuple(input_shape), num_classes)
 
     check_fits(spec, build)
     return build()

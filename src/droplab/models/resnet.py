@@ -9,7 +9,7 @@ which timm builds from the model's own `norm_layer`, stay plain.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 
 import timm
@@ -18,7 +18,7 @@ from timm.models.resnet import BasicBlock, Bottleneck
 from torch import nn
 
 from droplab.models.blocks import Dropout, Resize, output_features
-from droplab.models.norm import DropoutBatchNorm2d
+from droplab.models.norm import DROPOUT_ON_INPUT, DropoutBatchNorm2d
 
 # The max heads use timm's "fast" pools (amax over H and W), whose backward is deterministic on
 # CUDA: nn.AdaptiveMaxPool2d's, which timm's plain "max", "avgmax" and "catavgmax" build, raises
@@ -26,6 +26,11 @@ from droplab.models.norm import DropoutBatchNorm2d
 # computes as a mean (deterministic) and fvcore counts. Both compute the same forward; the gradient
 # differs only at tied maxima, and the ties of a ResNet's final ReLU map are zeros it passes no gradient to.
 GLOBAL_POOL = {"avg": "avg", "max": "fastmax", "avgmax": "fastavgmax", "catavgmax": "fastcatavgmax"}
+
+# ResNetSpec.placement -> the norm layer of the blocks' own BNs, as timm's _NORM_MAP maps names to
+# layers: "none" keeps timm's blocks, every other placement is a DropoutBatchNorm2d of that placement.
+BLOCK_NORMS: dict[str, Callable[..., nn.Module] | None] = {
+    "none": None, **{placement: partial(DropoutBatchNorm2d, placement=placement) for placement in DROPOUT_ON_INPUT}}
 
 
 def _with_block_norm(block: type[nn.Module], norm_layer) -> type[nn.Module]:
@@ -60,8 +65,9 @@ class ResNet(nn.Module):
         block_p, head_p = rates
         block = {"resnet18": BasicBlock, "resnet50": Bottleneck}[arch]
         kwargs = {}
-        if placement != "none" and block_p:
-            kwargs["block"] = _with_block_norm(block, partial(DropoutBatchNorm2d, p=block_p, placement=placement))
+        norm_layer = BLOCK_NORMS[placement]
+        if norm_layer is not None and block_p:
+            kwargs["block"] = _with_block_norm(block, partial(norm_layer, p=block_p))
         pooled = head != "dropout_classifier"
         self.resize = Resize(resize) if resize else nn.Identity()
         self.body = timm.create_model(arch, pretrained=False, in_chans=input_shape[0],

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, get_args
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
 from pydantic import Field
 
+from droplab.models.families import register_family
 from droplab.models.spec import ModelSpec
 
+if TYPE_CHECKING:
+    from torch import nn
+
 Head = Literal["avg", "max", "avgmax", "catavgmax", "dropout_classifier"]
-HEADS: tuple[str, ...] = get_args(Head)
 PUBLISHED_CHANNELS = [64, 128, 256, 512]
 
 
@@ -43,3 +47,11 @@ class ResNetSpec(ModelSpec):
         if self.head != "dropout_classifier":
             unbuilt[1] = f"head {self.head} has no dropout"
         return unbuilt
+
+
+@register_family(ResNetSpec)
+def build_resnet(spec: ResNetSpec, rates: Sequence[float], input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    from droplab.models.resnet import ResNet  # timm takes seconds to import: only ResNet variants pay
+
+    return ResNet(input_shape, num_classes, arch=spec.arch, placement=spec.placement, stem=spec.stem, head=spec.head,
+                  resize=spec.resize, rates=rates, channels=spec.channels, zero_init_last=spec.zero_init_last)
