@@ -12,7 +12,7 @@ def main(params) -> None:
                           params.data.test_limit)
     for note in notes:
         print(note)
-    print(f"{meta['dataset']}: {meta['sizes']} images of shape {meta['input_shape']}, {len(meta['classes'])} classes")
+    print(f"{meta.dataset}: {meta.sizes} images of shape {meta.input_shape}, {len(meta.classes)} classes")
 
 
 if __name__ == "__main__":

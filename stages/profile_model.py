@@ -10,8 +10,8 @@ from pathlib import Path
 
 from droplab.analysis.profile import profile_model
 from droplab.atomic import write_json, write_text
-from droplab.data.prepare import load_meta
 from droplab.models.registry import create_model_for
+from droplab.records import load_meta
 from droplab.stage_runner import run_stage
 
 
@@ -20,7 +20,7 @@ def main(params) -> None:
     for variant in params.variants:  # every variant, trained at this scale or not: S3 set cost beside accuracy
         config = params.resolve(variant)
         model = create_model_for(config.spec, config.rates, meta)
-        summary, table = profile_model(model, meta["input_shape"])
+        summary, table = profile_model(model, meta.input_shape)
         write_text(Path("report/arch") / f"{variant}.txt", f"{model}\n")
         write_text(Path("report/arch") / f"{variant}.flops.txt", f"{table}\n")
         write_json(Path("metrics/profile") / f"{variant}.json", summary)

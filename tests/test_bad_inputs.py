@@ -27,8 +27,8 @@ import yaml
 
 from droplab.__main__ import main as droplab_main
 from droplab.config import parse_params
-from droplab.data.prepare import load_meta
 from droplab.pipeline.tiny import shrink
+from droplab.records import load_meta
 from droplab.training import checkpoint, train
 from droplab.training.device_data import Shard
 from test_cli import write_params

@@ -320,7 +320,8 @@ def test_a_pass_whose_last_batch_would_hold_one_image_gives_it_to_the_batch_befo
     transform, ctx = _context()
     splits = _splits(120)
     test = evaluate(model, splits["test"], 119, ctx)
-    result = analyze_run(model, splits, transform, ctx, train_images=None, eval_batch_size=119, seed=0, test=test)
+    result = analyze_run(model, splits, transform, ctx, train_images=None, eval_batch_size=119, seed=0,
+                         test=test).model_dump()
     assert result["bn_layers"] == 1 and result["recalibration"] is not None
 
 
@@ -332,7 +333,8 @@ def test_analyze_run_reports_every_bn_and_averages_the_block_layers():
     _collect_running_stats(model, transform(splits["train"].images))
     state = {k: v.clone() for k, v in model.state_dict().items()}
     test = evaluate(model, splits["test"], 64, ctx)  # what training measured, which the analysis reuses
-    result = analyze_run(model, splits, transform, ctx, train_images=150, eval_batch_size=64, seed=0, test=test)
+    result = analyze_run(model, splits, transform, ctx, train_images=150, eval_batch_size=64, seed=0,
+                         test=test).model_dump()
     json.dumps(result, allow_nan=False)
     assert set(result) == {"bn_layers", "layers", "dropout_variance_ratio_blocks", "stored_variance_shift_blocks",
                            "recalibration"}
@@ -356,10 +358,11 @@ def test_analyze_run_reports_every_bn_and_averages_the_block_layers():
         assert result[f"{key}_blocks"] == pytest.approx(mean, abs=2e-6)
     assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
     # deterministic: the same seed gives the same numbers
-    assert analyze_run(model, splits, transform, ctx, train_images=150, eval_batch_size=64, seed=0, test=test) == result
+    assert analyze_run(model, splits, transform, ctx, train_images=150, eval_batch_size=64, seed=0,
+                       test=test).model_dump() == result
 
     plain = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     empty = analyze_run(plain, splits, transform, ctx, train_images=None, eval_batch_size=64, seed=0,
-                        test=evaluate(plain, splits["test"], 64, ctx))
+                        test=evaluate(plain, splits["test"], 64, ctx)).model_dump()
     assert empty == {"bn_layers": 0, "layers": {}, "dropout_variance_ratio_blocks": None,
                      "stored_variance_shift_blocks": None, "recalibration": None}

@@ -7,7 +7,6 @@ droplab's readers; the expected arrays are decoded here independently of them.
 from __future__ import annotations
 
 import hashlib
-import json
 import tarfile
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from droplab.data.idx import IDXError
 from droplab.data.prepare import prepare
 from droplab.data.tiny_imagenet import read_tiny_imagenet
 from droplab.data.transfer import Retry
+from droplab.records import Meta, load_meta
 
 from http_server import serve
 from synthetic import (
@@ -59,18 +59,18 @@ def download_and_prepare(spec: DatasetSpec, served: Path, tmp_path: Path, val_si
                       train_limit=None)
     with np.load(tmp_path / "prepared" / "arrays.npz") as npz:
         arrays = {key: npz[key] for key in npz.files}
-    assert json.loads((tmp_path / "prepared" / "meta.json").read_text()) == meta
+    assert load_meta(tmp_path / "prepared") == meta
     return meta, arrays
 
 
-def assert_common_layout(meta: dict, arrays: dict, shape: list[int], classes: list[str]) -> None:
-    assert meta["input_shape"] == shape and meta["classes"] == classes
+def assert_common_layout(meta: Meta, arrays: dict, shape: list[int], classes: list[str]) -> None:
+    assert meta.input_shape == shape and meta.classes == classes
     for split in ("train", "val", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         assert images.dtype == np.uint8 and list(images.shape[1:]) == shape
-        assert labels.dtype == np.int64 and len(labels) == len(images) == meta["sizes"][split]
+        assert labels.dtype == np.int64 and len(labels) == len(images) == meta.sizes[split]
         assert 0 <= labels.min() and labels.max() < len(classes)
-    assert len(meta["mean"]) == len(meta["std"]) == shape[0]
+    assert len(meta.mean) == len(meta.std) == shape[0]
 
 
 def sorted_rows(images: np.ndarray, labels: np.ndarray) -> list[bytes]:
@@ -87,7 +87,7 @@ def test_mnist_download_ends_in_the_common_layout(tmp_path: Path):
     meta, arrays = download_and_prepare(MNIST, tmp_path / "served", tmp_path, val_size=10)
     assert_common_layout(meta, arrays, [1, 28, 28], list("0123456789"))
     np.testing.assert_array_equal(arrays["test_images"][:, 0], written["t10k-images-idx3-ubyte.gz"])
-    assert meta["sizes"] == {"train": 50, "val": 10, "test": 20}
+    assert meta.sizes == {"train": 50, "val": 10, "test": 20}
 
 
 def test_cifar10_download_ends_in_the_common_layout(tmp_path: Path):
@@ -124,7 +124,7 @@ def test_tiny_imagenet_download_ends_in_the_common_layout(tmp_path: Path):
     got = sorted_rows(np.concatenate([arrays["train_images"], arrays["val_images"]]),
                       np.concatenate([arrays["train_labels"], arrays["val_labels"]]))
     assert got == expected
-    assert meta["sizes"] == {"train": 16, "val": 4, "test": 8}
+    assert meta.sizes == {"train": 16, "val": 4, "test": 8}
 
 
 def test_a_grayscale_tiny_imagenet_jpeg_becomes_rgb(tmp_path: Path):

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import get_args
 
 import pytest
 import torch
@@ -21,12 +22,12 @@ from torch.nn import functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from droplab.config import parse_params
-from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
 from droplab.models.norm import DropoutBatchNorm2d, DropoutSyncBatchNorm, convert_sync_batchnorm
 from droplab.models.registry import create_model
 from droplab.models.resnet import ResNet
-from droplab.models.resnet_spec import HEADS
+from droplab.models.resnet_spec import Head
+from droplab.records import load_meta
 from droplab.training import train
 from droplab.training.device_data import BatchTransform, Shard, Split, draw_crop_flip, train_batches
 from droplab.training.optim import build_scheduler
@@ -90,7 +91,7 @@ def deterministic():
     torch.use_deterministic_algorithms(False)
 
 
-@pytest.mark.parametrize("head", HEADS)
+@pytest.mark.parametrize("head", get_args(Head))
 def test_every_head_trains_a_step_with_deterministic_ops_only(head: str, deterministic):
     torch.manual_seed(0)
     model = ResNet([3, 16, 16], 10, arch="resnet18", placement="after_bn", stem="small", head=head, resize=None,
@@ -199,7 +200,7 @@ def test_the_checkpoint_identity_changes_with_the_resolved_amp_memory_format_and
     others = {
         "amp": dataclasses.replace(base, autocast=True),
         "channels_last": dataclasses.replace(base, transform=BatchTransform(
-            meta["mean"], meta["std"], True, torch.device("cpu"), channels_last=True)),
+            meta.mean, meta.std, True, torch.device("cpu"), channels_last=True)),
         "device": dataclasses.replace(base, device=torch.device("meta")),
     }
     reference = train.run_identity(config, run, prepared, base)

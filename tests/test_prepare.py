@@ -1,4 +1,3 @@
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -8,6 +7,7 @@ import pytest
 from droplab.data.datasets import FASHION_MNIST
 from droplab.data.prepare import Arrays, channel_stats, limit, prepare, split_train_val
 from droplab.errors import DroplabError
+from droplab.records import load_meta
 
 
 def _arrays(n: int) -> Arrays:
@@ -54,12 +54,12 @@ def test_prepare_writes_the_common_layout(fake_mnist, tmp_path: Path):
     spec = replace(FASHION_MNIST, name="fake")
     meta, notes = prepare(spec, fake_mnist["dir"], tmp_path / "out", val_size=20, split_seed=0, train_limit=50)
     assert notes == ()
-    assert meta["sizes"] == {"train": 50, "val": 20, "test": 40}
-    assert meta["input_shape"] == [1, 28, 28]
+    assert meta.sizes == {"train": 50, "val": 20, "test": 40}
+    assert meta.input_shape == [1, 28, 28]
     with np.load(tmp_path / "out" / "arrays.npz") as arrays:
         assert arrays["train_images"].dtype == np.uint8 and arrays["train_images"].shape == (50, 1, 28, 28)
         assert arrays["train_labels"].dtype == np.int64
         np.testing.assert_array_equal(arrays["test_images"][:, 0], fake_mnist["arrays"]["t10k-images-idx3-ubyte.gz"])
         train_images = arrays["train_images"]
-    assert meta["mean"][0] == pytest.approx(float(train_images.mean() / 255.0))
-    assert json.loads((tmp_path / "out" / "meta.json").read_text()) == meta
+    assert meta.mean[0] == pytest.approx(float(train_images.mean() / 255.0))
+    assert load_meta(tmp_path / "out") == meta

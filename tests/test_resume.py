@@ -16,8 +16,8 @@ import torch
 
 from droplab.analysis import analyze
 from droplab.config import parse_params
-from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
+from droplab.records import load_meta
 from droplab.training import checkpoint, train
 from droplab.training.device_data import Shard
 from test_cli import write_params

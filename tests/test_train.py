@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from droplab.config import parse_params
-from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
 from droplab.models.registry import create_model
+from droplab.records import BnReport, RunResult, dump, load_meta, load_result
 from droplab.training import train
 from droplab.training.device_data import BatchTransform, Split, draw_crop_flip, load_splits, train_batches
 from droplab.training.optim import build_scheduler
@@ -63,7 +63,7 @@ def _home_train(raw: dict, variant: str) -> dict:
     return raw["studies"][home][raw.get("scale", "cpu")].setdefault("train", {})
 
 
-def _main(params, variant: str, seeds: list[int], prepared: Path, out: Path, **kwargs) -> dict[int, dict]:
+def _main(params, variant: str, seeds: list[int], prepared: Path, out: Path, **kwargs) -> dict[int, RunResult]:
     config = params.resolve(variant)
     return train.main(config, seeds, prepared, out / "models", out / "metrics", out / "plots", **kwargs)
 
@@ -75,11 +75,13 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
     params = parse_params(tiny_params)
     assert params.train_config(variant).epochs == 2
     prepared = write_prepared(tmp_path / "prepared")
-    measured: list[int] = []
+    measured: list[tuple[int, int, bool]] = []
+    report = BnReport(bn_layers=0, layers={}, dropout_variance_ratio_blocks=None, stored_variance_shift_blocks=None,
+                      recalibration=None)
 
-    def measure(model, splits, ctx, seed: int, test: dict) -> dict:  # the stage passes the BN analysis here
-        measured.append(seed)
-        return {"seed": seed, "test_images": len(splits["test"]), "training": model.training}
+    def measure(model, splits, ctx, seed: int, test: dict) -> BnReport:  # the stage passes the BN analysis here
+        measured.append((seed, len(splits["test"]), model.training))
+        return report
 
     outputs = []
     for copy in ("a", "b"):
@@ -95,16 +97,15 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
     assert f"plots/train/{variant}/seed0/metrics.json" in live_files and len(live_files) == 1 + 7 + 1  # + confusion
     for rel in files:
         assert (first / rel).read_bytes() == (second / rel).read_bytes(), rel
-    assert list(results) == [0] and measured == [0, 0]
+    assert list(results) == [0] and measured == [(0, 40, False)] * 2  # in eval mode, on the whole test split
     result = results[0]
-    assert set(result) == {"best_epoch", "train", "val", "test", "sizes", "history"}
-    assert [row["epoch"] for row in result["history"]] == list(range(1, len(result["history"]) + 1))
-    assert result["history"][result["best_epoch"] - 1]["val_acc1"] == result["val"]["acc1"]
-    assert set(result["test"]) == {"loss", "acc1", "acc5", "f1_macro", "f1_per_class"}
-    assert result["sizes"] == {"train": 120, "val": 40, "test": 40}  # the study's cpu sizes exceed the splits
-    assert json.loads((first / f"metrics/train/{variant}/seed0.json").read_text()) == result
-    assert json.loads((first / f"metrics/bn/{variant}/seed0.json").read_text()) == {
-        "seed": 0, "test_images": 40, "training": False}  # measured in eval mode, on the whole test split
+    assert [row.epoch for row in result.history] == list(range(1, len(result.history) + 1))
+    assert result.history[result.best_epoch - 1].val_acc1 == result.val.acc1
+    assert set(result.test.model_dump()) == {"loss", "acc1", "acc5", "f1_macro", "f1_per_class"}
+    assert result.sizes == {"train": 120, "val": 40, "test": 40}  # the study's cpu sizes exceed the splits
+    written = first / f"metrics/train/{variant}/seed0.json"
+    assert load_result(written) == result and written.read_text() == dump(result)
+    assert (first / f"metrics/bn/{variant}/seed0.json").read_text() == dump(report)
     rows = (first / f"plots/train/{variant}/seed0/plots/metrics/val/acc1.tsv").read_text().splitlines()
     assert rows[0] == "step\tacc1" and [row.split("\t")[0] for row in rows[1:]] == ["1", "2"]  # step = epoch
     speed = json.loads((first / f"metrics/speed/{variant}/seed0.json").read_text())
@@ -113,7 +114,7 @@ def test_training_is_deterministic_and_writes_every_output(tiny_params, tmp_path
     assert speed["platform"]["torch"] == torch.__version__ and speed["platform"]["threads"] == 2
     assert speed["platform"]["pinned"] == (speed["platform"]["unpinned_reason"] is None)
     checkpoint = torch.load(first / f"models/{variant}/seed0.pt", weights_only=True)
-    assert checkpoint["variant"] == variant and checkpoint["best_epoch"] == result["best_epoch"]
+    assert checkpoint["variant"] == variant and checkpoint["best_epoch"] == result.best_epoch
     assert checkpoint["seed"] == 0
 
 
@@ -126,7 +127,7 @@ def test_another_seed_is_another_run_and_seeds_do_not_depend_on_each_other(tiny_
     prepared = write_prepared(tmp_path / "prepared")
     results = _main(params, "s2_mlp", params.seeds_of("s2_mlp"), prepared, tmp_path / "both")
     assert list(results) == [0, 1]
-    assert results[0]["test"] != results[1]["test"]  # other initial weights, data order and dropout masks
+    assert results[0].test != results[1].test  # other initial weights, data order and dropout masks
     for folder in ("metrics/train", "metrics/speed", "plots/train", "models"):
         assert sorted(p.stem for p in (tmp_path / "both" / folder / "s2_mlp").iterdir()) == ["seed0", "seed1"], folder
     assert not list((tmp_path / "both/plots/train/s2_mlp").glob("*.earlier"))  # the aside copy goes on success
@@ -156,7 +157,7 @@ def test_each_seed_draws_its_own_training_subset_and_every_variant_the_same_one(
     monkeypatch.setattr(train, "fit", recording_fit)
     results = _main(params, "s2_mlp", [0, 1], prepared, tmp_path / "mlp")
     _main(params, "s2_mlp_no_dropout", [0], prepared, tmp_path / "twin")
-    assert [result["sizes"] for result in results.values()] == [{"train": 100, "val": 30, "test": 40}] * 2
+    assert [result.sizes for result in results.values()] == [{"train": 100, "val": 30, "test": 40}] * 2
     (train0, val0), (train1, val1), (twin_train0, twin_val0) = seen
     assert not torch.equal(train0, train1) and torch.equal(train0, twin_train0)
     assert torch.equal(val0, val1) and torch.equal(val0, twin_val0)
@@ -186,7 +187,7 @@ def test_test_split_is_evaluated_with_the_best_epochs_weights(tiny_params, tmp_p
 
     monkeypatch.setattr(train, "evaluate", scripted_evaluate)
     result = _main(params, "s2_mlp", [0], prepared, tmp_path)[0]
-    assert result["best_epoch"] == best and result["val"]["acc1"] == scripted_val_acc1[best - 1]
+    assert result.best_epoch == best and result.val.acc1 == scripted_val_acc1[best - 1]
     *per_epoch, at_test = weights_seen
     assert len(per_epoch) == len(scripted_val_acc1)
     for key, value in at_test.items():
@@ -205,7 +206,7 @@ def test_saved_checkpoint_reproduces_the_test_metrics(tiny_params, tmp_path: Pat
     ctx = train.Context(BatchTransform([0.4], [0.3], True, torch.device("cpu")), 10, torch.device("cpu"), False)
     test_split = load_splits(prepared / "arrays.npz", torch.device("cpu"), load_meta(prepared))["test"]
     again = train.evaluate(model, test_split, 1000, ctx)
-    assert again["acc1"] == pytest.approx(result["test"]["acc1"], abs=1e-6)
+    assert again["acc1"] == pytest.approx(result.test.acc1, abs=1e-6)
 
 
 def _one_epoch_loss(params, prepared: Path, variant: str, autocast: bool, channels_last: bool) -> float:

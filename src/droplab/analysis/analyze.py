@@ -1,6 +1,6 @@
 """The BN analysis the `train@<variant>` stage runs on each trained seed: BN parameters, the variance
-shift dropout causes and BN recalibration. It returns JSON-ready numbers; it writes no file and
-draws no figure."""
+shift dropout causes and BN recalibration. It returns the seed's BnReport record (which rounds
+the numbers); it writes no file and draws no figure."""
 
 from __future__ import annotations
 
@@ -13,22 +13,18 @@ from torch import nn
 from droplab import torch_files
 from droplab.analysis import bn_analysis
 from droplab.errors import DroplabError
+from droplab.records import BnLayer, BnReport, Recalibration, Spread
 from droplab.training.device_data import BatchTransform, Split, eval_batches
 from droplab.training.train import Context, evaluate
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    return {"mean": round(statistics.fmean(values), 6), "std": round(statistics.pstdev(values), 6),
-            "min": round(min(values), 6), "max": round(max(values), 6)}
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 6)
+def _spread(values: list[float]) -> Spread:
+    return Spread(mean=statistics.fmean(values), std=statistics.pstdev(values), min=min(values), max=max(values))
 
 
 def _mean(values: list[float | None]) -> float | None:
     present = [value for value in values if value is not None]
-    return round(statistics.fmean(present), 6) if present else None
+    return statistics.fmean(present) if present else None
 
 
 def load_model_file(path: Path, device: torch.device, variant: str) -> dict:
@@ -44,7 +40,7 @@ def load_model_file(path: Path, device: torch.device, variant: str) -> dict:
 
 
 def analyze_run(model: nn.Module, splits: dict[str, Split], transform: BatchTransform, ctx: Context,
-                train_images: int | None, eval_batch_size: int, seed: int, test: dict) -> dict:
+                train_images: int | None, eval_batch_size: int, seed: int, test: dict) -> BnReport:
     """BN analysis of one trained model: every BN measurement on batches of the first
     `train_images` training images (all of them when None), dropout masks seeded with `seed`,
     recalibration evaluated on the test split against `test`, the metrics training measured
@@ -59,27 +55,22 @@ def analyze_run(model: nn.Module, splits: dict[str, Split], transform: BatchTran
     layers = {}
     for name, values in affine.items():
         shift = shifts[name]
-        layers[name] = {
-            "role": shift.role, "fed_by_dropout": shift.fed_by_dropout,
-            "gamma": _summary(values["gamma"]), "beta": _summary(values["beta"]),
-            "dropout_variance_ratio": _round(shift.dropout_variance_ratio),
-            "dropout_variance_ratio_theory": _round(shift.dropout_variance_ratio_theory),
-            "theory_gap": _round(shift.theory_gap),
-            "stored_variance_shift": _round(shift.stored_variance_shift),
-        }
+        layers[name] = BnLayer(
+            role=shift.role, fed_by_dropout=shift.fed_by_dropout,
+            gamma=_spread(values["gamma"]), beta=_spread(values["beta"]),
+            dropout_variance_ratio=shift.dropout_variance_ratio,
+            dropout_variance_ratio_theory=shift.dropout_variance_ratio_theory,
+            theory_gap=shift.theory_gap, stored_variance_shift=shift.stored_variance_shift)
     blocks = [shifts[name] for name in affine if shifts[name].role == "block"]
-    result: dict = {
-        "bn_layers": len(affine), "layers": layers,
-        "dropout_variance_ratio_blocks": _mean([shift.dropout_variance_ratio for shift in blocks]),
-        "stored_variance_shift_blocks": _mean([shift.stored_variance_shift for shift in blocks]),
-        "recalibration": None,
-    }
+    recalibration = None
     if affine:
         before = test
         after = evaluate(bn_analysis.recalibrate(model, batches), splits["test"], eval_batch_size, ctx)
-        result["recalibration"] = {
-            "test_acc1_before": round(before["acc1"], 6), "test_acc1_after": round(after["acc1"], 6),
-            "test_acc1_gain": round(after["acc1"] - before["acc1"], 6),
-            "test_loss_before": round(before["loss"], 6), "test_loss_after": round(after["loss"], 6),
-        }
-    return result
+        recalibration = Recalibration(
+            test_acc1_before=before["acc1"], test_acc1_after=after["acc1"],
+            test_acc1_gain=after["acc1"] - before["acc1"],
+            test_loss_before=before["loss"], test_loss_after=after["loss"])
+    return BnReport(bn_layers=len(affine), layers=layers,
+                    dropout_variance_ratio_blocks=_mean([shift.dropout_variance_ratio for shift in blocks]),
+                    stored_variance_shift_blocks=_mean([shift.stored_variance_shift for shift in blocks]),
+                    recalibration=recalibration)

@@ -6,66 +6,28 @@ after this one never need to know which dataset they are training on.
 
 from __future__ import annotations
 
-import json
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from droplab.atomic import atomic_path, write_json
+from droplab.atomic import atomic_path, write_text
 from droplab.data.arrays import Arrays, RawDataset
 from droplab.data.cifar import read_cifar10_binary
 from droplab.data.datasets import DatasetSpec
 from droplab.data.idx import read_idx_dataset
 from droplab.data.tiny_imagenet import read_tiny_imagenet
 from droplab.errors import DroplabError
+from droplab.records import RERUN_PREPROCESS as RERUN
+from droplab.records import Meta, dump
 
 SPLITS = ("train", "val", "test")
-RERUN = "rerun the preprocess stage (dvc repro preprocess) to rewrite it"
 
 
 def _key(split: str, kind: str) -> str:
     """The name of a split's images or labels inside arrays.npz."""
     return f"{split}_{kind}"
-
-
-class Meta(BaseModel):
-    """data/prepared/meta.json as the preprocess stage writes it."""
-
-    model_config = ConfigDict(extra="forbid")
-    dataset: str
-    classes: list[str] = Field(min_length=2)
-    input_shape: list[Annotated[int, Field(gt=0)]] = Field(min_length=3, max_length=3)
-    mean: list[float]
-    std: list[Annotated[float, Field(gt=0)]]
-    sizes: dict[str, Annotated[int, Field(ge=0)]]
-
-    @model_validator(mode="after")
-    def _one_per_channel(self) -> Meta:
-        if not len(self.mean) == len(self.std) == self.input_shape[0]:
-            raise ValueError(f"mean and std need one value per channel ({self.input_shape[0]}), "
-                             f"found {len(self.mean)} and {len(self.std)}")
-        return self
-
-
-def load_meta(prepared: Path) -> dict[str, Any]:
-    """The checked meta.json of `prepared`: a broken one names its problem instead of failing deep in a stage."""
-    path = prepared / "meta.json"
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        Meta.model_validate(raw)
-    except FileNotFoundError:
-        raise DroplabError(f"{path}: not found; {RERUN}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DroplabError(f"{path}: not valid JSON ({exc}); {RERUN}") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the top level"
-        raise DroplabError(f"{path}: {where}: {first['msg'].removeprefix('Value error, ')}; {RERUN}") from None
-    return raw
 
 
 def split_train_val(full: Arrays, val_size: int, seed: int) -> tuple[Arrays, Arrays]:
@@ -107,7 +69,7 @@ def read_raw(spec: DatasetSpec, raw_dir: Path) -> RawDataset:
 
 
 def prepare(spec: DatasetSpec, raw_dir: Path, out_dir: Path, val_size: int, split_seed: int,
-            train_limit: int | None, test_limit: int | None = None) -> tuple[dict, tuple[str, ...]]:
+            train_limit: int | None, test_limit: int | None = None) -> tuple[Meta, tuple[str, ...]]:
     """Write out_dir/arrays.npz and out_dir/meta.json; return the meta and the reader's notes."""
     raw = read_raw(spec, raw_dir)
     train, val = split_train_val(raw.train, val_size, split_seed)
@@ -116,23 +78,17 @@ def prepare(spec: DatasetSpec, raw_dir: Path, out_dir: Path, val_size: int, spli
     test = limit(test, test_limit, split_seed + 2)
     mean, std = channel_stats(train.images)
     splits = {"train": train, "val": val, "test": test}
-    meta = {
-        "dataset": spec.name,
-        "classes": list(raw.classes),
-        "input_shape": list(train.images.shape[1:]),
-        "mean": mean,
-        "std": std,
-        "sizes": {name: int(len(arrays.labels)) for name, arrays in splits.items()},
-    }
+    meta = Meta(dataset=spec.name, classes=list(raw.classes), input_shape=list(train.images.shape[1:]), mean=mean,
+                std=std, sizes={name: int(len(arrays.labels)) for name, arrays in splits.items()})
     with atomic_path(out_dir / "arrays.npz") as tmp:
         with open(tmp, "wb") as handle:
             np.savez(handle, **{_key(name, kind): getattr(arrays, kind)
                                 for name, arrays in splits.items() for kind in ("images", "labels")})
-    write_json(out_dir / "meta.json", meta)
+    write_text(out_dir / "meta.json", dump(meta))
     return meta, raw.notes
 
 
-def read_arrays(path: str | Path, meta: dict) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def read_arrays(path: str | Path, meta: Meta) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """arrays.npz as `prepare` wrote it: split -> (images, labels), checked against meta.json;
     never unpickled (an object array is refused)."""
     try:
@@ -149,7 +105,7 @@ def read_arrays(path: str | Path, meta: dict) -> dict[str, tuple[np.ndarray, np.
         raise DroplabError(f"{path}: not the preprocess stage's arrays (no {exc}); {RERUN}") from None
     except (OSError, EOFError, TypeError, zipfile.BadZipFile, zlib.error) as exc:  # truncated, bit-flipped, not a zip
         raise DroplabError(f"{path}: unreadable ({type(exc).__name__}: {exc}); {RERUN}") from None
-    shape, classes = list(meta["input_shape"]), len(meta["classes"])
+    shape, classes = meta.input_shape, len(meta.classes)
     for name, (images, labels) in loaded.items():
         if images.dtype != np.uint8 or list(images.shape[1:]) != shape or labels.shape != images.shape[:1]:
             expected = ", ".join(map(str, shape))

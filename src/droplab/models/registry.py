@@ -12,6 +12,7 @@ from torch import nn
 from droplab.errors import DroplabError
 from droplab.models import families
 from droplab.models.spec import ModelSpec
+from droplab.records import Meta
 
 BYTES_PER_PARAMETER = 16  # fp32 weight, gradient and Adam's two moments
 
@@ -45,6 +46,6 @@ def create_model(spec: ModelSpec, rates: Sequence[float], input_shape: Sequence[
     return build()
 
 
-def create_model_for(spec: ModelSpec, rates: Sequence[float], meta: dict) -> nn.Module:
+def create_model_for(spec: ModelSpec, rates: Sequence[float], meta: Meta) -> nn.Module:
     """`create_model` for the prepared data that meta.json describes: its input shape and classes."""
-    return create_model(spec, rates, meta["input_shape"], len(meta["classes"]))
+    return create_model(spec, rates, meta.input_shape, len(meta.classes))

@@ -15,6 +15,7 @@ import torch
 
 from droplab.data.prepare import read_arrays
 from droplab.errors import DroplabError
+from droplab.records import Meta
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Split:
         return len(self.labels)
 
 
-def load_splits(path: str | Path, device: torch.device, meta: dict) -> dict[str, Split]:
+def load_splits(path: str | Path, device: torch.device, meta: Meta) -> dict[str, Split]:
     """The prepared splits (`prepare.read_arrays`, checked) as tensors on `device`."""
     return {name: Split(torch.from_numpy(images).to(device),
                         torch.from_numpy(labels.astype(np.int64, copy=False)).to(device))

@@ -30,10 +30,10 @@ from tqdm import tqdm
 from droplab import kernel_pins, torch_files
 from droplab.atomic import atomic_files, json_text
 from droplab.config import Run, TrainConfig, VariantConfig
-from droplab.data.prepare import load_meta
 from droplab.errors import DroplabError
 from droplab.models.norm import convert_sync_batchnorm
 from droplab.models.registry import create_model_for
+from droplab.records import BnReport, EpochRow, Meta, PerClassScores, RunResult, Scores, dump, load_meta
 from droplab.training import checkpoint, distributed, live
 from droplab.training.determinism import seed_everything
 from droplab.training.device_data import (
@@ -265,10 +265,6 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
     return history, best_state, train_seconds
 
 
-def _rounded(metrics: dict[str, float]) -> dict[str, float]:
-    return {key: round(value, 6) for key, value in metrics.items()}
-
-
 def _resolve(setting: bool | str, auto: bool) -> bool:
     return auto if setting == "auto" else bool(setting)
 
@@ -285,11 +281,22 @@ def run_identity(config: VariantConfig, run: Run, prepared: Path, ctx: Context) 
     return checkpoint.identity(run.variant, run.seed, computed, prepared)
 
 
-def train_run(config: VariantConfig, run: Run, splits: dict[str, Split], meta: dict, ctx: Context,
-              resume: Resume | None, log: EpochLog | None = None
-              ) -> tuple[nn.Module, History, dict[str, torch.Tensor], dict[str, Any], dict]:
-    """One seed: train, reload the best epoch's weights, evaluate the test split; return the
-    model, its history and best weights, the test metrics (per class too) and the speed record."""
+@dataclass(frozen=True)
+class TrainedRun:
+    """What one seed's training gives back: the model with the best epoch's weights loaded, its
+    history, those weights (on the CPU), the test metrics (per class and the confusion matrix
+    too) and the speed record."""
+
+    model: nn.Module
+    history: History
+    best_state: dict[str, torch.Tensor]
+    test: dict[str, Any]
+    speed: dict[str, Any]
+
+
+def train_run(config: VariantConfig, run: Run, splits: dict[str, Split], meta: Meta, ctx: Context,
+              resume: Resume | None, log: EpochLog | None = None) -> TrainedRun:
+    """One seed: train, reload the best epoch's weights, evaluate the test split."""
     cfg = config.train
     generator = seed_everything(run.seed, cfg.threads, cfg.compile)
     model = create_model_for(config.spec, config.rates, meta).to(ctx.device)
@@ -308,15 +315,15 @@ def train_run(config: VariantConfig, run: Run, splits: dict[str, Split], meta: d
     speed = {"seconds": round(time.perf_counter() - start, 3), "images_per_sec": round(images / train_seconds, 1),
              "device": str(ctx.device), "processes": ctx.shard.world,
              "platform": kernel_pins.fingerprint(ctx.device.type)}
-    return model, history, best_state, test, speed
+    return TrainedRun(model, history, best_state, test, speed)
 
 
 # (model, splits, ctx, seed, the test metrics training measured) -> JSON
-Measure = Callable[[nn.Module, dict[str, Split], Context, int, dict[str, Any]], dict]
+Measure = Callable[[nn.Module, dict[str, Split], Context, int, dict[str, Any]], BnReport]
 
 
 def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Path, metrics_dir: Path,
-         plots_dir: Path, checkpoints_dir: Path | None = None, measure: Measure | None = None) -> dict[int, dict]:
+         plots_dir: Path, checkpoints_dir: Path | None = None, measure: Measure | None = None) -> dict[int, RunResult]:
     """Train the variant under each seed, then write each seed's model, metrics, speed and curves
     (rank 0), and with `measure` (the BN analysis, which lives above training) its
     metrics/bn/<variant>/seed<k>.json.
@@ -338,7 +345,7 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
         meta = load_meta(prepared)
         prepared_splits = load_splits(prepared / "arrays.npz", device, meta)
         ctx = make_context(config, meta, shard, device)
-        results: dict[int, dict] = {}
+        results: dict[int, RunResult] = {}
         resumes: list[Path] = []
         for seed in seeds:
             run = config.run(seed)
@@ -350,17 +357,17 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
             live_dir = run.path(plots_dir / "train", "")
             with live.earlier_kept(live_dir) if shard.rank == 0 else nullcontext():
                 with _run_log(live_dir, shard) as log:  # closed before any output is written
-                    model, history, best_state, test, speed = train_run(config, run, splits, meta, ctx, resume, log)
-                confusion = test.pop("confusion")
-                result = _result(history, test, splits, meta["classes"])
+                    trained = train_run(config, run, splits, meta, ctx, resume, log)
+                confusion = trained.test.pop("confusion")
+                result = _result(trained.history, trained.test, splits, meta.classes)
                 if shard.rank == 0:
                     start = time.perf_counter()
-                    bn = measure(model, splits, ctx, seed, test) if measure else None
-                    speed["analysis_seconds"] = round(time.perf_counter() - start, 3)
+                    bn = measure(trained.model, splits, ctx, seed, trained.test) if measure else None
+                    speed = {**trained.speed, "analysis_seconds": round(time.perf_counter() - start, 3)}
                     outputs = {"model": {"variant": run.variant, "seed": run.seed, "spec": config.spec.model_dump(),
-                                         "rates": config.rates, "best_epoch": history.best_epoch,
-                                         "state_dict": best_state},
-                               "confusion": live.confusion_rows(confusion, meta["classes"]),
+                                         "rates": config.rates, "best_epoch": trained.history.best_epoch,
+                                         "state_dict": trained.best_state},
+                               "confusion": live.confusion_rows(confusion, meta.classes),
                                "result": result, "bn": bn, "speed": speed}
                     _write_outputs(run, outputs, models_dir, metrics_dir, plots_dir)
             results[seed] = result
@@ -370,29 +377,28 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
     return results
 
 
-def make_context(config: VariantConfig, meta: dict, shard: Shard, device: torch.device) -> Context:
+def make_context(config: VariantConfig, meta: Meta, shard: Shard, device: torch.device) -> Context:
     """The run's transform and switches, with every "auto" resolved for `device`."""
     cfg = config.train
     on_gpu = device.type == "cuda"
     return Context(
-        transform=BatchTransform(meta["mean"], meta["std"], config.spec.normalize, device,
+        transform=BatchTransform(meta.mean, meta.std, config.spec.normalize, device,
                                  _resolve(cfg.channels_last, on_gpu)),
-        num_classes=len(meta["classes"]),
+        num_classes=len(meta.classes),
         device=device,
         autocast=_resolve(cfg.amp, on_gpu and torch.cuda.is_bf16_supported(including_emulation=False)),
         shard=shard,
     )
 
 
-def _result(history: History, test: dict[str, Any], splits: dict[str, Split], classes: list[str]) -> dict:
-    """A seed's metrics/train JSON: its best epoch, the metrics there, test F1 per class by name,
-    and every epoch's row (the curves the aggregate stage averages and judges regimes on)."""
-    per_class = {name: round(f1, 6) for name, f1 in zip(classes, test["f1_per_class"], strict=True)}
-    scalars = {key: value for key, value in test.items() if key != "f1_per_class"}
-    return {"best_epoch": history.best_epoch, "train": _rounded(history.best_train),
-            "val": _rounded(history.best_val), "test": {**_rounded(scalars), "f1_per_class": per_class},
-            "sizes": {name: len(split) for name, split in splits.items()},
-            "history": [_rounded(row) for row in history.rows]}
+def _result(history: History, test: dict[str, Any], splits: dict[str, Split], classes: list[str]) -> RunResult:
+    """A seed's metrics/train record: its best epoch, the metrics there, test F1 per class by
+    name, and every epoch's row (the curves the aggregate stage averages and judges regimes on)."""
+    per_class = dict(zip(classes, test["f1_per_class"], strict=True))
+    return RunResult(best_epoch=history.best_epoch, train=Scores(**history.best_train), val=Scores(**history.best_val),
+                     test=PerClassScores(**{**test, "f1_per_class": per_class}),
+                     sizes={name: len(split) for name, split in splits.items()},
+                     history=[EpochRow(**row) for row in history.rows])
 
 
 @contextmanager
@@ -412,6 +418,6 @@ def _write_outputs(run: Run, outputs: dict, models_dir: Path, metrics_dir: Path,
         torch_files.save(outputs["model"], stage(run.path(models_dir, ".pt")))
         stage(run.path(plots_dir / "train", "") / live.CONFUSION).write_text(outputs["confusion"])
         stage(run.path(metrics_dir / "speed", ".json")).write_text(json_text(outputs["speed"]))
-        stage(run.path(metrics_dir / "train", ".json")).write_text(json_text(outputs["result"]))
+        stage(run.path(metrics_dir / "train", ".json")).write_text(dump(outputs["result"]))
         if outputs["bn"] is not None:
-            stage(run.path(metrics_dir / "bn", ".json")).write_text(json_text(outputs["bn"]))
+            stage(run.path(metrics_dir / "bn", ".json")).write_text(dump(outputs["bn"]))
