@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from droplab.code_deps import BLOCK as CODE_BLOCK
+from droplab.code_deps import check_code_deps, code_deps, write_code_deps
+from droplab.errors import DroplabError
+
 from conftest import REPO
 
 SRC = REPO / "src"
@@ -15,7 +19,7 @@ SRC = REPO / "src"
 LAYERS = ("base", "data", "models", "config", "training", "analysis", "results", "pipeline", "commands")
 LAYER_OF_TOP_LEVEL = {"errors": "base", "atomic": "base", "yaml_file": "base", "kernel_pins": "base",
                       "torch_files": "base", "schema": "base", "run_files": "base", "records": "base",
-                      "config": "config",
+                      "config": "config", "code_deps": "pipeline",
                       "stage_runner": "pipeline", "dvc_yaml": "pipeline", "__main__": "commands", "__init__": "base"}
 
 
@@ -120,3 +124,53 @@ def test_the_closure_sees_lazy_imports_and_packages():
     assert SRC / "droplab" / "models" / "resnet.py" in found  # imported inside models.registry._resnet only
     assert SRC / "droplab" / "training" / "__init__.py" in found
     assert SRC / "droplab" / "__init__.py" in found
+
+
+def _code_block(stage: dict) -> list[str]:
+    """A stage's deps that are code: its script and what is under src/."""
+    return [dep for dep in (stage["do"] if "do" in stage else stage)["deps"] if dep.startswith(("stages/", "src/"))]
+
+
+@pytest.mark.parametrize("name", sorted(_stages()))
+def test_each_stage_lists_only_code_it_imports(name: str):
+    """The generated deps are exact, by this file's own closure: no folder or module a stage's
+    script never imports (which would rerun it for nothing)."""
+    stage = _stages()[name]
+    imported = closure(_script(stage)) | {_script(stage)}
+    unused = [dep for dep in _code_block(stage) if not any(path == REPO / dep or REPO / dep in path.parents
+                                                           for path in imported)]
+    assert not unused, f"stage {name} lists code it does not import: {unused}"
+
+
+def test_the_code_deps_block_is_what_droplab_runs_writes():
+    check_code_deps(REPO / "dvc.yaml")
+    text = (REPO / "dvc.yaml").read_text()
+    assert write_code_deps(text) == text
+    assert len(CODE_BLOCK.findall(text)) == len(_stages())  # one generated block per stage
+
+
+def test_a_stale_code_deps_block_stops_every_stage_naming_it(tmp_path: Path):
+    text = (REPO / "dvc.yaml").read_text()
+    stale = text.replace("      - src/droplab/results\n", "", 1)  # the first stage that imports it: validate
+    assert stale != text
+    (tmp_path / "dvc.yaml").write_text(stale)
+    with pytest.raises(DroplabError, match=r"dvc.yaml: the code deps of stages/validate.py are out of date with "
+                                           r"their imports; run `droplab runs`"):
+        check_code_deps(tmp_path / "dvc.yaml")
+    assert write_code_deps(stale) == text  # `droplab runs` puts it back
+
+
+def test_code_deps_follow_a_lazy_import_to_its_package_folder(tmp_path: Path):
+    """In a made-up checkout: a script importing one top-level module that imports a package's
+    module inside a function gets the module's file and the package's folder."""
+    package = tmp_path / "src/droplab"
+    (package / "tools").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "tools/__init__.py").write_text("")
+    (package / "tools/deep.py").write_text("X = 1\n")
+    (package / "top.py").write_text("def f():\n    from droplab.tools import deep\n    return deep.X\n")
+    (package / "unused.py").write_text("")
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages/s.py").write_text("import os\nfrom droplab.top import f\n")
+    assert code_deps("stages/s.py", tmp_path) == ["stages/s.py", "src/droplab/__init__.py", "src/droplab/top.py",
+                                                  "src/droplab/tools"]

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from droplab.atomic import atomic_open, json_text, write_text
+from droplab.code_deps import write_code_deps
 from droplab.config import Params, VariantConfig
 from droplab.errors import DroplabError
 from droplab.run_files import CURVES
@@ -147,10 +148,10 @@ def runs_block_of(path: Path) -> str:
 
 
 def write_runs(params: Params, path: Path = PIPELINE) -> int:
-    """Rewrite the runs and plots blocks of `path`, and drop from its lock file the stages it no
+    """Rewrite the runs, plots and code deps blocks of `path`, and drop from its lock file the stages it no
     longer has; return the number of runs."""
     text = BLOCK.sub(lambda _: _block(params), runs_block_of(path))
-    write_text(path, PLOTS_BLOCK.sub(lambda _: _plots_block(params), text))
+    write_text(path, write_code_deps(PLOTS_BLOCK.sub(lambda _: _plots_block(params), text)))
     prune_lock(path.with_suffix(".lock"), stage_names(params, yaml.safe_load(text)))
     return len(params.runs())
 

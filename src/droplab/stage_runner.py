@@ -6,19 +6,22 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from droplab.code_deps import check_code_deps
 from droplab.config import Params, load_params
-from droplab.dvc_yaml import check_runs
+from droplab.dvc_yaml import PIPELINE, check_runs
 from droplab.errors import DroplabError, reported
 
 PARAMS = Path("params.yaml")
 
 
 def run_stage(stage: str, body: Callable[[Params], object]) -> None:
-    """Load params.yaml, check dvc.yaml's runs against it, and run `body`; a bad input, Ctrl-C or
-    a failed write ends the stage with one clear line (errors.reported)."""
+    """Load params.yaml, check dvc.yaml's runs against it and its code deps against the imports,
+    and run `body`; a bad input, Ctrl-C or a failed write ends the stage with one clear line
+    (errors.reported)."""
     with reported(stage, stage=True):
         params = load_params(PARAMS)
         check_runs(params)
+        check_code_deps(PIPELINE)
         body(params)
 
 
