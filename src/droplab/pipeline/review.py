@@ -1,8 +1,9 @@
 """`droplab review`: the markdown a pull request gets (posted by CML in .github/workflows/review.yml).
 
 Metrics and params against a base revision come from DVC itself (`dvc metrics diff --md`,
-`dvc params diff --md`); the plots of `dvc plots diff` are rendered to PNG here with
-matplotlib, from the data DVC resolved, because a PR comment cannot run Vega.
+`dvc params diff --md`); each plot of `dvc plots diff` is the Vega-Lite spec DVC fills from its
+template with both revisions' data, rendered to PNG by vl-convert (Vega bundled, no browser, no
+network), because a PR comment cannot run Vega: the image is the plot `dvc plots diff` shows.
 """
 
 from __future__ import annotations
@@ -11,70 +12,29 @@ import json
 import re
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
+import vl_convert
 
-from droplab.atomic import write_text
+from droplab.atomic import atomic_open, write_text
+from droplab.errors import DroplabError
 from droplab.pipeline.dvc_command import dvc
-from droplab.results.figures import COLORS, band_axes, colours, legend_handles, save
 from droplab.results.report import CLAIM_COLUMNS, claim_row
 
 STATS = Path("report/stats.json")
-
-
-def _axis_title(spec: dict, axis: str) -> str:
-    """The first title a Vega-Lite spec gives `axis` (layers and facets nest their encodings)."""
-    stack: list[object] = [spec]
-    while stack:
-        node = stack.pop(0)
-        if isinstance(node, dict):
-            encoding = node.get("encoding")
-            if isinstance(encoding, dict) and isinstance(encoding.get(axis), dict) and encoding[axis].get("title"):
-                return str(encoding[axis]["title"])
-            stack += list(node.values())
-        elif isinstance(node, list):
-            stack += node
-    return ""
+SCALE = 1.5  # pixels per Vega-Lite pixel: the templates' 420-pixel panels stay legible in a comment
 
 
 def render(plot_id: str, spec: dict, path: Path) -> bool:
-    """Draw one `dvc plots diff` plot of droplab's templates as a PNG for the review; False if it
-    has no data or is not one of them. Curves: a panel per revision; intervals (variants or claims): the revisions'
-    points side by side, each revision in its own marker."""
-    rows = pd.DataFrame(spec.get("data", {}).get("values", []))
-    if rows.empty or not {"low", "high"} <= set(rows):  # not one of droplab's templates (an older revision's plot)
+    """One `dvc plots diff` plot, DVC's filled Vega-Lite spec, as a PNG at `path`; False if the
+    plot has no data (it exists in neither revision)."""
+    if not spec.get("data", {}).get("values"):
         return False
-    revisions = list(dict.fromkeys(rows["rev"]))
-    title = (spec.get("title") or {}).get("text", plot_id)
-    if "split" in rows:
-        rows[["epoch", "mean", "low", "high"]] = rows[["epoch", "mean", "low", "high"]].apply(pd.to_numeric)
-        colour = colours(list(dict.fromkeys(rows["variant"])))
-        fig, axes = plt.subplots(1, len(revisions), figsize=(6 * len(revisions) + 3, 4.5), sharey=True, squeeze=False)
-        for ax, rev in zip(axes[0], revisions, strict=True):
-            band_axes(ax, rows[rows["rev"] == rev], colour, _axis_title(spec, "y"))
-            ax.set_title(rev)
-        axes[0][-1].legend(handles=legend_handles(colour), fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    else:
-        name = "variant" if "variant" in rows else "claim"
-        value = "test_acc1" if "test_acc1" in rows else "difference"
-        rows[[value, "low", "high"]] = rows[[value, "low", "high"]].apply(pd.to_numeric, errors="coerce")
-        categories = list(dict.fromkeys(rows[name]))
-        fig, ax = plt.subplots(figsize=(9, 0.5 * len(categories) + 1.5))
-        step = 0.6 / len(revisions)
-        for index, rev in enumerate(revisions):
-            group = rows[(rows["rev"] == rev) & rows[value].notna()]
-            middle = group[value].to_numpy()
-            low, high = group["low"].fillna(group[value]).to_numpy(), group["high"].fillna(group[value]).to_numpy()
-            positions = [len(categories) - 1 - categories.index(c) + 0.3 - index * step for c in group[name]]
-            ax.errorbar(middle, positions, xerr=[middle - low, high - middle],
-                        fmt="osD^"[index % 4], color=COLORS[index % len(COLORS)], capsize=3, label=rev)
-        ax.set_yticks(range(len(categories))[::-1], categories, fontsize=8)
-        ax.set_xlabel(_axis_title(spec, "x") or value)
-        ax.grid(alpha=0.3, axis="x")
-        ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    save(fig, path)
+    try:
+        png = vl_convert.vegalite_to_png(vl_spec=spec, scale=SCALE, allowed_base_urls=[])  # inline data only
+    except ValueError as exc:
+        raise DroplabError(f"{plot_id}: vl-convert cannot render the Vega-Lite spec DVC made for it: {exc}") from None
+    with atomic_open(path, "wb") as handle:
+        handle.write(png)
     return True
 
 
