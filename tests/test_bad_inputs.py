@@ -300,6 +300,14 @@ def _bytes_in_params(old: bytes, new: bytes) -> Callable[[Path], None]:
     return change
 
 
+def _stale_code_deps(root: Path) -> None:
+    """dvc.yaml's generated code deps of the validate stage without one package it imports."""
+    path = root / "dvc.yaml"
+    text = path.read_text()
+    assert "      - src/droplab/results\n" in text
+    path.write_text(text.replace("      - src/droplab/results\n", "", 1))
+
+
 def _study_twice(project: Project) -> None:
     project.raw["studies"]["s2_mlp"]["variants"] = ["s2_mlp", "s2_mlp"]
 
@@ -412,6 +420,9 @@ CATALOGUE = [
     Bad("mlp-too-large", TRAIN,
         ("hidden {'hidden': [100000000]}: this mlp has 79.7 G parameters", "make it smaller"),
         _typo("variants.s2_mlp.hidden", [100000000])),
+    Bad("code-deps-stale", ("validate.py",),
+        ("dvc.yaml: the code deps of stages/validate.py are out of date with their imports", "run `droplab runs`"),
+        lambda project: None, after_write=_stale_code_deps),
 ]
 # Cases whose bad input arrives through DVC itself; tests/test_pipeline.py runs them in a clone.
 THROUGH_DVC = ["dvc-exp-run-bad-value", "dvc-exp-run-bad-lr", "dvc-new-variant-without-runs"]
