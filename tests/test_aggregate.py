@@ -14,15 +14,22 @@ from droplab.analysis.bn_analysis import variance_shifts
 from droplab.config import parse_params
 from droplab.models.blocks import Dropout
 from droplab.models.norm import DropoutBatchNorm2d
+from droplab.records import BnReport, RunResult, dump
 from droplab.results import aggregate
-from droplab.results.claims import load_claims
+from droplab.results.claims import ClaimsError, load_claims
 
 EPOCHS = 8
 # a curve that overfits by every threshold below: lowest validation loss at epoch 3 of 8, +50% by
 # the end, train top-1 0.2 above validation top-1 there; and one that keeps improving
-OVERFITS = [{"epoch": e, "train_loss": 1.0 / e, "train_acc1": 0.6 + 0.05 * e, "val_loss": 0.6 + 0.1 * abs(e - 3),
-             "val_acc1": 0.75 + 0.0 * e} for e in range(1, EPOCHS + 1)]
+OVERFITS = [{"epoch": e, "train_loss": 1.0 / e, "train_acc1": 0.6 + 0.05 * e, "train_acc5": 1.0,
+             "val_loss": 0.6 + 0.1 * abs(e - 3), "val_acc1": 0.75 + 0.0 * e, "val_acc5": 1.0, "lr": 0.1}
+            for e in range(1, EPOCHS + 1)]
 IMPROVES = [{**row, "train_acc1": 0.7, "val_acc1": 0.7, "val_loss": 1.0 - 0.05 * row["epoch"]} for row in OVERFITS]
+def TRAIN_ACC1(acc1: float, seed: int) -> float:  # noqa: N802 (a formula, named as one)
+    """Train top-1 of a run: its test top-1 plus a seed-dependent overfit, unlike any other metric."""
+    return min(1.0, acc1 + 0.05 + 0.01 * seed)
+
+
 HEADER = {"regimes": {"trained": {"floors": {"s4_d2l": 0.5, "s2_cnn": 0.5}},
                       "overfitting": {"lowest_val_loss_by": 0.75, "val_loss_rise": 0.05, "train_val_gap": 0.05}},
           "sensitivity": {"loss_tolerance": 0.03}, "checks": {"theory_gap": 0.05}}
@@ -31,7 +38,8 @@ HEADER = {"regimes": {"trained": {"floors": {"s4_d2l": 0.5, "s2_cnn": 0.5}},
 def _write_runs(params, metrics_dir: Path, acc1: dict[str, list[float]], curves: dict[str, list] | None = None,
                 val_loss: dict[str, list[float]] | None = None) -> None:
     """Per-run metrics and BN files as the train stage writes them; test acc1 as given (by label),
-    the rest derived: D = 1 + acc1, recalibration gain = acc1 / 10, loss = 1 - acc1."""
+    the rest derived: D = 1 + acc1, recalibration gain = acc1 / 10, loss = 1 - acc1, train top-1
+    TRAIN_ACC1(acc1, seed)."""
     for run in params.runs().values():
         index = params.seeds.index(run.seed)
         value = acc1[run.label][index]
@@ -40,16 +48,23 @@ def _write_runs(params, metrics_dir: Path, acc1: dict[str, list[float]], curves:
         history = (curves or {}).get(run.label, IMPROVES)
         path = run.path(metrics_dir / "train", ".json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"best_epoch": 1, "train": split, "val": val, "test": split, "history": history}))
-        layer = {"role": "block", "fed_by_dropout": "direct", "dropout_variance_ratio": 1 + value,
+        train = {**split, "acc1": TRAIN_ACC1(value, run.seed)}
+        path.write_text(dump(RunResult.model_validate({
+            "best_epoch": 1, "train": train, "val": val, "test": {**split, "f1_per_class": {"a": value, "b": value}},
+            "sizes": {"train": 10, "val": 5, "test": 5}, "history": history})))
+        spread = {"mean": 1.0, "std": 0.0, "min": 1.0, "max": 1.0}
+        layer = {"role": "block", "fed_by_dropout": "direct", "gamma": spread, "beta": spread,
+                 "dropout_variance_ratio": 1 + value, "dropout_variance_ratio_theory": 1 + value,
                  "theory_gap": value / 100, "stored_variance_shift": 1.5}
         stem = {**layer, "role": "stem", "dropout_variance_ratio": 9.0}
         bn = {"bn_layers": 2, "layers": {"stem.bn": stem, "block.bn": layer},
               "dropout_variance_ratio_blocks": 1 + value, "stored_variance_shift_blocks": 1.5,
-              "recalibration": {"test_acc1_gain": value / 10, "test_acc1_after": value + value / 10}}
+              "recalibration": {"test_acc1_before": value, "test_acc1_after": value + value / 10,
+                                "test_acc1_gain": value / 10, "test_loss_before": 1 - value,
+                                "test_loss_after": 1 - value}}
         path = run.path(metrics_dir / "bn", ".json")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(bn))
+        path.write_text(dump(BnReport.model_validate(bn)))
 
 
 def _claims(tmp_path: Path, claims: list[dict], header: dict = HEADER) -> Path:
@@ -276,19 +291,19 @@ def test_claims_name_their_study_floor_and_overfit_variant(small, tmp_path: Path
     params, _, _, _ = small
     bad = _claims(tmp_path, [{"id": "x", "study": "s9", "says": "x", "metric": "test.acc1",
                               "expect": "s2_cnn > s4_mlp_p2_p5"}])
-    with pytest.raises(aggregate.ClaimsError, match="claim 'x': study 's9' is not in params.yaml studies"):
+    with pytest.raises(ClaimsError, match="claim 'x': study 's9' is not in params.yaml studies"):
         aggregate.check_claim_variants(load_claims(bad), params, bad)
     bad = _claims(tmp_path, [{"id": "x", "study": "s2_cnn", "says": "x", "metric": "test.acc1",
                               "expect": "s2_cnn > s4_mlp_p2_p5", "overfits": "s2_cnn_nope"}])
-    with pytest.raises(aggregate.ClaimsError, match="claim 'x' names 's2_cnn_nope'"):
+    with pytest.raises(ClaimsError, match="claim 'x' names 's2_cnn_nope'"):
         aggregate.check_claim_variants(load_claims(bad), params, bad)
     header = {**HEADER, "regimes": {**HEADER["regimes"], "trained": {"floors": {"s2_cnn": "nope"}}}}
     bad = _claims(tmp_path, [], header)
-    with pytest.raises(aggregate.ClaimsError, match="regimes.trained.floors.s2_cnn: 'nope' is not in params.yaml"):
+    with pytest.raises(ClaimsError, match="regimes.trained.floors.s2_cnn: 'nope' is not in params.yaml"):
         aggregate.check_claim_variants(load_claims(bad), params, bad)
     header = {**HEADER, "regimes": {**HEADER["regimes"], "trained": {"floors": {"s2_cnm": 0.5}}}}
     bad = _claims(tmp_path, [], header)
-    with pytest.raises(aggregate.ClaimsError, match="regimes.trained.floors.s2_cnm: not a params.yaml study"):
+    with pytest.raises(ClaimsError, match="regimes.trained.floors.s2_cnm: not a params.yaml study"):
         aggregate.check_claim_variants(load_claims(bad), params, bad)
 
 
@@ -301,3 +316,41 @@ def test_the_report_shows_a_failed_theory_check_as_an_error():
     passed = _check_line(aggregate.theory_check(aggregate.Collected(theory_gaps=_gaps(broken=False)), tolerance))
     assert passed.endswith(").") and "passed (largest gap" in passed
     assert "nothing to check" in _check_line(aggregate.theory_check(aggregate.Collected(), tolerance))
+
+
+def test_a_claim_on_train_acc1_gets_a_real_verdict(real_params, tmp_path: Path):
+    """Every metric the runs record can be claimed and is judged, train included: the verdict and
+    its numbers against the per-seed train top-1 this test wrote, computed here with scipy."""
+    raw = real_params
+    raw["variants"] = {name: raw["variants"][name] for name in ("s4_mlp_p2_p5", "s4_mlp_p5_p2")}
+    raw["studies"] = {"s4_d2l": {**raw["studies"]["s4_d2l"], "variants": list(raw["variants"]), "seeds": 4}}
+    params = parse_params(raw)
+    acc1 = {"s4_mlp_p2_p5": [0.80, 0.81, 0.79, 0.80], "s4_mlp_p5_p2": [0.70, 0.72, 0.71, 0.69]}
+    _write_runs(params, tmp_path / "metrics", acc1)
+    claims = _claims(tmp_path, [{"id": "train-top1", "study": "s4_d2l", "says": "p2_p5 fits its training set better",
+                                 "metric": "train.acc1", "expect": "s4_mlp_p2_p5 > s4_mlp_p5_p2", "paired": True}],
+                     {**HEADER, "regimes": {**HEADER["regimes"], "trained": {"floors": {"s4_d2l": 0.5}}}})
+    stats = aggregate.main(params, tmp_path / "metrics", tmp_path / "plots", tmp_path / "report", claims)
+    [claim] = stats["claims"]
+    seeds = params.seeds_of("s4_mlp_p2_p5")
+    a = [TRAIN_ACC1(value, seed) for value, seed in zip(acc1["s4_mlp_p2_p5"], seeds, strict=True)]
+    b = [TRAIN_ACC1(value, seed) for value, seed in zip(acc1["s4_mlp_p5_p2"], seeds, strict=True)]
+    paired = sps.ttest_rel(a, b)
+    low, high = paired.confidence_interval(0.95)
+    [step] = claim["steps"]
+    assert claim["regime"] == "reached" and claim["verdict"] == "confirmed"
+    assert step["difference"] == pytest.approx(statistics.fmean(a) - statistics.fmean(b), abs=1e-6)
+    assert (step["ci_low"], step["ci_high"]) == pytest.approx((low, high), abs=1e-6)
+    assert claim["p_value"] == pytest.approx(paired.pvalue, abs=1e-6)
+    assert stats["variants"]["s4_mlp_p2_p5"]["train.acc1"]["mean"] == pytest.approx(statistics.fmean(a), abs=1e-6)
+
+
+def test_collect_yields_every_metric_of_the_table(small):
+    """A run with BN records every metric of droplab.metric_table (the twin gain needs a twin), and
+    a layerwise claim's series exist per BN layer: no claimable name is left uncollected."""
+    from droplab.metric_table import LAYERWISE, METRICS
+    params, _, _, root = small
+    collected = aggregate.collect(params, root / "metrics")
+    assert list(collected.values["s4_mlp_p2_p5"]) == [key for key in METRICS if key != "bn.recal_gain_vs_twin"]
+    for key in LAYERWISE:
+        assert collected.layers["s4_mlp_p2_p5"][key.removeprefix("bn.")]["block.bn"]

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from droplab.metric_table import CLAIMABLE, LAYERWISE, METRICS
 from droplab.results.claims import (
-    BN_METRICS,
-    LAYERWISE,
     Claim,
     Claims,
     ClaimsError,
@@ -82,13 +81,17 @@ def test_parse_expect_variant_forms_have_no_constant() -> None:
     assert parse_expect(" c < b ") == Expectation("<", ("c", "b"), None)
 
 
-def test_bn_metrics_are_claimable_and_only_the_variance_ratio_is_per_layer() -> None:
-    """theory_gap is a check of the analysis now (checks.theory_gap), not a claimable metric."""
-    assert LAYERWISE == ("dropout_variance_ratio",) and set(LAYERWISE) <= set(BN_METRICS)
-    assert "theory_gap" not in BN_METRICS
-    for name in BN_METRICS:
-        bn = claim("a > b", metric=f"bn.{name}")
-        assert bn.layerwise() == (name in LAYERWISE) and bn.mechanism()
+def test_every_recorded_metric_is_claimable_and_only_the_variance_ratio_is_per_layer() -> None:
+    """The metric table is what claims may name; theory_gap is a check of the analysis
+    (checks.theory_gap), not a claimable metric."""
+    assert list(LAYERWISE) == ["bn.dropout_variance_ratio"]
+    assert set(CLAIMABLE) == {*METRICS, *LAYERWISE} and "bn.theory_gap" not in CLAIMABLE
+    for split in ("train", "val", "test"):
+        for name in ("loss", "acc1", "acc5", "f1_macro"):
+            assert f"{split}.{name}" in CLAIMABLE
+    for name in CLAIMABLE:
+        one = claim("a > b", metric=name)
+        assert one.layerwise() == (name in LAYERWISE) and one.mechanism() == name.startswith("bn.")
     assert not claim("a > b").layerwise() and not claim("a > b").mechanism()
 
 
@@ -155,7 +158,7 @@ def broken(field: str, value: object) -> list[dict]:
     ("claims", "message"),
     [
         (broken("metric", "val.top1"), "claim 's4': metric: expected '<split>.<name>' with split in "
-                                       "train|val|test and name in loss|acc1|acc5|f1_macro"),
+                                       "train|val|test and name in acc1|acc5|f1_macro|loss"),
         (broken("expect", "a >> b"), "claim 's4': expect: expected 'A > B [> C ...]', 'A < B [...]' "
                                      "or 'A ~ B'"),
         (broken("expect", "a > b < c"), "claim 's4': expect: mixes '<' and '>'"),
@@ -211,8 +214,9 @@ NUMBER_FORMS = "a number compares with exactly one variant, after it: 'A > 1.5',
      ({"expect": "a > 1", "tolerance": 0.1}, "tolerance is only used by 'A ~ B' claims, not by expect 'a > 1'"),
      ({"paired": "yes"}, "paired: Input should be a valid boolean"),
      ({"metric": "bn.theory_gap"}, "metric: expected '<split>.<name>' with split in train|val|test and name in "
-                                   "loss|acc1|acc5|f1_macro, or 'bn.<name>' with name in dropout_variance_ratio|"
-                                   "recal_gain|recal_gain_vs_twin (got 'bn.theory_gap')")],
+                                   "acc1|acc5|f1_macro|loss, or one of bn.dropout_variance_ratio_blocks|"
+                                   "bn.stored_variance_shift_blocks|bn.recal_gain|recal.acc1|bn.recal_gain_vs_twin|"
+                                   "bn.dropout_variance_ratio (got 'bn.theory_gap')")],
 )
 def test_claim_field_errors(tmp_path: Path, changes: dict, message: str) -> None:
     path = write(tmp_path, [{**EXAMPLE[0], **changes}])

@@ -21,7 +21,8 @@ from droplab.results.judge import (
     NOT_RUN,
     judge,
 )
-from droplab.results.stats import StatsError, tost_power
+from droplab.results.power import tost_power
+from droplab.results.stats import StatsError
 
 from synthetic import draws
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from droplab.errors import DroplabError
+from droplab.metric_table import CLAIMABLE, LAYERWISE, SPLIT_METRICS, SPLITS, metric
 from droplab.schema import Strict, first_repeated, problem_lines
 from droplab.yaml_file import read_yaml
 
@@ -27,10 +28,7 @@ class ClaimsError(DroplabError):
 
 
 Relation = Literal[">", "<", "~"]
-SPLITS = ("train", "val", "test")
-METRICS = ("loss", "acc1", "acc5", "f1_macro")
-BN_METRICS = ("dropout_variance_ratio", "recal_gain", "recal_gain_vs_twin")
-LAYERWISE = ("dropout_variance_ratio",)  # one series per BN layer, each judged on its own
+_OTHER_METRICS = [key for key in CLAIMABLE if key.partition(".")[0] not in SPLITS]
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _EXPECT_FORMS = "expected 'A > B [> C ...]', 'A < B [...]' or 'A ~ B'"
@@ -98,14 +96,12 @@ class Claim(Strict):
 
     @field_validator("metric")
     @classmethod
-    def _metric(cls, metric: str) -> str:
-        split, _, name = metric.partition(".")
-        if split == "bn" and name in BN_METRICS:
-            return metric
-        if split not in SPLITS or name not in METRICS:
-            raise ValueError(f"expected '<split>.<name>' with split in {'|'.join(SPLITS)} "
-                             f"and name in {'|'.join(METRICS)}, or 'bn.<name>' with name in {'|'.join(BN_METRICS)}")
-        return metric
+    def _metric(cls, name: str) -> str:
+        """Any metric the runs record (droplab.metric_table), so that every accepted claim can be judged."""
+        if name not in CLAIMABLE:
+            raise ValueError(f"expected '<split>.<name>' with split in {'|'.join(SPLITS)} and name in "
+                             f"{'|'.join(SPLIT_METRICS)}, or one of {'|'.join(_OTHER_METRICS)}")
+        return name
 
     @field_validator("expect")
     @classmethod
@@ -134,12 +130,12 @@ class Claim(Strict):
         return list(self.expectation().variants)
 
     def layerwise(self) -> bool:
-        split, _, name = self.metric.partition(".")
-        return split == "bn" and name in LAYERWISE
+        """Judged BN layer by BN layer (one series per layer, each on its own)."""
+        return self.metric in LAYERWISE
 
     def mechanism(self) -> bool:
         """A claim on the BN analysis rather than on accuracy: its own family for Holm."""
-        return self.metric.startswith("bn.")
+        return metric(self.metric).mechanism
 
 
 class Trained(Strict):

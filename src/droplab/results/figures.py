@@ -15,14 +15,16 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from droplab.atomic import atomic_path  # noqa: E402
+from droplab.results.judge import CONFIRMED, CONTRADICTED, INCONCLUSIVE, NOT_RUN  # noqa: E402
+from droplab.results.verdicts import UNTESTABLE  # noqa: E402
 
 PNG_METADATA = {"Software": None}
 # Vega's "tableau10", the scheme of the DVC plot templates (.dvc/plots/): a variant has one colour,
 # the same in a study's PNGs and in `dvc plots show`, given by its place in the study's list
 COLORS = ("#4c78a8", "#f58518", "#e45756", "#72b7b2", "#54a24b", "#eeca3b", "#b279a2", "#ff9da6", "#9d755d",
           "#bab0ac")
-VERDICT_COLORS = {"confirmed": "#59a14f", "contradicted": "#e15759", "inconclusive": "#4e79a7",
-                  "not testable": "#bab0ac", "not run": "#d4d4d4"}  # as in .dvc/plots/droplab_claims.json
+VERDICT_COLORS = {CONFIRMED: "#59a14f", CONTRADICTED: "#e15759", INCONCLUSIVE: "#4e79a7",
+                  UNTESTABLE: "#bab0ac", NOT_RUN: "#d4d4d4"}  # as in .dvc/plots/droplab_claims.json
 SPLIT_STYLES = {"train": "-", "val": "--"}
 
 

@@ -15,21 +15,16 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from droplab.results.claims import Claim, ClaimsError
+from droplab.results.power import detectable_difference, noise_sd, seeds_needed, tost_power, tost_seeds_for_power
 from droplab.results.stats import (
+    PAIRED,
+    WELCH,
     StatsError,
     beyond_tolerance_p,
-    compare,
-    compare_paired,
-    compare_to,
-    detectable_difference,
+    compare_with,
     equivalence,
-    paired_sd,
-    pooled_sd,
     prob_superiority,
-    seeds_needed,
-    summarize,
-    tost_power,
-    tost_seeds_for_power,
+    test_name,
 )
 
 CONFIRMED = "confirmed"
@@ -79,8 +74,8 @@ class Judgement:
 
 def _seed_power(a: Series, b: Series | float, paired: bool, difference: float) -> tuple[str, float | None, int | None]:
     """'>'/'<': the smallest difference these seeds detect (80% power), and the seeds the observed one needs."""
-    one_series = paired or isinstance(b, float)
-    sd = summarize(a).sd if isinstance(b, float) else paired_sd(a, b) if paired else pooled_sd(a, b)
+    one_series = test_name(b, paired) != WELCH
+    sd = noise_sd(a, b, paired)
     size = detectable_difference(sd, len(a), None if one_series else len(b), one_series, ALPHA, POWER)
     if size is None:
         return NO_NOISE, None, None
@@ -94,8 +89,8 @@ def _seed_power(a: Series, b: Series | float, paired: bool, difference: float) -
 def _tost_power(a: Series, b: Series | float, paired: bool, difference: float,
                 tolerance: float) -> tuple[str, float | None, int | None]:
     """'~': TOST's power with these seeds at a true difference of 0 and at the observed one."""
-    one_series = paired or isinstance(b, float)
-    sd = summarize(a).sd if isinstance(b, float) else paired_sd(a, b) if paired else pooled_sd(a, b)
+    one_series = test_name(b, paired) != WELCH
+    sd = noise_sd(a, b, paired)
     at_zero = tost_power(sd, len(a), 0.0, tolerance, one_series, ALPHA)
     if at_zero is None:
         return NO_NOISE, None, None
@@ -108,7 +103,7 @@ def _tost_power(a: Series, b: Series | float, paired: bool, difference: float,
 
 def judge_step(claim: Claim, a: Series, b: Series | float, where: str) -> Step:
     expectation = claim.expectation()
-    paired = claim.paired and not isinstance(b, float)
+    paired = test_name(b, claim.paired) == PAIRED
     if paired and len(a) != len(b):
         raise StatsError(f"{where}: paired needs equal seed counts, got {len(a)} and {len(b)}")
     superiority = prob_superiority(a, b, paired)
@@ -120,8 +115,7 @@ def judge_step(claim: Claim, a: Series, b: Series | float, where: str) -> Step:
         if p_value is None and low is not None:  # no seed noise: the difference alone decides
             p_value = 0.0
     else:
-        test = compare_to if isinstance(b, float) else compare_paired if paired else compare
-        comparison = test(a, b, 1 - ALPHA)
+        comparison = compare_with(a, b, paired, 1 - ALPHA)
         difference, low, high = comparison.difference, comparison.ci_low, comparison.ci_high
         right_way = difference > 0 if expectation.relation == ">" else difference < 0
         p_value = comparison.p_value
@@ -196,7 +190,7 @@ def _interval(step: Step, claim: Claim) -> str:
     if step.ci_low is None or step.ci_high is None:
         return f"{step.where}: {step.difference:+.4f}, no interval with one seed"
     level = f"{1 - 2 * ALPHA:.0%}" if claim.expectation().relation == "~" else f"{1 - ALPHA:.0%}"
-    kind = "paired " if claim.paired and claim.expectation().constant is None else ""
+    kind = f"{PAIRED} " if claim.paired and claim.expectation().constant is None else ""
     return f"{step.where} = {step.difference:+.4f}, {kind}{level} CI [{step.ci_low:+.4f}, {step.ci_high:+.4f}]"
 
 

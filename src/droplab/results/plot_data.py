@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from droplab.records import DECIMALS
 from droplab.results.stats import summarize
+from droplab.results.verdicts import verdict_word
 from droplab.run_files import CURVES
 
 __all__ = ["CURVES", "accuracy_tsv", "claims_tsv", "curves_tsv", "verdict_word"]
@@ -15,6 +17,11 @@ CURVE_SPLITS = ("train", "val")
 CURVE_HEADER = "variant\tsplit\tepoch\tmean\tlow\thigh\tseeds"
 TEST_HEADER = "variant\ttest_acc1\tlow\thigh\tseeds"
 CLAIMS_HEADER = "claim\tdifference\tlow\thigh\tverdict\tregime"
+
+
+def _fixed(value: float) -> str:
+    """A number as every droplab file writes it: DECIMALS places."""
+    return f"{value:.{DECIMALS}f}"
 
 
 def _interval(values: Sequence[float], confidence: float) -> tuple[float, float, float]:
@@ -34,7 +41,8 @@ def curves_tsv(labels: Sequence[str], histories: Mapping[str, list[list[dict]]],
         for split in CURVE_SPLITS:
             for index, row in enumerate(seeds[0]):
                 mean, low, high = _interval([history[index][f"{split}_{metric}"] for history in seeds], confidence)
-                lines.append(f"{label}\t{split}\t{row['epoch']}\t{mean:.6f}\t{low:.6f}\t{high:.6f}\t{len(seeds)}")
+                lines.append(f"{label}\t{split}\t{row['epoch']}\t{_fixed(mean)}\t{_fixed(low)}\t{_fixed(high)}\t"
+                             f"{len(seeds)}")
     return "\n".join(lines) + "\n"
 
 
@@ -45,20 +53,12 @@ def accuracy_tsv(labels: Sequence[str], per_variant: Mapping[str, dict], metric:
         stat = per_variant[label][metric]
         low = stat["mean"] if stat["ci_low"] is None else stat["ci_low"]
         high = stat["mean"] if stat["ci_high"] is None else stat["ci_high"]
-        lines.append(f"{label}\t{stat['mean']:.6f}\t{low:.6f}\t{high:.6f}\t{stat['n']}")
+        lines.append(f"{label}\t{_fixed(stat['mean'])}\t{_fixed(low)}\t{_fixed(high)}\t{stat['n']}")
     return "\n".join(lines) + "\n"
 
 
-def verdict_word(verdict: str) -> str:
-    """The verdict without its reason: confirmed, contradicted, inconclusive, not testable, not run."""
-    for word in ("not testable", "not run"):
-        if verdict.startswith(word):
-            return word
-    return verdict.split(" ")[0].rstrip(":,")
-
-
 def _cell(value: float | None) -> str:
-    return "" if value is None else f"{value:.6f}"  # one seed has no interval: an empty cell, not a made-up one
+    return "" if value is None else _fixed(value)  # one seed has no interval: an empty cell, not a made-up one
 
 
 def claims_tsv(claims: Sequence[dict]) -> str:

@@ -15,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from droplab.results.claims import Claim
-from droplab.results.judge import DECIDED, NOT_RUN, Judgement, verdict_for
+from droplab.results.judge import CONFIRMED, CONTRADICTED, DECIDED, INCONCLUSIVE, NOT_RUN, Judgement, verdict_for
 from droplab.results.stats import holm
 
-NOT_TESTABLE = "not testable at this scale"
+UNTESTABLE = "not testable"  # a verdict's word, without its reason
+NOT_TESTABLE = f"{UNTESTABLE} at this scale"
+VERDICT_WORDS = (CONFIRMED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE, NOT_RUN)  # summary.json counts each
 FRAGILE = "fragile"
 # the other readings of an accuracy claim: (name, how to read the claim there)
 READINGS = ("after BN recalibration", "on test loss")
@@ -97,3 +99,11 @@ def not_testable(why: str) -> str:
 
 def verdict_text(row: Row) -> str:
     return f"{row.verdict} ({FRAGILE})" if row.fragile else row.verdict
+
+
+def verdict_word(verdict: str) -> str:
+    """The verdict without its reason: confirmed, contradicted, inconclusive, not testable, not run."""
+    for word in (UNTESTABLE, NOT_RUN):
+        if verdict.startswith(word):
+            return word
+    return verdict.split(" ")[0].rstrip(":,")
