@@ -18,11 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
+from droplab.atomic import write_text
 from droplab.errors import DroplabError
 from droplab.pipeline.tiny import shrink
-from droplab.yaml_file import read_yaml
+from droplab.yaml_file import read_yaml, with_comments
 
 # S2's CNNs: six small models that learn within the tiny config's single epoch (S4's SGD MLPs and
 # the ResNets stay near chance there), with claims to judge
@@ -57,7 +56,8 @@ def make_copy(repo: Path, target: Path, study: str | None = None) -> None:
     for rel in tracked_files(repo):
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(repo / rel, target / rel)
-    (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # ruamel's round trip, as `droplab tiny`: the copy's params.yaml keeps the comments that explain it
+    write_text(target / "params.yaml", with_comments((repo / "params.yaml").read_text(), params))
     for command in (["git", "init", "-q"], ["git", "add", "-A"],
                     ["git", "-c", "user.name=droplab", "-c", "user.email=try@droplab.invalid", "commit", "-qm",
                      "droplab try"]):
