@@ -28,7 +28,7 @@ from droplab.models.registry import create_model
 from droplab.models.resnet import ResNet
 from droplab.models.resnet_spec import Head
 from droplab.records import load_meta
-from droplab.training import train
+from droplab.training import checkpoint, train
 from droplab.training.device_data import BatchTransform, Shard, Split, draw_crop_flip, train_batches
 from droplab.training.optim import build_scheduler
 
@@ -296,7 +296,7 @@ def test_sync_bn_is_refused_without_a_gpu(tiny_params, tmp_path: Path):
 
 def test_the_best_weights_are_kept_as_host_copies():
     live = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
-    kept = train.host_copy(live)
+    kept = checkpoint.host_copy(live)
     assert kept.keys() == live.state_dict().keys() and all(t.device.type == "cpu" for t in kept.values())
     with torch.no_grad():
         live[0].weight.add_(1.0)

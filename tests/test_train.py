@@ -11,7 +11,7 @@ from droplab.config import parse_params
 from droplab.errors import DroplabError
 from droplab.models.registry import create_model
 from droplab.records import BnReport, RunResult, dump, load_meta, load_result
-from droplab.training import train
+from droplab.training import context, train
 from droplab.training.device_data import BatchTransform, Split, draw_crop_flip, load_splits, train_batches
 from droplab.training.optim import build_scheduler
 
@@ -244,4 +244,4 @@ def test_bf16_autocast_and_channels_last_match_fp32_on_the_cpu(tiny_params, tmp_
 @pytest.mark.parametrize("setting, on_cuda, expected", [("auto", True, True), ("auto", False, False),
                                                          (True, False, True), (False, True, False)])
 def test_auto_switches_follow_the_device(setting, on_cuda: bool, expected: bool):
-    assert train._resolve(setting, on_cuda) is expected
+    assert context.resolve(setting, on_cuda) is expected

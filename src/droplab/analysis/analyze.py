@@ -5,17 +5,14 @@ the numbers); it writes no file and draws no figure."""
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
-import torch
 from torch import nn
 
-from droplab import torch_files
 from droplab.analysis import bn_analysis
-from droplab.errors import DroplabError
 from droplab.records import BnLayer, BnReport, Recalibration, Spread
+from droplab.training.context import Context
 from droplab.training.device_data import BatchTransform, Split, eval_batches
-from droplab.training.train import Context, evaluate
+from droplab.training.train import evaluate
 
 
 def _spread(values: list[float]) -> Spread:
@@ -25,18 +22,6 @@ def _spread(values: list[float]) -> Spread:
 def _mean(values: list[float | None]) -> float | None:
     present = [value for value in values if value is not None]
     return statistics.fmean(present) if present else None
-
-
-def load_model_file(path: Path, device: torch.device, variant: str) -> dict:
-    """A trained model file of `variant`, loaded weights-only: tensors and plain containers, never code."""
-    content = torch_files.load(path, device, "model file", "run its train stage first")
-    if not isinstance(content, dict) or not isinstance(content.get("state_dict"), dict):
-        raise DroplabError(f"{path}: not a droplab model file: expected the train stage's dict with a "
-                           f"state_dict, found {type(content).__name__}; rerun train@{variant}")
-    if content.get("variant") != variant:
-        raise DroplabError(f"{path}: holds a model of variant {content.get('variant')!r}, not {variant!r}; "
-                           "rerun its train stage")
-    return content
 
 
 def analyze_run(model: nn.Module, splits: dict[str, Split], transform: BatchTransform, ctx: Context,

@@ -14,6 +14,7 @@ prepared data), and one written by anything else is refused, never loaded. It is
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -23,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 import droplab
 from droplab import torch_files
@@ -95,6 +97,16 @@ def restore_rng_states(states: dict[str, Any], generator: torch.Generator, devic
     if device.type == "cuda":
         torch.cuda.set_rng_state(states["cuda"], device)
     generator.set_state(states["data_order"])
+
+
+def host_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state_dict (its module versions included) copied to the CPU: where the best
+    epoch's weights are always kept, so an uninterrupted run and a resumed one (whose checkpoint
+    loads on the CPU) save the same bytes."""
+    state = model.state_dict()
+    kept = type(state)((name, tensor.detach().to("cpu", copy=True)) for name, tensor in state.items())
+    kept._metadata = copy.deepcopy(state._metadata)  # type: ignore[attr-defined]
+    return kept
 
 
 def save(path: Path, expected: dict[str, str], state: dict[str, Any]) -> None:

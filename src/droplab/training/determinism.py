@@ -30,7 +30,3 @@ def seed_everything(seed: int, threads: int, compiled: bool = False) -> torch.Ge
     generator = torch.Generator()
     generator.manual_seed(seed)
     return generator
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

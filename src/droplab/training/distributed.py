@@ -21,6 +21,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from droplab.errors import DroplabError
 from droplab.training import gpu_pool
@@ -104,11 +105,12 @@ def _from_bytes(data: bytes) -> Any:
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
 
+# Named after torch.distributed's object collectives, which they wrap for one value and a Shard.
 # Values cross processes as torch.save bytes, read back weights-only: torch's object collectives
 # would unpickle the tensors inside with a full pickle (and fail on them in torch 2.14).
-def gather_to_first(value: Any, shard: Shard) -> list[Any] | None:
+def gather_object(value: Any, shard: Shard) -> list[Any] | None:
     """Every rank's `value` (tensors and plain containers), in rank order, on rank 0 (None on
-    the others); a collective."""
+    the others); a collective (torch's gather_object to rank 0)."""
     if shard.world == 1:
         return [value]
     gathered: list[Any] | None = [None] * shard.world if shard.rank == 0 else None
@@ -116,8 +118,9 @@ def gather_to_first(value: Any, shard: Shard) -> list[Any] | None:
     return [_from_bytes(data) for data in gathered] if gathered is not None else None
 
 
-def from_first(value: Any, shard: Shard) -> Any:
-    """Rank 0's `value` (tensors and plain containers) on every rank; a collective."""
+def broadcast_object(value: Any, shard: Shard) -> Any:
+    """Rank 0's `value` (tensors and plain containers) on every rank; a collective (torch's
+    broadcast_object_list from rank 0, for one value)."""
     if shard.world == 1:
         return value
     box = [_to_bytes(value) if shard.rank == 0 else None]
@@ -125,13 +128,22 @@ def from_first(value: Any, shard: Shard) -> Any:
     return _from_bytes(box[0])
 
 
-def everyones(value: Any, shard: Shard) -> list[Any]:
-    """Every rank's `value` (plain Python values, no tensors), in rank order, on every rank; a collective."""
+def all_gather_object(value: Any, shard: Shard) -> list[Any]:
+    """Every rank's `value` (plain Python values, no tensors), in rank order, on every rank; a
+    collective (torch's all_gather_object, returning the list)."""
     if shard.world == 1:
         return [value]
     gathered: list[Any] = [None] * shard.world
     dist.all_gather_object(gathered, value)
     return gathered
+
+
+def for_training(model: nn.Module, shard: Shard, device: torch.device, compiled: bool) -> nn.Module:
+    """The module the training steps call: DDP across processes, then torch.compile when asked.
+    Both share `model`'s parameters, so evaluation and checkpoints use `model` itself."""
+    if shard.world > 1:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return torch.compile(model) if compiled else model
 
 
 def share_buffers(model: nn.Module, shard: Shard) -> None:

@@ -15,30 +15,29 @@ import copy
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from droplab import kernel_pins, torch_files
-from droplab.atomic import atomic_files, json_text
+from droplab import kernel_pins
 from droplab.config import Run, TrainConfig, VariantConfig
 from droplab.errors import DroplabError
 from droplab.models.norm import convert_sync_batchnorm
 from droplab.models.registry import create_model_for
-from droplab.records import BnReport, EpochRow, Meta, PerClassScores, RunResult, Scores, dump, load_meta
+from droplab.records import BnReport, Meta, RunResult, load_meta
+from droplab.run_files import RunFiles
 from droplab.training import checkpoint, distributed, live
+from droplab.training.context import Context, autocast, make_context
 from droplab.training.determinism import seed_everything
 from droplab.training.device_data import (
     ONE_PROCESS,
-    BatchTransform,
     CropFlip,
     Shard,
     Split,
@@ -50,25 +49,8 @@ from droplab.training.device_data import (
 )
 from droplab.training.metrics import Meter
 from droplab.training.optim import build_optimizer, build_scheduler
-
-
-@dataclass
-class Context:
-    """What every pass needs besides the model and the data."""
-
-    transform: BatchTransform
-    num_classes: int
-    device: torch.device
-    autocast: bool
-    shard: Shard = Shard()
-
-
-@dataclass
-class History:
-    rows: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int = 0
-    best_val: dict[str, float] = field(default_factory=dict)
-    best_train: dict[str, float] = field(default_factory=dict)
+from droplab.training.resume import Resume, resume_state, run_identity
+from droplab.training.run_outputs import EpochLog, History, RunOutputs, run_log, run_result, write_outputs
 
 
 class NonFiniteLoss(Exception):
@@ -77,27 +59,13 @@ class NonFiniteLoss(Exception):
         self.step, self.value = step, value
 
 
-@dataclass(frozen=True)
-class Resume:
-    """Where a run's per-epoch checkpoint lives, and what a checkpoint must match to be resumed."""
-
-    path: Path
-    identity: dict[str, str]
-
-
-def _autocast(ctx: Context):
-    if not ctx.autocast:
-        return nullcontext()
-    return torch.autocast(ctx.device.type, dtype=torch.bfloat16)
-
-
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler,
                images: torch.Tensor, labels: torch.Tensor, draws: CropFlip | None,
                ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step on one batch; returns the logits and the summed loss. It only queues
     device work: nothing in it creates a host tensor or makes the host wait for the device."""
     x = ctx.transform(images, draws)
-    with _autocast(ctx):
+    with autocast(ctx):
         logits = model(x)
         loss_sum = F.cross_entropy(logits.float(), labels, reduction="sum")
     optimizer.zero_grad(set_to_none=True)
@@ -125,7 +93,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
         if progress is not None:
             progress.update(1)
     # every rank stops together, at the earliest bad step of any, before the collective in summary()
-    bad = [found for found in distributed.everyones(meter.first_nonfinite_loss(), ctx.shard) if found]
+    bad = [found for found in distributed.all_gather_object(meter.first_nonfinite_loss(), ctx.shard) if found]
     if bad:
         raise NonFiniteLoss(*min(bad))
     return meter.summary(distributed.sum_across(ctx.shard))
@@ -141,49 +109,12 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, ctx: Context,
     part = shard.part(len(split))
     meter = Meter(ctx.num_classes, ctx.device)
     for images, labels in eval_batches(Split(split.images[part], split.labels[part]), batch_size):
-        with _autocast(ctx):
+        with autocast(ctx):
             logits = model(ctx.transform(images))
         meter.update(logits, labels, F.cross_entropy(logits.float(), labels, reduction="sum"))
     return meter.summary(distributed.sum_across(shard), per_class)
 
 
-def host_copy(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state_dict (its module versions included) copied to the CPU: where the best
-    epoch's weights are always kept, so an uninterrupted run and a resumed one (whose checkpoint
-    loads on the CPU) save the same bytes."""
-    state = model.state_dict()
-    kept = type(state)((name, tensor.detach().to("cpu", copy=True)) for name, tensor in state.items())
-    kept._metadata = copy.deepcopy(state._metadata)  # type: ignore[attr-defined]
-    return kept
-
-
-def for_training(model: nn.Module, cfg: TrainConfig, ctx: Context) -> nn.Module:
-    """The module the training steps call: DDP across processes, then torch.compile when asked.
-    Both share `model`'s parameters, so evaluation and checkpoints use `model` itself."""
-    if ctx.shard.world > 1:
-        model = DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-    return torch.compile(model) if cfg.compile else model
-
-
-def _resume_state(resume: Resume | None, shard: Shard) -> dict | None:
-    """The checkpoint to resume from, as rank 0 read it, on every rank: the other ranks (other
-    nodes, perhaps) need no copy of the file. A refused checkpoint stops every rank."""
-    if resume is None:
-        return None
-    saved: dict | None = None
-    refusal: str | None = None
-    if shard.rank == 0:
-        try:
-            saved = checkpoint.load(resume.path, resume.identity)
-        except checkpoint.CheckpointError as exc:
-            refusal = str(exc)
-    saved, refusal = distributed.from_first((saved, refusal), shard)
-    if refusal is not None:
-        raise checkpoint.CheckpointError(refusal)
-    return saved
-
-
-EpochLog = Callable[[dict[str, float]], None]  # called with each epoch's history row
 # A checkpoint after the last epoch, and before it at most once per this many seconds of the run: a
 # kill loses at most that much training, and a small model's run is not spent writing checkpoints
 # (one every epoch more than doubled the time of S2's MLP runs). 0 checkpoints every epoch.
@@ -209,7 +140,7 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
     on_terminal = sys.stderr.isatty() and main_process
     train_seconds = 0.0
     first_epoch = 1
-    saved = _resume_state(resume, ctx.shard)
+    saved = resume_state(resume, ctx.shard)
     if saved is not None:
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -221,7 +152,7 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
             print(f"{name}: resuming after epoch {saved['epoch']} from {resume.path}", flush=True)
     for row in history.rows if log else ():
         log(row)
-    trainable = for_training(model, cfg, ctx)
+    trainable = distributed.for_training(model, ctx.shard, ctx.device, cfg.compile)
     last_saved = checkpoint_clock()
     for epoch in range(first_epoch, cfg.epochs + 1):
         progress = tqdm(total=steps, desc=f"{name} {epoch}/{cfg.epochs}", leave=False) if on_terminal else None
@@ -252,33 +183,17 @@ def fit(model: nn.Module, splits: dict[str, Split], cfg: TrainConfig, ctx: Conte
                   f"val loss {val['loss']:.4f} acc1 {val['acc1']:.4f}", flush=True)
         if not history.best_val or val["acc1"] > history.best_val["acc1"]:
             history.best_epoch, history.best_val, history.best_train = epoch, val, train
-            best_state = host_copy(model)
+            best_state = checkpoint.host_copy(model)
         due = epoch == cfg.epochs or checkpoint_clock() - last_saved >= CHECKPOINT_SECONDS
-        if resume and distributed.from_first(due, ctx.shard):  # every rank takes rank 0's decision
+        if resume and distributed.broadcast_object(due, ctx.shard):  # every rank takes rank 0's decision
             last_saved = checkpoint_clock()
-            rng = distributed.gather_to_first(checkpoint.rng_states(generator, ctx.device), ctx.shard)
+            rng = distributed.gather_object(checkpoint.rng_states(generator, ctx.device), ctx.shard)
             if main_process:
                 checkpoint.save(resume.path, resume.identity, {
                     "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "history": asdict(history), "best_state": best_state,
                     "train_seconds": train_seconds, "rng": rng})
     return history, best_state, train_seconds
-
-
-def _resolve(setting: bool | str, auto: bool) -> bool:
-    return auto if setting == "auto" else bool(setting)
-
-
-def run_identity(config: VariantConfig, run: Run, prepared: Path, ctx: Context) -> dict[str, str]:
-    """What a checkpoint must match to be resumed by this run: its config, and how it computes
-    (every rank's device, GPU model and libraries, the resolved amp and memory format, the
-    process count); a collective under DDP."""
-    computed = {"spec": config.spec.model_dump(mode="json"), "rates": config.rates,
-                "train": config.train.model_dump(mode="json"), "sizes": config.sizes,
-                "split_seed": config.split_seed, "processes": ctx.shard.world,
-              "amp": ctx.autocast, "channels_last": ctx.transform.memory_format == torch.channels_last,
-                "kernels": distributed.everyones(kernel_pins.kernel_identity(ctx.device), ctx.shard)}
-    return checkpoint.identity(run.variant, run.seed, computed, prepared)
 
 
 @dataclass(frozen=True)
@@ -318,7 +233,7 @@ def train_run(config: VariantConfig, run: Run, splits: dict[str, Split], meta: M
     return TrainedRun(model, history, best_state, test, speed)
 
 
-# (model, splits, ctx, seed, the test metrics training measured) -> JSON
+# (model, splits, ctx, seed, the test metrics training measured) -> the seed's BN report
 Measure = Callable[[nn.Module, dict[str, Split], Context, int, dict[str, Any]], BnReport]
 
 
@@ -345,6 +260,7 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
         meta = load_meta(prepared)
         prepared_splits = load_splits(prepared / "arrays.npz", device, meta)
         ctx = make_context(config, meta, shard, device)
+        files = RunFiles(models_dir, metrics_dir, plots_dir, checkpoints_dir or RunFiles.checkpoints)
         results: dict[int, RunResult] = {}
         resumes: list[Path] = []
         for seed in seeds:
@@ -352,72 +268,22 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
             splits = subsets(prepared_splits, config.sizes, config.split_seed, seed)
             resume = None
             if checkpoints_dir is not None:
-                resume = Resume(run.path(checkpoints_dir, ".pt"), run_identity(config, run, prepared, ctx))
+                resume = Resume(files.checkpoint(run), run_identity(config, run, prepared, ctx))
                 resumes.append(resume.path)
-            live_dir = run.path(plots_dir / "train", "")
-            with live.earlier_kept(live_dir) if shard.rank == 0 else nullcontext():
-                with _run_log(live_dir, shard) as log:  # closed before any output is written
+            with live.earlier_kept(files.live(run)) if shard.rank == 0 else nullcontext():
+                with run_log(files, run, shard) as log:  # closed before any output is written
                     trained = train_run(config, run, splits, meta, ctx, resume, log)
                 confusion = trained.test.pop("confusion")
-                result = _result(trained.history, trained.test, splits, meta.classes)
+                result = run_result(trained.history, trained.test, splits, meta.classes)
                 if shard.rank == 0:
                     start = time.perf_counter()
                     bn = measure(trained.model, splits, ctx, seed, trained.test) if measure else None
                     speed = {**trained.speed, "analysis_seconds": round(time.perf_counter() - start, 3)}
-                    outputs = {"model": {"variant": run.variant, "seed": run.seed, "spec": config.spec.model_dump(),
-                                         "rates": config.rates, "best_epoch": trained.history.best_epoch,
-                                         "state_dict": trained.best_state},
-                               "confusion": live.confusion_rows(confusion, meta.classes),
-                               "result": result, "bn": bn, "speed": speed}
-                    _write_outputs(run, outputs, models_dir, metrics_dir, plots_dir)
+                    write_outputs(files, config, run, RunOutputs(
+                        trained.history.best_epoch, trained.best_state, live.confusion_rows(confusion, meta.classes),
+                        result, bn, speed))
             results[seed] = result
         if shard.rank == 0:
             for path in resumes:
                 path.unlink(missing_ok=True)
     return results
-
-
-def make_context(config: VariantConfig, meta: Meta, shard: Shard, device: torch.device) -> Context:
-    """The run's transform and switches, with every "auto" resolved for `device`."""
-    cfg = config.train
-    on_gpu = device.type == "cuda"
-    return Context(
-        transform=BatchTransform(meta.mean, meta.std, config.spec.normalize, device,
-                                 _resolve(cfg.channels_last, on_gpu)),
-        num_classes=len(meta.classes),
-        device=device,
-        autocast=_resolve(cfg.amp, on_gpu and torch.cuda.is_bf16_supported(including_emulation=False)),
-        shard=shard,
-    )
-
-
-def _result(history: History, test: dict[str, Any], splits: dict[str, Split], classes: list[str]) -> RunResult:
-    """A seed's metrics/train record: its best epoch, the metrics there, test F1 per class by
-    name, and every epoch's row (the curves the aggregate stage averages and judges regimes on)."""
-    per_class = dict(zip(classes, test["f1_per_class"], strict=True))
-    return RunResult(best_epoch=history.best_epoch, train=Scores(**history.best_train), val=Scores(**history.best_val),
-                     test=PerClassScores(**{**test, "f1_per_class": per_class}),
-                     sizes={name: len(split) for name, split in splits.items()},
-                     history=[EpochRow(**row) for row in history.rows])
-
-
-@contextmanager
-def _run_log(directory: Path, shard: Shard) -> Iterator[EpochLog | None]:
-    """Rank 0's DVCLive log of one run (training.live.run_log); the other ranks log nothing."""
-    if shard.rank:
-        yield None
-        return
-    with live.run_log(directory) as log:
-        yield log.epoch
-
-
-def _write_outputs(run: Run, outputs: dict, models_dir: Path, metrics_dir: Path, plots_dir: Path) -> None:
-    """All of a seed's files or none: a failure half way (a full disk) leaves the earlier ones
-    untouched (its DVCLive folder, written while it trained, is put back by live.earlier_kept)."""
-    with atomic_files() as stage:
-        torch_files.save(outputs["model"], stage(run.path(models_dir, ".pt")))
-        stage(run.path(plots_dir / "train", "") / live.CONFUSION).write_text(outputs["confusion"])
-        stage(run.path(metrics_dir / "speed", ".json")).write_text(json_text(outputs["speed"]))
-        stage(run.path(metrics_dir / "train", ".json")).write_text(dump(outputs["result"]))
-        if outputs["bn"] is not None:
-            stage(run.path(metrics_dir / "bn", ".json")).write_text(dump(outputs["bn"]))
