@@ -23,7 +23,8 @@ data:
 	@if [ ! -d $(FASHION_MNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; fi
 
-# The variants of params.yaml, with their studies and seeds, into dvc.yaml's train stage (after adding a variant or a seed).
+# The variants of params.yaml (studies, seeds) into dvc.yaml's train stage, its plots, and each stage's code deps from
+# its script's imports (after adding a variant, a seed, or a module a stage imports).
 runs: setup
 	droplab runs
 
