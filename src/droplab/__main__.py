@@ -1,7 +1,8 @@
 """`droplab` (or `python -m droplab`): the commands around the pipeline that DVC does not run itself.
 
   droplab repro    `dvc repro`, timed: how long it took and where the time went
-  droplab runs     write the (variant, seed) pairs of params.yaml into dvc.yaml's train stage
+  droplab runs     write the (variant, seed) pairs of params.yaml into dvc.yaml's train stage, its
+                   plots, and each stage's code deps (from its script's imports)
   droplab try      the whole pipeline on the tiny config in a throwaway copy: touches nothing here
   droplab tiny     shrink params.yaml in place to the tiny config (the PR review runs it in a worktree)
   droplab sweep    the S2 dropout sweep through the DVC experiment queue, then its report
@@ -108,8 +109,8 @@ def parser() -> argparse.ArgumentParser:
     repro = commands.add_parser("repro", help="dvc repro, timed: the time in all, in training, in the rest")
     repro.add_argument("dvc_args", nargs=argparse.REMAINDER, help="passed on to dvc repro")
     repro.set_defaults(func=_repro)
-    runs = commands.add_parser("runs", formatter_class=DEFAULTS, help="write params.yaml's runs and plots into "
-                               "dvc.yaml (between its marker comments)")
+    runs = commands.add_parser("runs", formatter_class=DEFAULTS, help="write params.yaml's runs and plots, and "
+                               "each stage's code deps, into dvc.yaml (between its marker comments)")
     runs.add_argument("--params", type=Path, default=PARAMS, help="the params file to read")
     runs.add_argument("--pipeline", type=Path, default=PIPELINE, help="the pipeline file to rewrite")
     runs.set_defaults(func=_runs)
