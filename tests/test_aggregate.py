@@ -308,14 +308,14 @@ def test_claims_name_their_study_floor_and_overfit_variant(small, tmp_path: Path
 
 
 def test_the_report_shows_a_failed_theory_check_as_an_error():
-    from droplab.results.report import _check_line
+    from droplab.results.report_tables import check_line
 
     tolerance = 0.05
-    failed = _check_line(aggregate.theory_check(aggregate.Collected(theory_gaps=_gaps(broken=True)), tolerance))
+    failed = check_line(aggregate.theory_check(aggregate.Collected(theory_gaps=_gaps(broken=True)), tolerance))
     assert failed.startswith("**ERROR: the BN analysis check FAILED** at 1 of 1 layers")
-    passed = _check_line(aggregate.theory_check(aggregate.Collected(theory_gaps=_gaps(broken=False)), tolerance))
+    passed = check_line(aggregate.theory_check(aggregate.Collected(theory_gaps=_gaps(broken=False)), tolerance))
     assert passed.endswith(").") and "passed (largest gap" in passed
-    assert "nothing to check" in _check_line(aggregate.theory_check(aggregate.Collected(), tolerance))
+    assert "nothing to check" in check_line(aggregate.theory_check(aggregate.Collected(), tolerance))
 
 
 def test_a_claim_on_train_acc1_gets_a_real_verdict(real_params, tmp_path: Path):

@@ -37,6 +37,11 @@ class Metric:
         return self.key.startswith("bn.")
 
     @property
+    def ci_column(self) -> str | None:
+        """The report column of its 95% half-width, beside the mean."""
+        return f"{self.column}_ci95" if self.column and self.interval else None
+
+    @property
     def blocks_field(self) -> str | None:
         """Its block mean's key in metrics/bn JSON."""
         return None if self.layer_field is None else f"{self.layer_field}_blocks"
@@ -74,7 +79,7 @@ def metric(key: str) -> Metric:
 def report_columns(mechanism: bool) -> list[str]:
     """The report's columns of the accuracy (False) or BN (True) measures, each interval beside its mean."""
     return [name for row in METRICS.values() if row.column and row.mechanism == mechanism
-            for name in (row.column, *([f"{row.column}_ci95"] if row.interval else []))]
+            for name in (row.column, *([row.ci_column] if row.ci_column else []))]
 
 
 def markdown() -> str:

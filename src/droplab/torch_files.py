@@ -2,7 +2,7 @@
 
 torch.save to a path names the archive's inner folder after the file, and droplab writes to a
 random temporary name before renaming, so every rerun changed the model's md5 (and made DVC
-rerun analyze). Saved through memory, the folder is always `archive`; the file write is then
+rerun the stages that read it). Saved through memory, the folder is always `archive`; the file write is then
 plain Python I/O, so a full disk is an OSError naming the file, not torch's RuntimeError.
 """
 
@@ -44,3 +44,15 @@ def load(path: Path, device: torch.device | str, what: str, missing: str) -> Any
     except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, BadZipFile: one answer
         raise DroplabError(f"{path}: not a droplab {what}; it is loaded weights-only and refused "
                            f"({_reason(exc)})") from None
+
+
+def load_model_file(path: Path, device: torch.device, variant: str) -> dict:
+    """A trained model file of `variant`, loaded weights-only: tensors and plain containers, never code."""
+    content = load(path, device, "model file", "run its train stage first")
+    if not isinstance(content, dict) or not isinstance(content.get("state_dict"), dict):
+        raise DroplabError(f"{path}: not a droplab model file: expected the train stage's dict with a "
+                           f"state_dict, found {type(content).__name__}; rerun train@{variant}")
+    if content.get("variant") != variant:
+        raise DroplabError(f"{path}: holds a model of variant {content.get('variant')!r}, not {variant!r}; "
+                           "rerun its train stage")
+    return content

@@ -22,6 +22,8 @@ from droplab.results.claims import Overfitting, Trained
 
 Curve = Sequence[Mapping[str, float]]  # one run's history: a row per epoch
 EPSILON = 1e-12  # thresholds are decimal fractions: 0.57 * 100 is 56.99999999999999 in binary
+# below_floor's rule in words (a run exactly at the floor is not trained either), for the report's prose
+AT_FLOOR, NOT_ABOVE = "at or below", "does not beat"
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def trained_problem(floor: Floor | None, study: str, runs: Mapping[str, Mapping[
                for seed in below_floor(floor, acc1)]
     if not failing:
         return None
-    return f"not trained: {', '.join(failing)} at or below the floor {floor.value:.4f} ({floor.source})"
+    return f"not trained: {', '.join(failing)} {AT_FLOOR} the floor {floor.value:.4f} ({floor.source})"
 
 
 @dataclass(frozen=True)
