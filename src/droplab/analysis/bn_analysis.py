@@ -42,9 +42,6 @@ BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
 # 1 / (1 - p); droplab's Dropout is an nn.Dropout. The D theory holds for all of them.
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 
-ROLES = ("stem", "shortcut", "input", "block")
-FED_BY_DROPOUT = ("direct", "upstream", "none")
-
 
 def bn_layers(model: nn.Module) -> Iterator[tuple[str, nn.modules.batchnorm._BatchNorm]]:
     for name, module in model.named_modules():
@@ -241,8 +238,8 @@ def stored_variance_shift(bn: nn.modules.batchnorm._BatchNorm, off: Moments) -> 
 
 @dataclass(frozen=True)
 class LayerShift:
-    role: str  # one of ROLES
-    fed_by_dropout: str  # one of FED_BY_DROPOUT
+    role: str  # bn_role's: "stem", "shortcut", "input" or "block"
+    fed_by_dropout: str  # "direct" (direct_dropouts), "upstream" (D differs from 1) or "none"
     dropout_variance_ratio: float | None
     dropout_variance_ratio_theory: float | None  # only for "direct"
     theory_gap: float | None  # measured / theory - 1, only for "direct"

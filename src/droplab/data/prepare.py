@@ -19,10 +19,9 @@ from droplab.data.datasets import DatasetSpec
 from droplab.data.idx import read_idx_dataset
 from droplab.data.tiny_imagenet import read_tiny_imagenet
 from droplab.errors import DroplabError
+from droplab.metric_table import SPLITS
 from droplab.records import RERUN_PREPROCESS as RERUN
 from droplab.records import Meta, dump
-
-SPLITS = ("train", "val", "test")
 
 
 def _key(split: str, kind: str) -> str:
