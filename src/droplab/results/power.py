@@ -68,6 +68,16 @@ def _checked_sd(sd: float) -> float:
     return sd
 
 
+def _noise(sd: float | None, n_a: int, n_b: int | None, paired: bool) -> tuple[float, float, int] | None:
+    """The checked SD, the standard error of the difference and its degrees of freedom (_design);
+    None without an SD or without a degree of freedom."""
+    if sd is None:
+        return None
+    sd = _checked_sd(sd)
+    se, df = _design(sd, n_a, n_b, paired)
+    return None if df < 1 else (sd, se, df)
+
+
 def _counts(*counts: int | None) -> None:
     for count in counts:
         if count is not None and (not isinstance(count, int) or count < 1):
@@ -82,11 +92,10 @@ def detectable_difference(sd: float | None, n_a: int, n_b: int | None = None, pa
     alpha, power = level(alpha, "alpha"), level(power, "power")
     if power <= alpha:
         raise StatsError(f"power {power!r}: expected more than alpha {alpha!r} (a zero difference has power alpha)")
-    if sd is None:
+    noise = _noise(sd, n_a, n_b, paired)
+    if noise is None:
         return None
-    se, df = _design(_checked_sd(sd), n_a, n_b, paired)
-    if df < 1:
-        return None
+    sd, se, df = noise
     if sd == 0:
         return 0.0
     # Hand-written: statsmodels 0.14.6's TTestPower/TTestIndPower.solve_power return a wrong root
@@ -142,11 +151,10 @@ def tost_power(sd: float | None, n: int, true_difference: float, tolerance: floa
     _counts(n)
     level(alpha, "alpha")
     tolerance, true_difference = finite(tolerance, "tolerance"), finite(true_difference, "true difference")
-    if sd is None:
+    noise = _noise(sd, n, None, paired)
+    if noise is None:
         return None
-    se, df = _design(_checked_sd(sd), n, None, paired)
-    if df < 1:
-        return None
+    sd, se, df = noise
     if sd == 0:
         return 1.0 if abs(true_difference) < tolerance else 0.0
     critical = sps.t.ppf(1 - alpha, df)
