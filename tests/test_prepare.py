@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from droplab.data.datasets import FASHION_MNIST
-from droplab.data.prepare import Arrays, channel_stats, limit, prepare, split_train_val
+from droplab.data.prepare import Arrays, channel_stats, limit, prepare, sample_index, split_train_val
 from droplab.errors import DroplabError
 from droplab.records import load_meta
 
@@ -39,6 +39,22 @@ def test_limit_is_a_seeded_subset():
     np.testing.assert_array_equal(first.labels, second.labels)
     assert len(first.labels) == 10 and set(first.labels) <= set(full.labels)
     assert limit(full, None, seed=0) is full
+
+
+@pytest.mark.parametrize("seed, expected", [
+    (1, [1, 7, 10, 16, 18]),  # prepare's train_limit draw under split_seed 0
+    ([0, 0, 1], [1, 9, 12, 17, 19]),  # a run's training subset: split_seed 0, the train split, run seed 1
+    ([0, 2], [0, 8, 10, 15, 18]),  # a run's test subset: split_seed 0, the test split
+])
+def test_both_subset_draws_pick_the_images_they_always_picked(seed, expected):
+    """prepare.limit and device_data.subsets share sample_index, each keeping its own seeding:
+    the indices are those the two hand-written draws gave before (pinned here), so no result moves."""
+    assert sample_index(20, 5, seed).tolist() == expected
+    assert sample_index(20, None, seed) is None and sample_index(20, 20, seed) is None
+
+
+def test_limit_keeps_the_images_its_seed_draws():
+    np.testing.assert_array_equal(limit(_arrays(20), 5, seed=1).labels, [1, 7, 10, 16, 18])
 
 
 def test_channel_stats_match_numpy():

@@ -47,24 +47,26 @@ class DatasetSpec:
 
 
 DIGITS = tuple(str(digit) for digit in range(10))
+# MNIST's file names, role by role, which Fashion-MNIST kept so that it drops in for MNIST
+IDX_NAMES = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
+             "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
+
+
+def _idx_files(pins: dict[str, tuple[str, int | None]], content_digest: bool = False) -> dict[str, RawFile]:
+    """The four files of an idx dataset under MNIST's names, pinned by `pins`: role -> (sha256, size)."""
+    return {role: RawFile(IDX_NAMES[role], sha256, size, content_digest=content_digest)
+            for role, (sha256, size) in pins.items()}
+
 
 FASHION_MNIST = DatasetSpec(
     name="fashion_mnist",
     format="idx",
-    files={
-        "train_images": RawFile("train-images-idx3-ubyte.gz",
-                                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-                                content_digest=True),
-        "train_labels": RawFile("train-labels-idx1-ubyte.gz",
-                                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-                                content_digest=True),
-        "test_images": RawFile("t10k-images-idx3-ubyte.gz",
-                               "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-                               content_digest=True),
-        "test_labels": RawFile("t10k-labels-idx1-ubyte.gz",
-                               "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-                               content_digest=True),
-    },
+    files=_idx_files({
+        "train_images": ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", None),
+        "train_labels": ("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", None),
+        "test_images": ("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", None),
+        "test_labels": ("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", None),
+    }, content_digest=True),
     urls=("https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",),
     system_dir="/usr/share/datasets/fashion-mnist",
     classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -74,16 +76,12 @@ FASHION_MNIST = DatasetSpec(
 MNIST = DatasetSpec(
     name="mnist",
     format="idx",
-    files={
-        "train_images": RawFile("train-images-idx3-ubyte.gz",
-                                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
-        "train_labels": RawFile("train-labels-idx1-ubyte.gz",
-                                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
-        "test_images": RawFile("t10k-images-idx3-ubyte.gz",
-                               "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
-        "test_labels": RawFile("t10k-labels-idx1-ubyte.gz",
-                               "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
-    },
+    files=_idx_files({
+        "train_images": ("440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", 9912422),
+        "train_labels": ("3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", 28881),
+        "test_images": ("8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", 1648877),
+        "test_labels": ("f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", 4542),
+    }),
     # yann.lecun.com is the origin but serves plain HTTP only; these mirrors serve the same bytes.
     urls=(
         "https://ossci-datasets.s3.amazonaws.com/mnist/",

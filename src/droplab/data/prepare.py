@@ -42,12 +42,19 @@ def subset(arrays: Arrays, index: np.ndarray) -> Arrays:
     return Arrays(arrays.images[index], arrays.labels[index])
 
 
+def sample_index(length: int, count: int | None, seed: int | list[int]) -> np.ndarray | None:
+    """The sorted indices of a seeded draw of `count` of `length` items, None when `count` is None
+    or covers them all: the one way droplab draws a subset, here (data.train_limit and
+    data.test_limit) and per run (device_data.subsets), each with its own seed."""
+    if count is None or count >= length:
+        return None
+    return np.sort(np.random.default_rng(seed).permutation(length)[:count])
+
+
 def limit(arrays: Arrays, count: int | None, seed: int) -> Arrays:
     """A seeded subset of `count` images, for CPU-scale runs; None keeps everything."""
-    if count is None or count >= len(arrays.labels):
-        return arrays
-    index = np.sort(np.random.default_rng(seed).permutation(len(arrays.labels))[:count])
-    return subset(arrays, index)
+    index = sample_index(len(arrays.labels), count, seed)
+    return arrays if index is None else subset(arrays, index)
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:

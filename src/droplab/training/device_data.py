@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from droplab.data.prepare import read_arrays
+from droplab.data.prepare import read_arrays, sample_index
 from droplab.errors import DroplabError
 from droplab.records import Meta
 
@@ -41,12 +41,11 @@ def subsets(splits: dict[str, Split], sizes: dict[str, int | None], split_seed: 
     validation and test subsets depend on `split_seed` alone, the same for every run."""
     chosen = {}
     for offset, (name, split) in enumerate(splits.items()):
-        size = sizes.get(name)
-        if size is None or size >= len(split):
+        draw = [split_seed, offset, run_seed] if name == "train" else [split_seed, offset]
+        index = sample_index(len(split), sizes.get(name), draw)
+        if index is None:
             chosen[name] = split
             continue
-        draw = [split_seed, offset, run_seed] if name == "train" else [split_seed, offset]
-        index = np.sort(np.random.default_rng(draw).permutation(len(split))[:size])
         rows = torch.from_numpy(index).to(split.labels.device)
         chosen[name] = Split(split.images[rows], split.labels[rows])
     return chosen
