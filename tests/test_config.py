@@ -1,4 +1,7 @@
 import copy
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,7 +170,7 @@ def test_a_sweep_trains_every_follower_of_dropout_at_each_rate_in_its_own_folder
     assert (run.label, run.path(Path("metrics/train"), ".json")) == (
         "s2_mlp_p90", Path(f"metrics/train/s2_mlp/p90/seed{run.seed}.json"))
     assert params.resolve("s2_mlp", 0.3).rates == [0.3] and params.resolve("s2_mlp", 0.3).run(0).label == "s2_mlp_p30"
-    assert "s2_mlp_p30" in params.labels() and "s2_mlp" not in params.labels()
+    assert "s2_mlp_p30" in params.label_runs() and "s2_mlp" not in params.label_runs()
 
 
 @pytest.mark.parametrize(
@@ -198,3 +201,91 @@ def test_a_study_spec_key_applies_to_the_families_that_have_it(real_params):
     for key, value in (("p", "fixed_p.none"), ("train", {"lr": 10}), ("kernels", [3])):
         message = _error(_with(real_params, "studies.s1_placement.cpu.spec", {key: value}))
         assert f"studies.s1_placement.cpu.spec.{key}: not an architecture field of this study's variants" in message
+
+
+def test_resolve_layers_train_top_level_then_study_scale_then_variant_and_spec_variant_then_study(real_params):
+    raw = copy.deepcopy(real_params)
+    raw["train"]["weight_decay"] = 0.125  # set only at the top level
+    raw["studies"]["s2_mlp"]["cpu"]["train"].update(lr=0.5, epochs=4)  # the study's scale over the top level
+    raw["variants"]["s2_mlp"]["train"] = {"lr": 0.25}  # the variant's own key over both
+    raw["studies"]["s2_mlp"]["cpu"]["spec"] = {"hidden": [32]}  # the study's spec key over the variant's
+    params = parse_params(raw)
+    own, sibling = params.resolve("s2_mlp"), params.resolve("s2_mlp_no_bn")
+    assert (own.train.lr, own.train.epochs, own.train.weight_decay) == (0.25, 4, 0.125)
+    assert (sibling.train.lr, sibling.train.epochs, sibling.train.weight_decay) == (0.5, 4, 0.125)
+    assert own.spec.hidden == [32] and own.spec.block == raw["variants"]["s2_mlp"]["block"]
+    assert params.variants["s2_mlp"].hidden == [1024]  # the published spec is left as written
+    assert own.lr_keys == "studies.s2_mlp.cpu.train.lr or variants.s2_mlp.train.lr"
+    assert own.sizes == {"train": raw["studies"]["s2_mlp"]["cpu"].get("train_images"),
+                         "val": raw["studies"]["s2_mlp"]["cpu"].get("val_images"),
+                         "test": raw["studies"]["s2_mlp"]["cpu"].get("test_images")}
+
+
+STUDY = "studies.s2_mlp"
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    (f"{STUDY}.twins", {"s2_mlp": "s2_cnn"}, f"{STUDY}.twins: 's2_cnn' is not one of this study's variants"),
+    (f"{STUDY}.twins", {"s2_mlp": "s2_mlp_no_bn"},
+     f"{STUDY}.twins.s2_mlp: 's2_mlp_no_bn' has dropout; a twin has none"),
+    (f"{STUDY}.cpu", {"skip": ["s2_cnn"], "skip_reason": "why"},
+     f"{STUDY}.cpu.skip: 's2_cnn' is not one of this study's variants"),
+    (f"{STUDY}.sweep.select", "s2_cnn", f"{STUDY}.sweep.select: 's2_cnn' is not one of this study's variants"),
+    ("studies.s4_d2l.variants", ["s4_linear", "ghost"], "studies.s4_d2l.variants: 'ghost' is not in variants"),
+    (f"{STUDY}.paper.dataset", "imagenet", f"{STUDY}.paper.dataset: unknown dataset 'imagenet'; allowed: "),
+    ("variants.extra", {"model": "mlp", "p": "dropout", "hidden": [8]}, "variants.extra is in no study"),
+    ("skipped_variants", ["s2_mlp"], "skipped_variants: 's2_mlp' is also in variants; list it in one place"),
+])
+def test_each_check_names_the_exact_key_it_checks(real_params, path, value, expected):
+    """Checks that live on a study (twins, skip, sweep.select) still name the key, not the study."""
+    assert f"\n  {expected}" in _error(_with(real_params, path, value))
+
+
+def test_importing_the_config_imports_neither_torch_nor_timm():
+    """params.yaml validates (`droplab validate`, `droplab runs`) without paying for torch."""
+    code = "import sys, droplab.config; print(sorted({'torch', 'timm'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+NEW_FAMILY = '''
+import json, sys
+from typing import Literal
+from droplab.models.families import register_family
+from droplab.models.spec import ModelSpec
+
+class ToySpec(ModelSpec):
+    size_fields = ("width",)
+    model: Literal["toy"]
+    width: int = 4
+
+    def dropout_sites(self) -> int:
+        return 1
+
+@register_family(ToySpec)
+def build_toy(spec, rates, input_shape, num_classes):
+    from torch import nn
+    return nn.Sequential(nn.Flatten(), nn.Dropout(rates[0]), nn.Linear(28 * 28, num_classes))
+
+from droplab.config import parse_params
+from droplab.models.registry import create_model
+raw = json.loads(sys.stdin.read())
+raw["variants"]["s2_mlp_linear"] = {"model": "toy", "p": "dropout", "width": 8}
+params = parse_params(raw)
+config = params.resolve("s2_mlp_linear")
+model = create_model(config.spec, config.rates, (1, 28, 28), 10)
+print(type(config.spec).__name__, config.spec.width, model[1].p)
+raw["variants"]["s2_mlp_linear"]["model"] = "vgg"
+try:
+    parse_params(raw)
+except Exception as exc:
+    print(str(exc).splitlines()[1])
+'''
+
+
+def test_a_new_family_is_one_spec_and_one_registered_builder_with_no_edit_in_the_config(real_params):
+    done = subprocess.run([sys.executable, "-c", NEW_FAMILY], input=json.dumps(real_params), capture_output=True,
+                          text=True, check=True)
+    built, refused = done.stdout.splitlines()
+    assert built == f"ToyVariant 8 {real_params['dropout']}"
+    assert "'vgg'" in refused and "'mlp', 'cnn', 'lenet5', 'resnet', 'toy'" in refused

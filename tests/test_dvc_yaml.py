@@ -38,7 +38,7 @@ def test_each_variant_trains_under_the_most_seeds_any_of_its_studies_asks_for(re
     assert [name for name in runs if name.startswith("s4_mlp_p2_p5-")] == [
         "s4_mlp_p2_p5-seed7", "s4_mlp_p2_p5-seed3", "s4_mlp_p2_p5-seed11"]
     assert [name for name in runs if name.startswith("s2_cnn-")] == ["s2_cnn-seed7", "s2_cnn-seed3"]
-    assert runs["s4_mlp_p2_p5-seed3"].p == "fixed_p.s4_p1_low" and runs["s2_cnn-seed7"].p == "dropout"
+    assert runs["s4_mlp_p2_p5-seed3"].rate_key == "fixed_p.s4_p1_low" and runs["s2_cnn-seed7"].rate_key == "dropout"
     assert runs["s4_mlp_p2_p5-seed3"].path(Path("metrics/train"), ".json") == Path(
         "metrics/train/s4_mlp_p2_p5/seed3.json")
     # one train stage per variant, with its home study (the first listing it) and its seeds in the command

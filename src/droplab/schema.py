@@ -24,10 +24,29 @@ def first_repeated(items: list) -> Any:
     return repeated[0] if repeated else None
 
 
+def distinct(items: list, problem: str) -> list:
+    """`items` if none repeats, else a ValueError: `problem` formatted with the smallest repeated one."""
+    if (twice := first_repeated(items)) is not None:
+        raise ValueError(problem.format(twice))
+    return items
+
+
+class KeyProblem(ValueError):
+    """A validator's finding about a key below the model it runs on (a study's `sweep.select`):
+    `describe` appends `key` to the error's path, so the check can live on the model that owns
+    the key's context and still name the key itself."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 def describe(error: Mapping[str, Any], hidden: Collection[str] = ()) -> str:
     """One pydantic error as 'key.path: what is wrong (got value)'. Parts of the path in
     `hidden` (a tagged union's tags, which the author never wrote as keys) are left out."""
     loc = [str(part) for part in error["loc"] if part not in hidden]
+    if isinstance(found := error.get("ctx", {}).get("error"), KeyProblem):
+        loc += found.key.split(".")
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"

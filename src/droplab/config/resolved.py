@@ -1,0 +1,41 @@
+"""A variant as its runs see it: `Params.resolve`'s result, and how it layers settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from droplab.config.settings import TrainConfig
+from droplab.config.studies import Run
+from droplab.config.variants import MODEL_VARIANTS, VariantSpec
+from droplab.schema import describe
+
+
+def layered(model: type[BaseModel], where: str, *layers: dict[str, Any]) -> Any:
+    """`layers` merged in order (each one's keys over those before it), validated as `model`; a
+    problem is named with `where`, the keys that produced it."""
+    try:
+        return model.model_validate({key: value for layer in layers for key, value in layer.items()})
+    except ValidationError as exc:
+        raise ValueError(f"{where}: {describe(exc.errors()[0], MODEL_VARIANTS)}") from None
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """One variant as its runs see it, nanoGPT-style: computed once by `Params.resolve` and
+    handed whole to training, profiling and the benchmarks, which derive nothing themselves."""
+
+    name: str
+    spec: VariantSpec  # the variant's spec with its home study's spec keys at this scale applied
+    rates: list[float]  # as params.yaml gives them: one for every dropout site, or one each
+    train: TrainConfig  # top-level train, then the home study's scale, then the variant's own keys
+    sizes: dict[str, int | None]  # images of each prepared split it uses (None: all)
+    split_seed: int  # seeds the subsets, the same for every run
+    lr_keys: str  # where its lr is set, named when the loss diverges
+    rate: float | None = None  # the sweep rate it trains at, if its study sweeps
+    rate_key: str = "dropout"  # the params key its rates come from (Params.rate_key)
+
+    def run(self, seed: int) -> Run:
+        return Run(variant=self.name, seed=seed, rate_key=self.rate_key, rate=self.rate)
