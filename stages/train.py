@@ -10,6 +10,7 @@ machine with several GPUs the stage first claims GPUs no other droplab job holds
 from pathlib import Path
 
 from droplab.analysis import analyze
+from droplab.records import BnReport
 from droplab.stage_runner import run_stage, variant_seeds_arg
 from droplab.training import distributed, gpu_pool, train
 
@@ -20,7 +21,7 @@ def main(params) -> None:
     gpu_pool.claim_for_job(cfg.nproc_per_node)  # before any CUDA work: parallel jobs each get their own GPUs
     distributed.relaunch_under_torchrun(cfg.nproc_per_node)
 
-    def measure(model, splits, ctx, seed: int, test: dict) -> dict:
+    def measure(model, splits, ctx, seed: int, test: dict) -> BnReport:
         return analyze.analyze_run(model, splits, ctx.transform, ctx, params.analysis.train_images,
                                    cfg.eval_batch_size, seed, test)
 
