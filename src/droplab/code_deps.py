@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import cache
 from pathlib import Path
 
 from droplab.errors import DroplabError
@@ -35,7 +36,8 @@ def _module_file(src: Path, name: str) -> Path | None:
     return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
 
 
-def _imports(src: Path, path: Path) -> set[Path]:
+@cache  # seven stages share most of their modules: each file is parsed once per process
+def _imports(src: Path, path: Path) -> frozenset[Path]:
     """The droplab module files `path` imports anywhere in it, with the packages on the way."""
     found: set[Path] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
@@ -49,7 +51,7 @@ def _imports(src: Path, path: Path) -> set[Path]:
             parts = name.split(".")
             found |= {target for end in range(1, len(parts) + 1)
                       if (target := _module_file(src, ".".join(parts[:end]))) is not None}
-    return found
+    return frozenset(found)
 
 
 def code_deps(script: str, root: Path = SOURCE_ROOT) -> list[str]:
