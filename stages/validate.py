@@ -7,7 +7,7 @@ Every other stage depends on this stage's marker, so DVC runs this one first and
 The marker's text never changes (and is `persist`ed), so a passing check reruns nothing.
 
 It also writes each trained variant's resolved config, data/configs/<variant>.json, the one
-dependency of its train stage on params.yaml (runs.variant_config).
+dependency of its train stage on params.yaml (dvc_yaml.variant_config).
 """
 
 from pathlib import Path
