@@ -262,7 +262,7 @@ class Params(Strict):
                 for rate in self.sweep_rates(variant) or [None] for seed in self.seeds_of(variant)]
 
     def first_run(self, variant: str) -> Run:
-        """The run every variant has (the first seed): what profile and analyze look at."""
+        """The run every variant has: its first seed, at its fixed rate."""
         return Run(variant=variant, seed=self.seeds[0], rate_key=self.variants[variant].p)
 
     def runs(self) -> dict[str, Run]:
