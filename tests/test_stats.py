@@ -26,13 +26,18 @@ from droplab.results.stats import (
     EQUIVALENT,
     NOISE,
     NOT_EQUIVALENT,
+    ONE_SAMPLE,
+    PAIRED,
     TOO_FEW,
     UNDECIDED,
+    WELCH,
     StatsError,
     beyond_tolerance_p,
+    choose_test,
     compare,
     compare_paired,
     compare_to,
+    compare_with,
     equivalence,
     holm,
     prob_superiority,
@@ -647,3 +652,11 @@ def test_tost_p_is_the_larger_hand_written_one_sided_p(tolerance: float) -> None
     d, se = statistics.fmean(values) - 0.81, statistics.stdev(values) / math.sqrt(3)
     assert equivalence(values, 0.81, tolerance).p_value == pytest.approx(tost_by_hand(d, se, 2, tolerance)[2],
                                                                          rel=1e-9)
+
+
+def test_one_choice_of_test_for_every_comparison() -> None:
+    """choose_test decides one-sample, paired or Welch; compare_with runs the test it names."""
+    assert (choose_test(0.5, True), choose_test([0.5], True), choose_test([0.5], False)) == (ONE_SAMPLE, PAIRED, WELCH)
+    assert compare_with(PAIRED_A, 0.7, paired=True) == compare_to(PAIRED_A, 0.7)
+    assert compare_with(PAIRED_A, PAIRED_B, paired=True) == compare_paired(PAIRED_A, PAIRED_B)
+    assert compare_with(REAL_A, REAL_B, paired=False) == compare(REAL_A, REAL_B)

@@ -23,7 +23,7 @@ from droplab.results.claims import Claims, load_claims
 from droplab.results.collect import Collected, SeriesByMetric, collect
 from droplab.results.labels import aliases, select_sweeps, study_labels
 from droplab.results.plot_data import CURVES, accuracy_tsv, claims_tsv, curves_tsv, verdict_word
-from droplab.results.stats import CONFIDENCE, DIFFERS, NOISE, compare_with, holm, summarize, test_name
+from droplab.results.stats import CONFIDENCE, DIFFERS, NOISE, choose_test, compare_with, holm, summarize
 from droplab.results.verdicts import VERDICT_WORDS
 
 __all__ = ["check_claim_variants", "collect", "main", "statistics"]
@@ -60,7 +60,7 @@ def exploratory_comparisons(params: Params, values: SeriesByMetric, alias: Mappi
         for a, b in combinations(study_labels(params, study, alias, values), 2):
             first, second = values[a][COMPARED], values[b][COMPARED]
             is_paired = frozenset((a, b)) in paired and len(first) == len(second)
-            rows.append({"a": a, "b": b, "metric": COMPARED, "test": test_name(second, is_paired),
+            rows.append({"a": a, "b": b, "metric": COMPARED, "test": choose_test(second, is_paired),
                          **asdict(compare_with(first, second, is_paired, CONFIDENCE))})
         for row, adjusted in zip(rows, holm([row["p_value"] for row in rows]), strict=True):
             row["p_holm"] = adjusted

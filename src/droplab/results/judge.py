@@ -21,10 +21,10 @@ from droplab.results.stats import (
     WELCH,
     StatsError,
     beyond_tolerance_p,
+    choose_test,
     compare_with,
     equivalence,
     prob_superiority,
-    test_name,
 )
 
 CONFIRMED = "confirmed"
@@ -74,7 +74,7 @@ class Judgement:
 
 def _seed_power(a: Series, b: Series | float, paired: bool, difference: float) -> tuple[str, float | None, int | None]:
     """'>'/'<': the smallest difference these seeds detect (80% power), and the seeds the observed one needs."""
-    one_series = test_name(b, paired) != WELCH
+    one_series = choose_test(b, paired) != WELCH
     sd = noise_sd(a, b, paired)
     size = detectable_difference(sd, len(a), None if one_series else len(b), one_series, ALPHA, POWER)
     if size is None:
@@ -89,7 +89,7 @@ def _seed_power(a: Series, b: Series | float, paired: bool, difference: float) -
 def _tost_power(a: Series, b: Series | float, paired: bool, difference: float,
                 tolerance: float) -> tuple[str, float | None, int | None]:
     """'~': TOST's power with these seeds at a true difference of 0 and at the observed one."""
-    one_series = test_name(b, paired) != WELCH
+    one_series = choose_test(b, paired) != WELCH
     sd = noise_sd(a, b, paired)
     at_zero = tost_power(sd, len(a), 0.0, tolerance, one_series, ALPHA)
     if at_zero is None:
@@ -103,7 +103,7 @@ def _tost_power(a: Series, b: Series | float, paired: bool, difference: float,
 
 def judge_step(claim: Claim, a: Series, b: Series | float, where: str) -> Step:
     expectation = claim.expectation()
-    paired = test_name(b, claim.paired) == PAIRED
+    paired = choose_test(b, claim.paired) == PAIRED
     if paired and len(a) != len(b):
         raise StatsError(f"{where}: paired needs equal seed counts, got {len(a)} and {len(b)}")
     superiority = prob_superiority(a, b, paired)

@@ -19,11 +19,11 @@ from droplab.results.stats import (
     WELCH,
     Other,
     StatsError,
+    choose_test,
     finite,
     level,
     seed_differences,
     seed_values,
-    test_name,
 )
 
 
@@ -43,9 +43,9 @@ def paired_sd(a: Sequence[float], b: Sequence[float]) -> float | None:
 
 
 def noise_sd(a: Sequence[float], b: Other, paired: bool) -> float | None:
-    """The seed SD the test test_name chooses faces: of a alone against a number, of the seed-by-seed
+    """The seed SD the test choose_test chooses faces: of a alone against a number, of the seed-by-seed
     differences when paired, pooled over both variants for Welch."""
-    kind = test_name(b, paired)
+    kind = choose_test(b, paired)
     if kind == ONE_SAMPLE:
         values = seed_values(a)
         return statistics.stdev(values) if len(values) > 1 else None

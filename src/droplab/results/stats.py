@@ -75,12 +75,14 @@ class Equivalence:
 
 
 def level(confidence: float, name: str = "confidence") -> float:
+    """A confidence level, alpha or power, checked to lie strictly between 0 and 1."""
     if not 0 < confidence < 1:
         raise StatsError(f"{name} {confidence!r}: expected a number strictly between 0 and 1")
     return confidence
 
 
 def finite(value: float, name: str) -> float:
+    """`value` as a float, or a StatsError naming `name` (not a number, or not finite)."""
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -91,6 +93,7 @@ def finite(value: float, name: str) -> float:
 
 
 def seed_values(values: Sequence[float]) -> list[float]:
+    """One finite float per seed, at least one; a diverged run's NaN is named, not averaged."""
     try:
         values = [float(v) for v in values]
     except (TypeError, ValueError):
@@ -185,7 +188,7 @@ def compare_to(a: Sequence[float], value: float, confidence: float = CONFIDENCE)
         return _tested(len(a), 0, difference, sps.ttest_1samp(a, value), confidence, value)
 
 
-def test_name(b: Other, paired: bool) -> str:
+def choose_test(b: Other, paired: bool) -> str:
     """The one choice of test for every comparison: one-sample against a number, paired when the
     claim pairs the seeds, Welch's t otherwise."""
     if isinstance(b, int | float):
@@ -194,7 +197,7 @@ def test_name(b: Other, paired: bool) -> str:
 
 
 def compare_with(a: Sequence[float], b: Other, paired: bool, confidence: float = CONFIDENCE) -> Comparison:
-    """mean(a) - mean(b) (or - b, a number) by the test test_name chooses."""
+    """mean(a) - mean(b) (or - b, a number) by the test choose_test chooses."""
     if isinstance(b, int | float):
         return compare_to(a, b, confidence)
     return (compare_paired if paired else compare)(a, b, confidence)
@@ -203,7 +206,7 @@ def compare_with(a: Sequence[float], b: Other, paired: bool, confidence: float =
 def _one_sided_p(a: list[float], b: Other, paired: bool, bound: float, alternative: str) -> float:
     """p of the one-sided test that mean(a) - mean(b) (or - b) is above `bound` ("larger") or below
     it ("smaller"): statsmodels tests a shifted null directly."""
-    kind = test_name(b, paired)
+    kind = choose_test(b, paired)
     with _rounding_tolerated():
         if kind == ONE_SAMPLE:
             return float(weightstats.DescrStatsW(np.asarray(a)).ttest_mean(float(b) + bound, alternative)[1])
@@ -215,7 +218,7 @@ def _one_sided_p(a: list[float], b: Other, paired: bool, bound: float, alternati
 
 def _tost_p(a: list[float], b: Other, paired: bool, tolerance: float) -> float:
     """statsmodels' TOST p (the larger one-sided p) of |mean(a) - mean(b)| < tolerance."""
-    kind = test_name(b, paired)
+    kind = choose_test(b, paired)
     with _rounding_tolerated():
         if kind == ONE_SAMPLE:
             low, high = float(b) - tolerance, float(b) + tolerance  # type: ignore[arg-type]
