@@ -14,7 +14,7 @@ from pathlib import Path
 
 from droplab.atomic import write_text
 from droplab.dvc_yaml import write_configs
-from droplab.results.aggregate import check_claim_variants
+from droplab.results.claim_rows import check_claim_variants
 from droplab.results.claims import load_claims
 from droplab.stage_runner import run_stage
 

@@ -6,7 +6,8 @@ import statistics
 import pytest
 import scipy.stats as sps
 
-from droplab.results.plot_data import CURVE_HEADER, claims_tsv, curves_tsv, verdict_word
+from droplab.results.plot_data import CURVE_HEADER, claims_tsv, curves_tsv
+from droplab.results.verdicts import verdict_word
 
 
 def _histories(seeds: int, epochs: int, rng: random.Random) -> list[list[dict]]:

@@ -22,11 +22,9 @@ from droplab.results.claim_rows import check_claim_variants, judge_claims, regim
 from droplab.results.claims import Claims, load_claims
 from droplab.results.collect import Collected, SeriesByMetric, collect
 from droplab.results.labels import aliases, select_sweeps, study_labels
-from droplab.results.plot_data import CURVES, accuracy_tsv, claims_tsv, curves_tsv, verdict_word
+from droplab.results.plot_data import CURVES, accuracy_tsv, claims_tsv, curves_tsv
 from droplab.results.stats import CONFIDENCE, DIFFERS, NOISE, choose_test, compare_with, holm, summarize
-from droplab.results.verdicts import VERDICT_WORDS
-
-__all__ = ["check_claim_variants", "collect", "main", "statistics"]
+from droplab.results.verdicts import VERDICT_WORDS, verdict_word
 
 
 def theory_check(collected: Collected, tolerance: float) -> dict:

@@ -12,7 +12,7 @@ from droplab.results.stats import summarize
 from droplab.results.verdicts import verdict_word
 from droplab.run_files import CURVES
 
-__all__ = ["CURVES", "accuracy_tsv", "claims_tsv", "curves_tsv", "verdict_word"]
+__all__ = ["CURVES", "accuracy_tsv", "claims_tsv", "curves_tsv"]
 CURVE_SPLITS = ("train", "val")
 CURVE_HEADER = "variant\tsplit\tepoch\tmean\tlow\thigh\tseeds"
 TEST_HEADER = "variant\ttest_acc1\tlow\thigh\tseeds"
