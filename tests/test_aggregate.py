@@ -354,3 +354,15 @@ def test_collect_yields_every_metric_of_the_table(small):
     assert list(collected.values["s4_mlp_p2_p5"]) == [key for key in METRICS if key != "bn.recal_gain_vs_twin"]
     for key in LAYERWISE:
         assert collected.layers["s4_mlp_p2_p5"][key.removeprefix("bn.")]["block.bn"]
+
+
+def test_a_broken_run_file_stops_the_aggregate_naming_file_and_key(small):
+    """Per-seed files are read as records: a missing key is one error naming the file and the key."""
+    from droplab.errors import DroplabError
+    params, _, _, root = small
+    path = next(iter(params.runs().values())).path(root / "metrics" / "bn", ".json")
+    broken = json.loads(path.read_text())
+    del broken["recalibration"]
+    path.write_text(json.dumps(broken))
+    with pytest.raises(DroplabError, match=rf"^{path}: recalibration: .*missing.*; rerun its train stage"):
+        aggregate.collect(params, root / "metrics")
