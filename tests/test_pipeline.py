@@ -255,7 +255,7 @@ def test_experiment_retrains_only_runs_that_follow_dropout(clone: Path):
     run(["git", "add", "-A"], clone)
     run(["git", "commit", "-qm", "results"], clone)
     params = load_params(clone / "params.yaml")
-    followers = {name for name, run_ in params.runs().items() if run_.p == "dropout"}
+    followers = {name for name, run_ in params.runs().items() if run_.rate_key == "dropout"}
     assert followers and followers != set(params.runs())
     train_before, speed_before = snapshot(clone, "metrics/train"), snapshot(clone, "metrics/speed")
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from droplab.models.families import register_family
-from droplab.models.spec import ModelSpec, check_order, without_dropout_layer
+from droplab.models.spec import LayeredSpec, check_order
 
 if TYPE_CHECKING:
     from torch import nn
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 LAYERS = ("conv", "bn", "relu", "dropout", "pool")  # the names a block may list; models/cnn.py builds each
 
 
-class CNNSpec(ModelSpec):
+class CNNSpec(LayeredSpec):
     """Dropout sites: one per conv block."""
 
     size_fields: ClassVar[tuple[str, ...]] = ("channels", "kernels")
@@ -38,9 +38,6 @@ class CNNSpec(ModelSpec):
 
     def dropout_sites(self) -> int:
         return len(self.channels)
-
-    def unbuilt_sites(self) -> dict[int, str]:
-        return without_dropout_layer(self.block, self.dropout_sites())
 
 
 @register_family(CNNSpec)

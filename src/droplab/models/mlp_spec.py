@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from droplab.models.families import register_family
-from droplab.models.spec import ModelSpec, check_order, without_dropout_layer
+from droplab.models.spec import LayeredSpec, check_order
 
 if TYPE_CHECKING:
     from torch import nn
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 LAYERS = ("linear", "bn", "relu", "dropout")  # the names a block may list; models/mlp.py builds each
 
 
-class MLPSpec(ModelSpec):
+class MLPSpec(LayeredSpec):
     """Dropout sites: one per hidden layer. With no hidden layer it is a linear (softmax
     regression) classifier: the floor a study's models must clear to count as trained."""
 
@@ -33,9 +33,6 @@ class MLPSpec(ModelSpec):
 
     def dropout_sites(self) -> int:
         return len(self.hidden)
-
-    def unbuilt_sites(self) -> dict[int, str]:
-        return without_dropout_layer(self.block, self.dropout_sites())
 
 
 @register_family(MLPSpec)

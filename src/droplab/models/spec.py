@@ -47,6 +47,13 @@ def check_order(order: list[str], allowed: tuple[str, ...], required: tuple[str,
     return order
 
 
-def without_dropout_layer(block: Sequence[str], sites: int) -> dict[int, str]:
-    """Every site unbuilt when the block order has no 'dropout' layer."""
-    return {} if "dropout" in block else dict.fromkeys(range(sites), "its block has no 'dropout' layer")
+class LayeredSpec(ModelSpec):
+    """A family whose `block` lists its layers in order: without a 'dropout' layer there, no site
+    builds a Dropout."""
+
+    block: list[str]
+
+    def unbuilt_sites(self) -> dict[int, str]:
+        if "dropout" in self.block:
+            return {}
+        return dict.fromkeys(range(self.dropout_sites()), "its block has no 'dropout' layer")
