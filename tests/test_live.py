@@ -11,6 +11,7 @@ import torch
 from sklearn.metrics import confusion_matrix, f1_score
 
 from droplab.config import parse_params
+from droplab.confusion_file import read_confusion
 from droplab.errors import DroplabError
 from droplab.models.registry import create_model_for
 from droplab.records import load_meta
@@ -67,7 +68,7 @@ def test_the_test_confusion_matrix_and_per_class_f1_match_an_independent_pass(ti
         predicted = model(transform(test.images)).argmax(1).numpy()
     classes = list(range(len(meta.classes)))
     expected = confusion_matrix(test.labels.numpy(), predicted, labels=classes)
-    assert np.array_equal(live.read_confusion(folder / live.CONFUSION, meta.classes), expected)
+    assert np.array_equal(read_confusion(folder / live.CONFUSION, meta.classes), expected)
     f1 = f1_score(test.labels.numpy(), predicted, labels=classes, average=None, zero_division=0)
     assert list(result.test.f1_per_class) == meta.classes
     assert list(result.test.f1_per_class.values()) == pytest.approx(f1.tolist(), abs=1e-6)
@@ -105,9 +106,9 @@ def test_after_a_killed_run_the_copy_aside_is_the_one_kept(tmp_path: Path):
 def test_a_confusion_file_naming_an_unknown_class_is_refused(tmp_path: Path):
     path = tmp_path / live.CONFUSION
     path.write_text("actual\tpredicted\ncat\tdog\ncat\tbird\n")
-    assert live.read_confusion(path, ["cat", "dog", "bird"]).tolist() == [[0, 1, 1], [0, 0, 0], [0, 0, 0]]
+    assert read_confusion(path, ["cat", "dog", "bird"]).tolist() == [[0, 1, 1], [0, 0, 0], [0, 0, 0]]
     with pytest.raises(DroplabError, match=rf"{path}: class 'bird' is not one of meta.json's classes"):
-        live.read_confusion(path, ["cat", "dog"])
+        read_confusion(path, ["cat", "dog"])
 
 
 def _git_dvc_repo(root: Path) -> None:

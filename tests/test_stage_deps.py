@@ -19,7 +19,7 @@ SRC = REPO / "src"
 LAYERS = ("base", "data", "models", "config", "training", "analysis", "results", "pipeline", "commands")
 LAYER_OF_TOP_LEVEL = {"errors": "base", "atomic": "base", "yaml_file": "base", "kernel_pins": "base",
                       "torch_files": "base", "schema": "base", "run_files": "base", "records": "base",
-                      "metric_table": "base",
+                      "metric_table": "base", "confusion_file": "base",
                       "code_deps": "pipeline",
                       "stage_runner": "pipeline", "dvc_yaml": "pipeline", "__main__": "commands", "__init__": "base"}
 

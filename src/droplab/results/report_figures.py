@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 
 from droplab.config import Run, Study
+from droplab.confusion_file import read_confusion
 from droplab.metric_table import LAYERWISE
 from droplab.records import load_bn_report, load_result
 from droplab.results.figures import (
@@ -24,7 +25,6 @@ from droplab.results.figures import (
 from droplab.results.report_tables import half_width, markdown_table
 from droplab.run_files import CURVES, RunFiles
 from droplab.torch_files import load_model_file
-from droplab.training import live
 
 D_FIELD = LAYERWISE["bn.dropout_variance_ratio"].layer_field  # D per BN layer: stats.json's "layers"
 
@@ -46,7 +46,7 @@ def confusion_section(name: str, runs: dict[str, Run], metrics_dir: Path, plots_
     and the classes whose test F1 differs most between its variants."""
     if not runs:
         return []
-    matrices = {label: live.read_confusion(RunFiles(plots=plots_dir).confusion(run), classes)
+    matrices = {label: read_confusion(RunFiles(plots=plots_dir).confusion(run), classes)
                 for label, run in runs.items()}
     confusion_figure(f"{name}: test confusion matrices, first seed, normalized by true class", matrices, classes,
                      out_dir / "studies" / f"{name}_confusion.png")

@@ -58,7 +58,7 @@ class RunOutputs:
 
     best_epoch: int
     best_state: dict[str, torch.Tensor]
-    confusion: str  # live.confusion_rows of the test split
+    confusion: str  # confusion_file.confusion_rows of the test split
     result: RunResult
     bn: BnReport | None
     speed: dict[str, Any]

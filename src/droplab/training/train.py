@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from droplab import kernel_pins
+from droplab import confusion_file, kernel_pins
 from droplab.config import Run, TrainConfig, VariantConfig
 from droplab.errors import DroplabError
 from droplab.models.norm import convert_sync_batchnorm
@@ -279,9 +279,9 @@ def main(config: VariantConfig, seeds: list[int], prepared: Path, models_dir: Pa
                     start = time.perf_counter()
                     bn = measure(trained.model, splits, ctx, seed, trained.test) if measure else None
                     speed = {**trained.speed, "analysis_seconds": round(time.perf_counter() - start, 3)}
+                    rows = confusion_file.confusion_rows(confusion, meta.classes)
                     write_outputs(files, config, run, RunOutputs(
-                        trained.history.best_epoch, trained.best_state, live.confusion_rows(confusion, meta.classes),
-                        result, bn, speed))
+                        trained.history.best_epoch, trained.best_state, rows, result, bn, speed))
             results[seed] = result
         if shard.rank == 0:
             for path in resumes:
