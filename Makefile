@@ -54,8 +54,10 @@ bench: setup
 gpu-check: setup
 	python -m bench --gpu --out bench/gpu.md
 
+# Two workers on two cores (pytest-xdist): the end-to-end runs spend much of their time in single-threaded
+# DVC and interpreter start-up. Tests sharing a clone stay on one worker (tests/test_pipeline.py).
 test: setup data
-	pytest
+	pytest -n auto --maxprocesses=4 --dist loadgroup
 
 lint: setup
 	ruff check src stages tests bench

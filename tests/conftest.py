@@ -19,6 +19,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="rewrite tests/golden/tiny from this run's end-to-end clone (after a deliberate change)")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first, each module keeping its order: under pytest-xdist (`make test`) the
+    long end-to-end runs start at once and the fast tests fill in beside them, rather than a long
+    run starting last while the other worker idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def real_params() -> dict:
     return yaml.safe_load((REPO / "params.yaml").read_text())

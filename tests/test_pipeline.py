@@ -29,6 +29,10 @@ from http_server import serve
 from synthetic import CIFAR10_CLASSES, cifar10_arrays, write_cifar10_tar
 
 pytestmark = pytest.mark.slow
+# Under pytest-xdist (`make test`), the tests that share a module-scoped clone run on one worker,
+# so the clone is built once; the two clones and the CIFAR-10 run go to different workers.
+ON_CLONE = pytest.mark.xdist_group("fashion_clone")
+ON_SMALL_CLONE = pytest.mark.xdist_group("small_clone")
 
 SYSTEM_COPY = Path("/usr/share/datasets/fashion-mnist")
 GIT_IDENTITY = {f"GIT_{role}_{field}": value for role in ("AUTHOR", "COMMITTER")
@@ -93,6 +97,7 @@ def clone(tmp_path_factory) -> Path:
     return make_clone(tmp_path_factory.mktemp("clone"), params)
 
 
+@ON_CLONE
 def test_repro_writes_every_output(clone: Path):
     params = load_params(clone / "params.yaml")
     variants = list(params.variants)
@@ -179,6 +184,7 @@ def golden_differences(clone: Path) -> list[str]:
     return differences
 
 
+@ON_CLONE
 def test_results_reproduce_the_committed_golden_bytes(clone: Path, request):
     """A fresh clone's `dvc repro` on the tiny config gives the committed results byte for byte, on
     any machine where the kernel pin holds (x86-64 with AVX2 and FMA). `--update-golden` rewrites them."""
@@ -212,6 +218,7 @@ def _numbers(rel: str, data: bytes) -> dict[str, float]:
     return {f"{row[0]}.{name}": float(value) for row in rows for name, value in zip(header[1:], row[1:], strict=True)}
 
 
+@ON_CLONE
 def test_results_are_within_tolerance_of_the_golden_values(clone: Path):
     """On every machine, pinned or not: the same files, the same best epochs and architecture
     counts, and every metric near its golden value."""
@@ -236,11 +243,13 @@ def test_results_are_within_tolerance_of_the_golden_values(clone: Path):
                     assert abs(mine[name] - value) <= ACC_TOLERANCE, f"{folder}/{rel} {name}"
 
 
+@ON_CLONE
 def test_second_repro_is_a_no_op(clone: Path):
     assert json.loads(run(["dvc", "status", "--json"], clone)) == {}
     assert "Running stage" not in run(["dvc", "repro"], clone)
 
 
+@ON_CLONE
 def test_forced_rerun_is_byte_identical(clone: Path):
     folders = ("metrics/train", "metrics/profile", "metrics/bn", "plots/train", "metrics/summary.json")
     before = [snapshot(clone, folder) for folder in folders]
@@ -251,6 +260,7 @@ def test_forced_rerun_is_byte_identical(clone: Path):
     assert [snapshot(clone, folder) for folder in folders] == before
 
 
+@ON_CLONE
 def test_experiment_retrains_only_runs_that_follow_dropout(clone: Path):
     run(["git", "add", "-A"], clone)
     run(["git", "commit", "-qm", "results"], clone)
@@ -332,6 +342,7 @@ def small_clone(tmp_path_factory) -> Path:
     return make_clone(tmp_path_factory.mktemp("small"), params)
 
 
+@ON_SMALL_CLONE
 def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp_path: Path):
     """make push from one clone to a local-directory remote; a fresh clone's make pull gets every
     model and a clean `dvc status`; a clone with the run cache alone restores instead of training."""
@@ -371,6 +382,7 @@ def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp
         assert snapshot(only_runs, folder) == snapshot(origin, folder), folder
 
 
+@ON_SMALL_CLONE
 def test_a_fresh_clone_without_the_dvc_cache_shows_and_diffs_every_plot(small_clone: Path, tmp_path: Path):
     """Two commits of results; a clone of them with no DVC cache and no remote draws every
     top-level plot with both revisions' data, as `dvc plots diff` and the curves need."""
@@ -401,6 +413,7 @@ def test_a_fresh_clone_without_the_dvc_cache_shows_and_diffs_every_plot(small_cl
     assert "s2_cnn" in table and "claims.confirmed" in table
 
 
+@ON_SMALL_CLONE
 def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
     """`droplab sweep`: three rates queued as DVC experiments, two at a time, then the report."""
     root = small_clone
@@ -420,6 +433,7 @@ def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
     assert states == ["success"] * 3
 
 
+@ON_SMALL_CLONE
 def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Path, tmp_path: Path):
     """.ci/review, as the GitHub workflow calls it, on a fresh clone: the base in a worktree, the
     head here, sharing one DVC cache, so the head retrains only the variant the change touches."""
@@ -467,6 +481,7 @@ def _fails_through_dvc(root: Path, args: list[str], expected: tuple[str, ...]) -
         run(["git", "checkout", "--", "params.yaml", "dvc.yaml"], root)
 
 
+@ON_SMALL_CLONE
 def test_bad_params_arriving_through_dvc_stop_before_any_output_is_touched(small_clone: Path):
     """The catalogue's THROUGH_DVC rows, run the way users run them (last in this module: the clone's
     params.yaml and dvc.yaml are restored after each)."""
