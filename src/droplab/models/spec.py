@@ -4,7 +4,7 @@ builds, and one rate per site. Torch-free, so params.yaml validates without impo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from droplab.schema import Strict, first_repeated
 
@@ -49,9 +49,11 @@ def check_order(order: list[str], allowed: tuple[str, ...], required: tuple[str,
 
 class LayeredSpec(ModelSpec):
     """A family whose `block` lists its layers in order: without a 'dropout' layer there, no site
-    builds a Dropout."""
+    builds a Dropout. Each subclass declares `block` itself, with its own default: a field declared
+    here would come first in every dump and so change the bytes of every saved spec."""
 
-    block: list[str]
+    if TYPE_CHECKING:
+        block: list[str]
 
     def unbuilt_sites(self) -> dict[int, str]:
         if "dropout" in self.block:
