@@ -15,7 +15,7 @@ import yaml
 from droplab import atomic
 from droplab.__main__ import main as droplab_main
 from droplab.config import ConfigError, load_params, parse_params
-from droplab.dvc_yaml import check_runs, write_runs
+from droplab.dvc_yaml import CONFIGS, check_runs, write_configs, write_runs
 from droplab.pipeline.tiny import shrink
 from droplab.yaml_file import read_yaml
 
@@ -23,11 +23,14 @@ from conftest import REPO
 
 
 def write_params(directory: Path, raw: dict) -> None:
-    """params.yaml, and dvc.yaml with the runs that go with it where it parses (as `droplab runs` writes them)."""
+    """params.yaml, and where it parses, dvc.yaml with the runs that go with it (as `droplab runs` writes
+    them) and each train stage's data/configs/<variant>.json (as the validate stage writes them)."""
     (directory / "params.yaml").write_text(yaml.safe_dump(raw))
     (directory / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
     try:
-        write_runs(parse_params(raw), directory / "dvc.yaml")
+        params = parse_params(raw)
+        write_runs(params, directory / "dvc.yaml")
+        write_configs(params, directory / CONFIGS)
     except ConfigError:
         pass  # invalid params: the stage must say so itself
 

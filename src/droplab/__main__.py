@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -40,7 +41,7 @@ def _runs(args: argparse.Namespace) -> None:
 def _tiny(args: argparse.Namespace) -> None:
     """Everything is checked before anything is written: params.yaml is rewritten only with a
     valid tiny config, and only then the runs block."""
-    keep = [name.strip() for name in args.keep.split(",")] if args.keep else None
+    keep = [name.strip() for name in args.keep.split(",")] if args.keep is not None else None
     raw = read_params(args.params)
     if not isinstance(raw, dict) or not isinstance(raw.get("variants"), dict):
         raise ConfigError(f"{args.params}: expected a params.yaml with a `variants` mapping")
@@ -68,6 +69,9 @@ def _sweep(args: argparse.Namespace) -> None:
                 f"takes its rates from {params.rate_key(name)}, not from `dropout`"
             raise DroplabError(f"--variants: {name!r} {why}; the sweep varies `dropout`, so it reports only the "
                                "variants that follow it")
+    if args.jobs > len(args.rates) and not args.report_only:
+        raise DroplabError(f"--jobs {args.jobs}: more workers than the {len(args.rates)} rates to run; at most "
+                           f"{len(args.rates)}")
     report = sweep.run_sweep(args.rates, args.jobs, args.variants, args.out, queue_first=not args.report_only)
     print(report)
 
@@ -79,12 +83,17 @@ def _review(args: argparse.Namespace) -> None:
 
 
 def _positive_int(text: str) -> int:
+    """Experiments at once: each is a whole training process, so more than the machine's cores
+    only makes them fight for them (`--jobs 1000` started about 99 DVC workers on 2 cores)."""
+    cores = os.cpu_count() or 1
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of experiments at once, 1 or more")
+    if value > cores:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {cores} experiments at once (this machine's CPU cores)")
     return value
 
 
@@ -95,7 +104,18 @@ def _rates(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected rates like 0.1,0.3,0.5") from None
     if not all(0 <= rate < 1 for rate in rates):
         raise argparse.ArgumentTypeError(f"{text!r}: every rate must lie in [0, 1)")
+    if len(set(rates)) < len(rates):
+        raise argparse.ArgumentTypeError(f"{text!r}: a rate is listed twice; the sweep runs each rate once")
     return rates
+
+
+def _folder(text: str) -> Path:
+    """An output folder: absent (it is made) or a folder; an existing file is refused before
+    anything is written, not found by the first write into it (a traceback, or half the outputs)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: exists and is not a folder; name a folder for the outputs")
+    return path
 
 
 DEFAULTS = argparse.ArgumentDefaultsHelpFormatter  # every option's help ends with its default
@@ -117,7 +137,7 @@ def parser() -> argparse.ArgumentParser:
     about = ("the whole pipeline, download to report, on one study's tiny config (a few hundred images, one "
              "epoch, two seeds) in a throwaway copy of this checkout; nothing here is written to")
     tryout = commands.add_parser("try", formatter_class=DEFAULTS, help=about, description=about)
-    tryout.add_argument("--keep", type=Path, default=None, help="keep the copy in this new folder (default: a "
+    tryout.add_argument("--keep", type=_folder, default=None, help="keep the copy in this new folder (default: a "
                         "temporary folder, deleted at the end)")
     tryout.add_argument("--study", default="s2_cnn", help="the study to run (its variants only), or `all` "
                         "(every variant: several times longer)")
@@ -125,7 +145,7 @@ def parser() -> argparse.ArgumentParser:
     about = ("EDITS params.yaml and dvc.yaml in place to the tiny config (comments kept); undo with `git checkout "
              "params.yaml dvc.yaml`. To try droplab without editing anything, use `droplab try`")
     tiny = commands.add_parser("tiny", formatter_class=DEFAULTS, help=about, description=about)
-    tiny.add_argument("--keep", default="", help="comma-separated variants to keep (empty: all)")
+    tiny.add_argument("--keep", default=None, help="comma-separated variants to keep (default: all)")
     tiny.add_argument("--params", type=Path, default=PARAMS, help="the params file to shrink")
     tiny.add_argument("--pipeline", type=Path, default=PIPELINE, help="the pipeline whose runs block is rewritten")
     tiny.set_defaults(func=_tiny)
@@ -136,13 +156,13 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=_positive_int, default=1, help="experiments run at once (dvc queue start -j)")
     sweep.add_argument("--variants", default="s2_cnn", help="comma-separated variants to report: variants whose "
                        "rate follows `dropout` (S2's MLP sweeps its rates inside the pipeline)")
-    sweep.add_argument("--out", type=Path, default=Path("report/sweep"), help="where the sweep report is written")
+    sweep.add_argument("--out", type=_folder, default="report/sweep", help="where the sweep report is written")
     sweep.add_argument("--report-only", action="store_true", help="skip queueing; report the finished experiments")
     sweep.set_defaults(func=_sweep)
     review = commands.add_parser("review", formatter_class=DEFAULTS, help="markdown for a pull request comment "
                                  "(CML)")
     review.add_argument("--base", default="main", help="git revision to compare against")
-    review.add_argument("--out", type=Path, default=Path("review"), help="where report.md and its plots go")
+    review.add_argument("--out", type=_folder, default="review", help="where report.md and its plots go")
     review.set_defaults(func=_review)
     return root
 

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_va
 
 from droplab.atomic import json_text
 from droplab.errors import DroplabError
-from droplab.schema import Strict, problem_lines
+from droplab.schema import Strict, UniqueNames, problem_lines
 
 DECIMALS = 6  # the places every number of a result and a BN report keeps
 
@@ -121,7 +121,7 @@ class Meta(Strict):
     instead of knowing the dataset."""
 
     dataset: str
-    classes: list[str] = Field(min_length=2)
+    classes: UniqueNames = Field(min_length=2)
     input_shape: list[Annotated[int, Field(gt=0)]] = Field(min_length=3, max_length=3)  # C, H, W
     mean: list[float]
     std: list[Annotated[float, Field(gt=0)]]

@@ -3,11 +3,12 @@ specs) and one way to turn a validation error into a line for the person who wro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 Tags = Mapping[str, type[BaseModel]]
 EMPTY: Tags = MappingProxyType({})
@@ -15,7 +16,30 @@ EMPTY: Tags = MappingProxyType({})
 
 class Strict(BaseModel):
     # strict: "3" is not silently an int; ints are still accepted where a float is expected.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan: every float of every file droplab reads is finite (a std of Infinity would
+    # train on all-zero inputs and pass).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# The one name rule: every name that becomes a path, a DVC stage or key, or a YAML key passes it.
+# fullmatch, never match with '$' (which also matches before a final newline).
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+
+
+def check_plain_name(name: str) -> str:
+    """`name` if it is plain: letters, digits, '_' and '-', so it can never leave its folder."""
+    if not isinstance(name, str) or not PLAIN_NAME.fullmatch(name):
+        raise ValueError(f"name {name!r} may use only letters, digits, '_' and '-', starting with a letter or digit "
+                         "(it becomes a file name, and DVC reads '.' as nesting)")
+    return name
+
+
+def check_unique_names(names: list[str]) -> list[str]:
+    """`names` if none repeats: a repeated class name would merge two classes in every per-class table."""
+    return distinct(names, "name {!r} appears more than once")
+
+
+UniqueNames = Annotated[list[str], AfterValidator(check_unique_names)]
 
 
 def first_repeated(items: list) -> Any:

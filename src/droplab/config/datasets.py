@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from droplab.data.datasets import DATASETS, FORMAT_ROLES, DatasetSpec, Format, RawFile
-from droplab.schema import KeyProblem, Strict
+from droplab.schema import KeyProblem, Strict, UniqueNames
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -26,7 +26,7 @@ class DatasetDecl(Strict):
     format: Format
     files: dict[str, RawFileDecl]
     urls: list[str] = []  # base URLs ending in '/'
-    classes: list[str] = []  # required for idx; the other formats name their classes
+    classes: UniqueNames = []  # required for idx; the other formats name their classes
 
     @field_validator("urls")
     @classmethod
