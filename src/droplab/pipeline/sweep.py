@@ -139,12 +139,13 @@ def wait_for_queue(timeout: float, jobs: int = 1) -> list[dict]:
         time.sleep(POLL_SECONDS)
 
 
-def collect(shown: list[dict], variants: list[str], read_stats: Callable[[str], dict | None] = stats_at
+def collect(shown: list[dict], variants: list[str], read_stats: Callable[[str], dict | None] | None = None
             ) -> pd.DataFrame:
     """One row per (variant, p) from the sweep's own successful experiments (those that differ from
     their baseline commit only in `dropout`) and their committed report/stats.json (`read_stats`
     reads it from an experiment's commit). Two of them at one rate are refused: which one DVC
     lists first is no reason to report it."""
+    read_stats = read_stats or stats_at  # looked up at call time: the catalogue's tests replace it
     rows, by_rate = [], {}
     for name, rev, state, data, baseline in _experiments_on_baselines(shown):
         rate = sweep_rate(data.get("params") or {}, baseline) if state == "success" else None
