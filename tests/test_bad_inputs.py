@@ -348,6 +348,20 @@ def _not_yaml_pipeline(root: Path) -> None:
         handle.write("\n  broken: [\n")
 
 
+def _seed_json(text: str) -> Callable[[Project], None]:
+    """s2_mlp only (see _only_s2_mlp), its seed-0 metrics/train JSON replaced by `text`."""
+    def arrange(project: Project) -> None:
+        _only_s2_mlp(project)
+        (project.root / "metrics/train/s2_mlp/seed0.json").write_text(text)
+
+    return arrange
+
+
+def _duplicate_lab_classes(project: Project) -> None:
+    project.lab_dataset("idx", IDX_ROLES)
+    project.raw["extra_datasets"]["lab"]["classes"] = ["class 0", *(f"class {i}" for i in range(9))]
+
+
 CATALOGUE = [
     Bad("unknown-params-key", TRAIN, ("params.yaml is invalid", "trian: unknown key; allowed: scale, seeds"),
         _typo("trian", {"epochs": 3})),
@@ -472,6 +486,42 @@ CATALOGUE = [
     Bad("mlp-too-large", TRAIN,
         ("hidden {'hidden': [100000000]}: this mlp has 79.7 G parameters", "make it smaller"),
         _typo("variants.s2_mlp.hidden", [100000000])),
+    Bad("params-edited-after-validate", TRAIN,
+        ("params.yaml changed since the validate stage ran: runs.0.rates.0 is 0.9 in it, 0.5 in "
+         "data/configs/s2_mlp.json; run dvc repro again",),
+        lambda project: None, after_write=_bytes_in_params(b"dropout: 0.5\n", b"dropout: 0.9\n")),
+    Bad("warmup-longer-than-run", TRAIN,
+        ("schedule.warmup_steps = 1000000000000 is far longer than the run's at most",
+         "its lr would stay below 1% of train.lr"),
+        _typo("train.schedule", {"name": "cosine", "warmup_steps": 10**12})),
+    Bad("study-spec-train-key", TRAIN,
+        ("studies.s2_mlp.cpu.spec.train: not an architecture field of this study's variants",),
+        _typo("studies.s2_mlp.cpu.spec", {"train": {"lr": 10}})),
+    Bad("study-spec-rate-key", TRAIN, ("studies.s2_mlp.cpu.spec.p: not an architecture field",),
+        _typo("studies.s2_mlp.cpu.spec", {"p": "fixed_p.none"})),
+    Bad("meta-std-infinity", TRAIN, ("data/prepared/meta.json: std.0: Input should be a finite number (got inf)",),
+        _meta(lambda meta: meta.update(std=[float("inf")] * len(meta["std"])))),
+    Bad("meta-mean-nan", TRAIN, ("data/prepared/meta.json: mean.0: Input should be a finite number (got nan)",),
+        _meta(lambda meta: meta.update(mean=[float("nan")] * len(meta["mean"])))),
+    Bad("params-rate-nan", TRAIN, ("fixed_p.none.0: Input should be a finite number (got nan)",),
+        _typo("fixed_p.none", float("nan"))),
+    Bad("meta-duplicate-classes", TRAIN, ("data/prepared/meta.json: classes: name ", "appears more than once"),
+        _meta(lambda meta: meta.update(classes=[meta["classes"][0], *meta["classes"][:-1]]))),
+    Bad("extra-dataset-duplicate-classes", ("download.py",),
+        ("extra_datasets.lab.classes: name 'class 0' appears more than once",), _duplicate_lab_classes),
+    Bad("name-trailing-newline", ("droplab", "runs"), ("studies", "name 's2\\n' may use only letters"),
+        _study("s2\n")),
+    Bad("tiny-keep-empty", ("droplab", "tiny", "--keep", ""), ("--keep: an empty variant name",),
+        lambda project: None),
+    Bad("tiny-keep-only-skipped", ("droplab", "tiny", "--keep", "s3_resnet50_avg"),
+        ("no variant trains at scale cpu: every one is in its home study's cpu.skip",), lambda project: None),
+    Bad("sweep-rates-same-percent", TRAIN, ("studies.s2_mlp.sweep.rates", "rate 0.3 appears more than once"),
+        _typo("studies.s2_mlp.sweep", {"rates": [0.3, 0.30000000000000004], "select": "s2_mlp"})),
+    Bad("seed-json-corrupt", ("aggregate.py",),
+        ("metrics/train/s2_mlp/seed0.json: not valid JSON", "rerun its train stage"), _seed_json('{"best_epoch": 1,')),
+    Bad("seed-json-incomplete", ("aggregate.py",),
+        ("metrics/train/s2_mlp/seed0.json: ", "required key is missing", "rerun its train stage"),
+        _seed_json('{"best_epoch": 1}')),
     Bad("code-deps-stale", ("validate.py",),
         ("dvc.yaml: the code deps of stages/validate.py are out of date with their imports", "run `droplab runs`"),
         lambda project: None, after_write=_stale_code_deps),

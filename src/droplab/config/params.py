@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from droplab.config.datasets import DatasetDecl, check_dataset, check_no_shadowing
 from droplab.config.resolved import VariantConfig, check_warmup, layered
@@ -13,6 +13,15 @@ from droplab.config.studies import SCALES, Run, Scale, ScaleName, Study
 from droplab.config.variants import VariantSpec, family_fields
 from droplab.data.datasets import DATASETS, DatasetSpec
 from droplab.schema import Strict, check_plain_name, distinct
+
+
+def _one_or_more(value: Any) -> Any:
+    """A rate key's value as a list: one rate (for every site) or one per dropout site."""
+    return value if isinstance(value, list) else [value]
+
+
+# read as a list, so a problem is named by its key and site, not by a union member ("fixed_p.x.float")
+Rates = Annotated[list[float], BeforeValidator(_one_or_more)]
 
 
 class Params(Strict):
@@ -24,7 +33,7 @@ class Params(Strict):
     seeds: list[Seed] = Field(min_length=1)
     dataset: str
     dropout: float = Field(ge=0, lt=1)
-    fixed_p: dict[str, float | list[float]] = {}
+    fixed_p: dict[str, Rates] = {}
     data: DataConfig
     train: TrainConfig
     analysis: AnalysisConfig = AnalysisConfig()
@@ -44,9 +53,9 @@ class Params(Strict):
 
     @field_validator("fixed_p")
     @classmethod
-    def _rates_in_range(cls, mapping: dict[str, float | list[float]]) -> dict[str, float | list[float]]:
+    def _rates_in_range(cls, mapping: dict[str, list[float]]) -> dict[str, list[float]]:
         for name, value in mapping.items():
-            for rate in value if isinstance(value, list) else [value]:
+            for rate in value:
                 if not 0.0 <= rate < 1.0:
                     raise ValueError(f"fixed_p.{name} = {rate}: a dropout rate must lie in [0, 1)")
         return mapping
