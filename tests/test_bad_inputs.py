@@ -25,6 +25,7 @@ import pytest
 import torch
 import yaml
 
+import bad_files_and_signals as files
 from droplab.__main__ import main as droplab_main
 from droplab.config import parse_params
 from droplab.pipeline.tiny import shrink
@@ -35,7 +36,6 @@ from test_cli import write_params
 
 from conftest import REPO
 from http_server import serve
-import bad_files_and_signals as files
 from synthetic import (
     MNIST_FILES,
     cifar10_arrays,
@@ -526,8 +526,9 @@ CATALOGUE = [
         ("dvc.yaml: the code deps of stages/validate.py are out of date with their imports", "run `droplab runs`"),
         lambda project: None, after_write=_stale_code_deps),
     Bad("download-endless-stream", ("download.py",),
-        ("no source could supply train-images-idx3-ubyte.gz", "the server sent more than the 1000 bytes pinned",
-         "kept nothing"), files.unbounded_stream, endless=frozenset({MNIST_FILES[0]})),
+        ("no source could supply train-images-idx3-ubyte.gz", "the server sent more than the",
+         "bytes pinned; stopped there and kept nothing"), files.unbounded_stream,
+        endless=frozenset({MNIST_FILES[0]}), after_run=files.nothing_kept_to_resume),
     Bad("source-dir-dev-zero", ("download.py",),
         ("source/train-images-idx3-ubyte.gz: a character device where a file is expected",),
         files.source_dir_dev_zero),
@@ -542,7 +543,7 @@ CATALOGUE = [
         files.fifo_at("data/prepared/arrays.npz")),
     Bad("sigterm-training", TRAIN, ("interrupted (SIGTERM)", "resumes from it"), files.sigterm_in_second_epoch,
         after_run=files.first_epoch_checkpoint_kept),
-    Bad("labels-wrong-dtype", TRAIN, ("data/prepared/arrays.npz: train labels are <U1, not integer class indices",),
+    Bad("labels-wrong-dtype", TRAIN, ("data/prepared/arrays.npz: train labels are <U21, not integer class indices",),
         files.string_labels),
     Bad("arrays-huge-npy-shape", TRAIN,
         ("data/prepared/arrays.npz: a corrupt array inside (train_labels.npy declares int64 [100000000000000]",),

@@ -17,7 +17,7 @@ from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
-from droplab.atomic import json_text
+from droplab.atomic import json_text, regular_file
 from droplab.errors import DroplabError
 from droplab.schema import Strict, UniqueNames, problem_lines
 
@@ -149,7 +149,7 @@ def load(path: Path, kind: type[Record], remedy: str) -> Record:
     """The record of type `kind` in `path`, or one DroplabError naming the file, the first wrong
     key and `remedy`."""
     try:
-        return kind.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        return kind.model_validate(json.loads(regular_file(path).read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise DroplabError(f"{path}: not found; {remedy}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
