@@ -483,6 +483,8 @@ CATALOGUE = [
         ("argument --out: 'notes.md': exists and is not a folder",), _file_at("notes.md")),
     Bad("try-keep-is-a-file", ("droplab", "try", "--keep", "notes.md"),
         ("argument --keep: 'notes.md': exists and is not a folder",), _file_at("notes.md")),
+    Bad("review-outside-a-repository", ("droplab", "review"),
+        ("`dvc metrics diff main --md` failed (exit ", "ERROR: "), lambda project: None),
     Bad("mlp-too-large", TRAIN,
         ("hidden {'hidden': [100000000]}: this mlp has 79.7 G parameters", "make it smaller"),
         _typo("variants.s2_mlp.hidden", [100000000])),
