@@ -29,7 +29,9 @@ def rounded(value: float) -> float:
     return round(value, DECIMALS)
 
 
-Rounded = Annotated[float, AfterValidator(rounded)]
+# A measured value may be NaN (a diverged run's loss, which the statistics name rather than average);
+# every input and setting droplab reads (Strict's rule: params, meta.json, specs) is finite.
+Rounded = Annotated[float, Field(allow_inf_nan=True), AfterValidator(rounded)]
 
 
 class Scores(Strict):
