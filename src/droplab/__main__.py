@@ -22,6 +22,7 @@ from droplab.atomic import write_text
 from droplab.config import ConfigError, load_params, parse_params, read_params
 from droplab.dvc_yaml import PIPELINE, runs_block_of, write_runs
 from droplab.errors import DroplabError, reported
+from droplab.pipeline import out_paths
 from droplab.pipeline.tiny import shrink
 from droplab.stage_runner import PARAMS
 from droplab.yaml_file import with_comments
@@ -109,15 +110,6 @@ def _rates(text: str) -> list[float]:
     return rates
 
 
-def _folder(text: str) -> Path:
-    """An output folder: absent (it is made) or a folder; an existing file is refused before
-    anything is written, not found by the first write into it (a traceback, or half the outputs)."""
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r}: exists and is not a folder; name a folder for the outputs")
-    return path
-
-
 DEFAULTS = argparse.ArgumentDefaultsHelpFormatter  # every option's help ends with its default
 
 
@@ -137,8 +129,8 @@ def parser() -> argparse.ArgumentParser:
     about = ("the whole pipeline, download to report, on one study's tiny config (a few hundred images, one "
              "epoch, two seeds) in a throwaway copy of this checkout; nothing here is written to")
     tryout = commands.add_parser("try", formatter_class=DEFAULTS, help=about, description=about)
-    tryout.add_argument("--keep", type=_folder, default=None, help="keep the copy in this new folder (default: a "
-                        "temporary folder, deleted at the end)")
+    tryout.add_argument("--keep", type=out_paths.folder, default=None, help="keep the copy in this new folder "
+                        "(default: a temporary folder, deleted at the end)")
     tryout.add_argument("--study", default="s2_cnn", help="the study to run (its variants only), or `all` "
                         "(every variant: several times longer)")
     tryout.set_defaults(func=_try)
@@ -156,13 +148,15 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=_positive_int, default=1, help="experiments run at once (dvc queue start -j)")
     sweep.add_argument("--variants", default="s2_cnn", help="comma-separated variants to report: variants whose "
                        "rate follows `dropout` (S2's MLP sweeps its rates inside the pipeline)")
-    sweep.add_argument("--out", type=_folder, default="report/sweep", help="where the sweep report is written")
+    sweep.add_argument("--out", type=out_paths.folder, default="report/sweep",
+                       help="where the sweep report is written")
     sweep.add_argument("--report-only", action="store_true", help="skip queueing; report the finished experiments")
     sweep.set_defaults(func=_sweep)
     review = commands.add_parser("review", formatter_class=DEFAULTS, help="markdown for a pull request comment "
                                  "(CML)")
     review.add_argument("--base", default="main", help="git revision to compare against")
-    review.add_argument("--out", type=_folder, default="review", help="where report.md and its plots go")
+    review.add_argument("--out", type=out_paths.folder, default="review",
+                        help="where report.md and its plots go")
     review.set_defaults(func=_review)
     return root
 
