@@ -473,6 +473,8 @@ CATALOGUE = [
     Bad("sweep-foreign-experiments-only", ("droplab", "sweep", "--report-only"),
         ("no finished experiment has report/stats.json for s2_cnn among the sweep's own",),
         _sweep_experiments(lambda experiments: experiments.__delitem__(slice(0, 2)))),
+    Bad("sweep-variants-empty", ("droplab", "sweep", "--variants", " , "),
+        ("--variants ' , ': expected variant names separated by commas, each once",), lambda project: None),
     Bad("sweep-jobs-too-many", ("droplab", "sweep", "--jobs", "1000"),
         ("argument --jobs: '1000': at most", "experiments at once (this machine's CPU cores)"), lambda project: None),
     Bad("sweep-rate-twice", ("droplab", "sweep", "--rates", "0.1,0.3,0.1"),

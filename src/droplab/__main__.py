@@ -64,7 +64,11 @@ def _sweep(args: argparse.Namespace) -> None:
     from droplab.pipeline import sweep
 
     params = load_params(PARAMS)
-    for name in (part.strip() for part in args.variants.split(",") if part.strip()):
+    names = [part.strip() for part in args.variants.split(",")]
+    if not all(names) or len(set(names)) < len(names):
+        raise DroplabError(f"--variants {args.variants!r}: expected variant names separated by commas, each once; "
+                           "a sweep with nothing to report would run every experiment for nothing")
+    for name in names:
         if name not in params.variants or params.rate_key(name) != "dropout":
             why = "is not in params.yaml variants" if name not in params.variants else \
                 f"takes its rates from {params.rate_key(name)}, not from `dropout`"
