@@ -177,6 +177,18 @@ def _mismatched_checkpoint(project: Project) -> None:
     checkpoint.save(project.root / "checkpoints/s2_mlp/seed0.pt", other, {"epoch": 1})
 
 
+def _checkpoint_computed_elsewhere(project: Project) -> None:
+    """This run's checkpoint (same params) written by another device, process count or kernel pin:
+    unlike one under earlier params (set aside, training starts fresh), it is refused."""
+    params = parse_params(project.raw)
+    prepared = project.root / "data/prepared"
+    config = params.resolve("s2_mlp")
+    ctx = train.make_context(config, load_meta(prepared), Shard(), torch.device("cpu"))
+    identity = train.run_identity(config, params.first_run("s2_mlp"), prepared, ctx)
+    identity.update(config="1" * 64, computes="0" * 64)  # what a GPU run of the same params records
+    checkpoint.save(project.root / "checkpoints/s2_mlp/seed0.pt", identity, {"epoch": 1})
+
+
 def _disk_full(project: Project) -> None:
     real_write_text = Path.write_text
 
@@ -487,6 +499,9 @@ CATALOGUE = [
         ("argument --keep: 'notes.md': exists and is not a folder",), _file_at("notes.md")),
     Bad("review-outside-a-repository", ("droplab", "review"),
         ("`dvc metrics diff main --md` failed (exit ", "ERROR: "), lambda project: None),
+    Bad("checkpoint-computed-elsewhere", TRAIN,
+        ("checkpoints/s2_mlp/seed0.pt was written by another run and is not resumed: config", "computes (checkpoint",
+         "Delete it"), _checkpoint_computed_elsewhere),
     Bad("mlp-too-large", TRAIN,
         ("hidden {'hidden': [100000000]}: this mlp has 79.7 G parameters", "make it smaller"),
         _typo("variants.s2_mlp.hidden", [100000000])),
