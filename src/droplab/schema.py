@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from types import MappingProxyType
-from typing import Annotated, Any
+from types import MappingProxyType, UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -100,7 +100,46 @@ def allowed_keys(error: Mapping[str, Any], root: type[BaseModel], tags: Tags = E
     return ""
 
 
+def _union_label_at(loc: tuple, root: type[BaseModel], tags: Tags) -> int | None:
+    """Where `loc` (an error's path under `root`) holds the label pydantic gives a member of a plain
+    union ('bool', "literal['auto']"): a part the author never wrote. None if it holds none."""
+    model: Any = root
+    for index, part in enumerate(loc):
+        while get_origin(model) is Annotated:
+            model = get_args(model)[0]
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            if part not in model.model_fields:
+                return None
+            model = model.model_fields[part].annotation
+            continue
+        members = [arg for arg in get_args(model) if arg is not type(None)]
+        if get_origin(model) in (Union, UnionType) and part in tags:
+            model = tags[part]
+        elif get_origin(model) in (Union, UnionType) and len(members) > 1:
+            return index
+        elif members:
+            model = members[-1]  # a list's items, a dict's values, an optional's type
+        else:
+            return None
+    return None
+
+
 def problem_lines(errors: list[Mapping[str, Any]], root: type[BaseModel], tags: Tags = EMPTY) -> list[str]:
-    """Every error of one validation, described, an unknown key with the keys allowed there."""
-    return [describe(error, tags) + (allowed_keys(error, root, tags) if error["type"] == "extra_forbidden" else "")
-            for error in errors]
+    """Every error of one validation, described, an unknown key with the keys allowed there; a value no
+    member of a union accepts is one line at its key, not one per member under the member's label."""
+    lines: list[str | tuple] = []  # a line, or the key of a union's messages (joined below)
+    unions: dict[tuple, list[str]] = {}
+    for error in errors:
+        label = _union_label_at(tuple(error["loc"]), root, tags)
+        if label is None:
+            lines.append(describe(error, tags) + (allowed_keys(error, root, tags)
+                                                  if error["type"] == "extra_forbidden" else ""))
+            continue
+        at = (*error["loc"][:label], repr(error.get("input")))
+        if at not in unions:
+            unions[at] = []
+            lines.append(at)
+        unions[at].append(error["msg"].removeprefix("Input should be "))
+    return [line if isinstance(line, str) else
+            describe({"loc": line[:-1], "msg": "Input should be " + " or ".join(unions[line]), "type": "union",
+                      "input": []}, tags) + f" (got {line[-1]})" for line in lines]
