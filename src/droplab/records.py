@@ -156,6 +156,8 @@ def load(path: Path, kind: type[Record], remedy: str) -> Record:
         raise DroplabError(f"{path}: not found; {remedy}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DroplabError(f"{path}: not valid JSON ({exc}); {remedy}") from None
+    except RecursionError:  # json refuses nesting deeper than Python's stack: no record nests so
+        raise DroplabError(f"{path}: nested too deeply to be a droplab record; {remedy}") from None
     except ValidationError as exc:
         raise DroplabError(f"{path}: {problem_lines(exc.errors(), kind)[0]}; {remedy}") from None
 
