@@ -307,3 +307,11 @@ def test_a_value_no_member_of_a_union_accepts_is_named_by_its_key_once(tiny_para
     with pytest.raises(ConfigError) as caught:
         parse_params(tiny_params)
     assert str(caught.value).splitlines()[1:] == [f"  {expected}"]
+
+
+@pytest.mark.parametrize("name", ["..", ".hidden", "x.tar.gz\n", "a/b.tar.gz", "a\\b.tar.gz"])
+def test_a_pinned_file_name_stays_in_its_folder(real_params, name):
+    """`..` passed the old `^[^/\\\\]+$` and named the dataset's folder itself; a final newline passes any `$`."""
+    files = {"archive": {"name": name, "sha256": "c4" * 32}}
+    raw = {**real_params, "dataset": "lab_cifar", "extra_datasets": {"lab_cifar": {**CIFAR_MIRROR, "files": files}}}
+    assert f"extra_datasets.lab_cifar.files.archive.name: file name {name!r} may use only letters" in _error(raw)

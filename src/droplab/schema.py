@@ -34,6 +34,19 @@ def check_plain_name(name: str) -> str:
     return name
 
 
+# The same rule for a file name droplab writes under its own folder (a pinned raw file): '.' allowed
+# inside, never first, so neither '..' nor a hidden file.
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_file_name(name: str) -> str:
+    """`name` if it is a plain file name that stays in its folder."""
+    if not FILE_NAME.fullmatch(name):
+        raise ValueError(f"file name {name!r} may use only letters, digits, '.', '_' and '-', starting with a letter "
+                         "or digit (no folders)")
+    return name
+
+
 def check_unique_names(names: list[str]) -> list[str]:
     """`names` if none repeats: a repeated class name would merge two classes in every per-class table."""
     return distinct(names, "name {!r} appears more than once")
