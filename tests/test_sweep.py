@@ -176,3 +176,17 @@ def test_rates_are_queued_exactly(monkeypatch):
     monkeypatch.setattr(sweep, "dvc", lambda *args: calls.append(args) or "")
     sweep.queue([0.1, 0.1234567], jobs=1)
     assert calls[0][-1] == "dropout=0.1,0.1234567"
+
+
+def test_rates_this_commit_already_swept_are_refused_before_anything_is_queued(monkeypatch, tmp_path: Path):
+    calls = []
+
+    def dvc(*args: str) -> str:
+        calls.append(args[:2])
+        return json.dumps(REAL_SHOWN)
+
+    monkeypatch.setattr(sweep, "dvc", dvc)
+    with pytest.raises(DroplabError, match=r"already has sweep experiments at these rates: sweep-a \(dropout=0.3\); "
+                                           "report them with --report-only"):
+        sweep.run_sweep([0.3, 0.5], 1, "s2_cnn", tmp_path)
+    assert calls == [("exp", "show")]  # other-lr, at 0.3 too, is not the sweep's

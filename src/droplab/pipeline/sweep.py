@@ -205,9 +205,20 @@ def report(frame: pd.DataFrame, out_dir: Path) -> str:
     return text
 
 
+def check_not_run(shown: list[dict], rates: list[float]) -> None:
+    """Refuse, before queueing, rates that sweep experiments on this commit already ran (or are
+    running): the report would refuse the pair only after every experiment had run."""
+    clash = sorted(f"{name} (dropout={rate!r})" for name, _, state, data, baseline in _experiments_on_baselines(shown)
+                   if state != "failed" and (rate := sweep_rate(data.get("params") or {}, baseline)) in rates)
+    if clash:
+        raise DroplabError(f"this commit already has sweep experiments at these rates: {', '.join(clash)}; report "
+                           "them with --report-only, or remove them (`dvc exp remove <name>`) and sweep again")
+
+
 def run_sweep(rates: list[float], jobs: int, variants: str, out_dir: Path, queue_first: bool = True,
               timeout: float = 24 * 3600) -> str:
     if queue_first:
+        check_not_run(json.loads(dvc("exp", "show", "--json")), rates)
         queue(rates, jobs)
     shown = wait_for_queue(timeout, jobs)
     frame = collect(shown, [name.strip() for name in variants.split(",") if name.strip()])
