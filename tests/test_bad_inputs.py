@@ -576,9 +576,12 @@ CATALOGUE = [
         ("train.nproc_per_node = 4096 starts 4096 training processes", "CPU cores; use at most"),
         _typo("train.nproc_per_node", 4096)),
     Bad("params-deeply-nested", TRAIN, ("params.yaml: nested more than 100 levels deep at line",),
-        lambda project: None, after_write=_bytes_in_params(b"dataset:", b"deep:\n  " + b"- " * 100_000 + b"x\ndataset:")),
+        lambda project: None,
+        after_write=_bytes_in_params(b"dataset:", b"deep:\n  " + b"- " * 100_000 + b"x\ndataset:")),
     Bad("meta-deeply-nested", TRAIN, ("data/prepared/meta.json: nested too deeply to be a droplab record",),
         lambda project: (project.root / "data/prepared/meta.json").write_text("[" * 100_000 + "]" * 100_000)),
+    Bad("fifo-params", TRAIN, ("params.yaml: a FIFO (named pipe) where a file is expected",),
+        lambda project: None, after_write=lambda root: files.fifo(root / "params.yaml")),
 ]
 # Cases whose bad input arrives through DVC itself; tests/test_pipeline.py runs them in a clone.
 THROUGH_DVC = ["dvc-exp-run-bad-value", "dvc-exp-run-bad-lr", "dvc-new-variant-without-runs"]

@@ -16,6 +16,7 @@ from ruamel.yaml import YAML, YAMLError, tokens
 from ruamel.yaml.constructor import ConstructorError, SafeConstructor
 from ruamel.yaml.nodes import MappingNode, Node
 
+from droplab.atomic import regular_file
 from droplab.errors import DroplabError
 
 
@@ -64,11 +65,11 @@ def read_yaml(path: str | Path, error: type[DroplabError] = DroplabError) -> Any
     """The parsed file; a missing file, a non-UTF-8 byte or bad YAML raise `error` naming the file."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = regular_file(path).read_bytes()
     except FileNotFoundError:
         raise error(f"{path}: file not found (run from the repository root, or pass the right path)") from None
-    except IsADirectoryError:
-        raise error(f"{path}: is a directory, expected a YAML file") from None
+    except DroplabError as exc:  # a directory, FIFO or device: refused before it is opened
+        raise error(str(exc)) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
