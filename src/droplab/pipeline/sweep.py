@@ -3,7 +3,8 @@ then a report read back from `dvc exp show --json` and each experiment's report/
 
 The report plots validation loss and accuracy against p for each model (with the seed spread
 as error bars where a variant has several seeds), picks the best p on validation accuracy, and
-gives that p's test metrics; test metrics never choose p.
+gives that p's test metrics; test metrics never choose p. Only the sweep's own experiments count:
+those whose params equal their commit's in everything but `dropout` (sweep_rate).
 """
 
 from __future__ import annotations
