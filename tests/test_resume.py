@@ -335,3 +335,31 @@ def test_a_nan_loss_names_the_epoch_and_step_and_keeps_the_last_good_checkpoint(
     assert good.read_text() == '{"earlier": "good"}\n'
     assert not (tmp_path / "models").exists()
     assert json.loads(good.read_text()) == {"earlier": "good"}
+
+
+def test_sigterm_mid_training_ends_in_one_line_and_keeps_the_checkpoint(tiny_params, tmp_path: Path):
+    """What `timeout` or a cancelled CI job sends: the stage process (no DVC around it) stops like
+    after Ctrl-C, with exit 2, one line, no temporary file, and the last finished epoch's checkpoint."""
+    root = tmp_path / "project"
+    write_prepared(root / "data" / "prepared", n_train=200)
+    write_params(root, _epochs(tiny_params, 1000))
+    saved = root / "checkpoints" / VARIANT / "seed0.pt"
+    env = {**os.environ, "DROPLAB_CHECKPOINT_SECONDS": "0"}
+    seeds = ",".join(map(str, SEEDS))
+    process = subprocess.Popen([sys.executable, str(REPO / "stages" / "train.py"), VARIANT, "--seeds", seeds],
+                               cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not saved.exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 2, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("droplab train: error: interrupted (SIGTERM)"), stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert not [path for path in root.rglob("*") if path.name.endswith(".tmp")]
+    assert torch.load(saved, weights_only=True)["epoch"] >= 1
+    assert not (root / "models").exists()  # no seed finished: nothing written but the checkpoint
