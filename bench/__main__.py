@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 import pandas as pd
 import torch
 
 from bench import decode, efficiency, gpu_check, machine, pin_cost, pipeline, train_throughput
+from droplab.pipeline import out_paths
 
 COLUMNS = ["benchmark", "case", "measured", "baseline", "ratio", "note"]
 BENCHMARKS = ("train", "efficiency", "pins", "pipeline", "decode")
@@ -19,7 +19,7 @@ BENCHMARKS = ("train", "efficiency", "pins", "pipeline", "decode")
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test, numbers mean nothing")
-    parser.add_argument("--out", type=Path, help="also write the table here (markdown)")
+    parser.add_argument("--out", type=out_paths.file, help="also write the table here (markdown)")
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=BENCHMARKS)
     parser.add_argument("--gpu", action="store_true", help="the GPU check instead of the CPU benchmarks")
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",

@@ -42,9 +42,9 @@ class _FileServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, root: Path, ranges: bool, cut_after: dict[str, int], cut_every: dict[str, int],
-                 log: list[Request]) -> None:
+                 log: list[Request], endless: frozenset[str] = frozenset()) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.root, self.ranges, self.log = root.resolve(), ranges, log
+        self.root, self.ranges, self.log, self.endless = root.resolve(), ranges, log, endless
         self.cuts = dict(cut_after)  # popped on first use, so only the first GET is cut
         self.cut_every = dict(cut_every)
         self.lock = threading.Lock()
@@ -75,6 +75,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._status(HTTPStatus.NOT_FOUND)
             self.send_header("Content-Length", "0")
             self.end_headers()
+            return
+        if relative in self.server.endless:
+            self._stream_forever(target, body)
             return
         total = target.stat().st_size
         start, end = 0, total - 1
@@ -113,18 +116,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = self.close_connection or cut is not None
 
 
+    def _stream_forever(self, target: Path, body: bool) -> None:
+        """200 without Content-Length, then the file's bytes over and over until the client hangs up:
+        a hostile or broken server whose length only the client's own bound can stop."""
+        self._status(HTTPStatus.OK)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.end_headers()
+        self.close_connection = True
+        data = target.read_bytes() or b"\0"
+        try:
+            while body:
+                self.wfile.write(data)
+        except OSError:  # the client stopped reading: what a bounded client does
+            pass
+
+
 @contextmanager
 def serve(root: Path, *, ranges: bool = True, cut_after: dict[str, int] | None = None,
-          cut_every: dict[str, int] | None = None) -> Iterator[Server]:
+          cut_every: dict[str, int] | None = None, endless: frozenset[str] = frozenset()) -> Iterator[Server]:
     """Serve the files under `root` until the block ends.
 
     `ranges=False` answers every GET with 200 and the whole file, like servers without range support.
     `cut_after={"a/b.bin": n}` makes the first GET of /a/b.bin announce its full length but send only n bytes of
     body before closing the connection; later requests are served normally. `cut_every` cuts every GET of
-    the path that way: a connection that keeps dropping.
+    the path that way: a connection that keeps dropping. `endless` paths stream without Content-Length, forever.
     """
     log: list[Request] = []
-    server = _FileServer(root, ranges, cut_after or {}, cut_every or {}, log)
+    server = _FileServer(root, ranges, cut_after or {}, cut_every or {}, log, endless)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -25,6 +25,7 @@ import pytest
 import torch
 import yaml
 
+import bad_files_and_signals as files
 from droplab.__main__ import main as droplab_main
 from droplab.config import parse_params
 from droplab.pipeline.tiny import shrink
@@ -90,6 +91,8 @@ class Bad:
     arrange: Callable[[Project], object]
     cut_every: dict[str, int] | None = None  # the local server drops every transfer of a file after n bytes
     after_write: Callable[[Path], object] | None = None  # changes params.yaml's bytes after it is written
+    endless: frozenset[str] = frozenset()  # files the local server streams without Content-Length, forever
+    after_run: Callable[[Path], object] | None = None  # checks what the stage had to keep (a checkpoint)
 
 
 IDX_ROLES = dict(zip(("train_images", "train_labels", "test_images", "test_labels"), MNIST_FILES, strict=True))
@@ -172,6 +175,18 @@ def _mismatched_checkpoint(project: Project) -> None:
     ctx = train.make_context(config, load_meta(prepared), Shard(), torch.device("cpu"))
     other = train.run_identity(config, params.first_run("s2_cnn"), prepared, ctx)
     checkpoint.save(project.root / "checkpoints/s2_mlp/seed0.pt", other, {"epoch": 1})
+
+
+def _checkpoint_computed_elsewhere(project: Project) -> None:
+    """This run's checkpoint (same params) written by another device, process count or kernel pin:
+    unlike one under earlier params (set aside, training starts fresh), it is refused."""
+    params = parse_params(project.raw)
+    prepared = project.root / "data/prepared"
+    config = params.resolve("s2_mlp")
+    ctx = train.make_context(config, load_meta(prepared), Shard(), torch.device("cpu"))
+    identity = train.run_identity(config, params.first_run("s2_mlp"), prepared, ctx)
+    identity.update(config="1" * 64, computes="0" * 64)  # what a GPU run of the same params records
+    checkpoint.save(project.root / "checkpoints/s2_mlp/seed0.pt", identity, {"epoch": 1})
 
 
 def _disk_full(project: Project) -> None:
@@ -312,6 +327,53 @@ def _study_twice(project: Project) -> None:
     project.raw["studies"]["s2_mlp"]["variants"] = ["s2_mlp", "s2_mlp"]
 
 
+def _sweep_experiments(change: Callable[[list[dict]], object]) -> Callable[[Project], None]:
+    """`dvc exp show --json` as DVC 3.67 printed it for a sweep (sweep-a at 0.3, sweep-b at 0.2) and an
+    experiment that also changed the learning rate (other-lr, at 0.3), changed by `change`; each
+    experiment's report/stats.json is a passable one."""
+    def arrange(project: Project) -> None:
+        shown = json.loads((REPO / "tests/dvc_output/exp_show_foreign.json").read_text())
+        change(shown[1]["experiments"])
+        variant = {key: {"n": 2, "mean": 0.5, "sd": 0.01} for key in ("val.acc1", "val.loss", "test.acc1",
+                                                                       "test.loss")}
+        project.monkeypatch.setattr("droplab.pipeline.sweep.dvc", lambda *args: json.dumps(shown))
+        project.monkeypatch.setattr("droplab.pipeline.sweep.stats_at", lambda rev: {"variants": {"s2_cnn": variant}})
+
+    return arrange
+
+
+def _same_lr(experiments: list[dict]) -> None:
+    """other-lr's learning rate as its commit's: now it claims 0.3 exactly as sweep-a does."""
+    experiments[2]["revs"][0]["data"]["params"]["params.yaml"]["data"]["train"]["lr"] = 0.001
+
+
+def _file_at(name: str) -> Callable[[Project], None]:
+    def arrange(project: Project) -> None:
+        (project.root / name).write_text("a file where an output folder is named\n")
+
+    return arrange
+
+
+def _not_yaml_pipeline(root: Path) -> None:
+    """dvc.yaml with its generated blocks intact and an unclosed list appended."""
+    with (root / "dvc.yaml").open("a") as handle:
+        handle.write("\n  broken: [\n")
+
+
+def _seed_json(text: str) -> Callable[[Project], None]:
+    """s2_mlp only (see _only_s2_mlp), its seed-0 metrics/train JSON replaced by `text`."""
+    def arrange(project: Project) -> None:
+        _only_s2_mlp(project)
+        (project.root / "metrics/train/s2_mlp/seed0.json").write_text(text)
+
+    return arrange
+
+
+def _duplicate_lab_classes(project: Project) -> None:
+    project.lab_dataset("idx", IDX_ROLES)
+    project.raw["extra_datasets"]["lab"]["classes"] = ["class 0", *(f"class {i}" for i in range(9))]
+
+
 CATALOGUE = [
     Bad("unknown-params-key", TRAIN, ("params.yaml is invalid", "trian: unknown key; allowed: scale, seeds"),
         _typo("trian", {"epochs": 3})),
@@ -417,12 +479,109 @@ CATALOGUE = [
     Bad("lenet-resize-too-small", ("train.py", "lenet_std_bn", "--seeds", "0,1"),
         ("variants.lenet_std_bn.resize: Input should be greater than or equal to 16 (got 4)",),
         _typo("variants.lenet_std_bn.resize", 4)),
+    Bad("sweep-same-rate-twice", ("droplab", "sweep", "--report-only"),
+        ("experiments sweep-a and other-lr both ran the sweep's dropout=0.3 on one commit; remove one",),
+        _sweep_experiments(_same_lr)),
+    Bad("sweep-foreign-experiments-only", ("droplab", "sweep", "--report-only"),
+        ("no finished experiment has report/stats.json for s2_cnn among the sweep's own",),
+        _sweep_experiments(lambda experiments: experiments.__delitem__(slice(0, 2)))),
+    Bad("sweep-variants-empty", ("droplab", "sweep", "--variants", " , "),
+        ("--variants ' , ': expected variant names separated by commas, each once",), lambda project: None),
+    Bad("sweep-jobs-too-many", ("droplab", "sweep", "--jobs", "1000"),
+        ("argument --jobs: '1000': at most", "experiments at once (this machine's CPU cores)"), lambda project: None),
+    Bad("sweep-rate-twice", ("droplab", "sweep", "--rates", "0.1,0.3,0.1"),
+        ("argument --rates: '0.1,0.3,0.1': a rate is listed twice",), lambda project: None),
+    Bad("runs-pipeline-not-yaml", ("droplab", "runs"), ("dvc.yaml: not valid YAML at line",),
+        lambda project: None, after_write=_not_yaml_pipeline),
+    Bad("review-out-is-a-file", ("droplab", "review", "--out", "notes.md"),
+        ("argument --out: 'notes.md': exists and is not a folder",), _file_at("notes.md")),
+    Bad("try-keep-is-a-file", ("droplab", "try", "--keep", "notes.md"),
+        ("argument --keep: 'notes.md': exists and is not a folder",), _file_at("notes.md")),
+    Bad("review-outside-a-repository", ("droplab", "review"),
+        ("`dvc metrics diff main --md` failed (exit ", "ERROR: "), lambda project: None),
+    Bad("checkpoint-computed-elsewhere", TRAIN,
+        ("checkpoints/s2_mlp/seed0.pt was written by another run and is not resumed: config", "computes (checkpoint",
+         "Delete it"), _checkpoint_computed_elsewhere),
     Bad("mlp-too-large", TRAIN,
         ("hidden {'hidden': [100000000]}: this mlp has 79.7 G parameters", "make it smaller"),
         _typo("variants.s2_mlp.hidden", [100000000])),
+    Bad("params-edited-after-validate", TRAIN,
+        ("params.yaml changed since the validate stage ran: runs.0.rates.0 is 0.9 in it, 0.5 in "
+         "data/configs/s2_mlp.json; run dvc repro again",),
+        lambda project: None, after_write=_bytes_in_params(b"dropout: 0.5\n", b"dropout: 0.9\n")),
+    Bad("warmup-longer-than-run", TRAIN,
+        ("schedule.warmup_steps = 1000000000000 is far longer than the run's at most",
+         "its lr would stay below 1% of train.lr"),
+        _typo("train.schedule", {"name": "cosine", "warmup_steps": 10**12})),
+    Bad("study-spec-train-key", TRAIN,
+        ("studies.s2_mlp.cpu.spec.train: not an architecture field of this study's variants",),
+        _typo("studies.s2_mlp.cpu.spec", {"train": {"lr": 10}})),
+    Bad("study-spec-rate-key", TRAIN, ("studies.s2_mlp.cpu.spec.p: not an architecture field",),
+        _typo("studies.s2_mlp.cpu.spec", {"p": "fixed_p.none"})),
+    Bad("meta-std-infinity", TRAIN, ("data/prepared/meta.json: std.0: Input should be a finite number (got inf)",),
+        _meta(lambda meta: meta.update(std=[float("inf")] * len(meta["std"])))),
+    Bad("meta-mean-nan", TRAIN, ("data/prepared/meta.json: mean.0: Input should be a finite number (got nan)",),
+        _meta(lambda meta: meta.update(mean=[float("nan")] * len(meta["mean"])))),
+    Bad("params-rate-nan", TRAIN, ("fixed_p.none.0: Input should be a finite number (got nan)",),
+        _typo("fixed_p.none", float("nan"))),
+    Bad("meta-duplicate-classes", TRAIN, ("data/prepared/meta.json: classes: name ", "appears more than once"),
+        _meta(lambda meta: meta.update(classes=[meta["classes"][0], *meta["classes"][:-1]]))),
+    Bad("extra-dataset-duplicate-classes", ("download.py",),
+        ("extra_datasets.lab.classes: name 'class 0' appears more than once",), _duplicate_lab_classes),
+    Bad("name-trailing-newline", ("droplab", "runs"), ("studies", "name 's2\\n' may use only letters"),
+        _study("s2\n")),
+    Bad("tiny-keep-empty", ("droplab", "tiny", "--keep", ""), ("--keep: an empty variant name",),
+        lambda project: None),
+    Bad("tiny-keep-only-skipped", ("droplab", "tiny", "--keep", "s3_resnet50_avg"),
+        ("no variant trains at scale cpu: every one is in its home study's cpu.skip",), lambda project: None),
+    Bad("sweep-rates-same-percent", TRAIN, ("studies.s2_mlp.sweep.rates", "rate 0.3 appears more than once"),
+        _typo("studies.s2_mlp.sweep", {"rates": [0.3, 0.30000000000000004], "select": "s2_mlp"})),
+    Bad("seed-json-corrupt", ("aggregate.py",),
+        ("metrics/train/s2_mlp/seed0.json: not valid JSON", "rerun its train stage"), _seed_json('{"best_epoch": 1,')),
+    Bad("seed-json-incomplete", ("aggregate.py",),
+        ("metrics/train/s2_mlp/seed0.json: ", "required key is missing", "rerun its train stage"),
+        _seed_json('{"best_epoch": 1}')),
     Bad("code-deps-stale", ("validate.py",),
         ("dvc.yaml: the code deps of stages/validate.py are out of date with their imports", "run `droplab runs`"),
         lambda project: None, after_write=_stale_code_deps),
+    Bad("download-endless-stream", ("download.py",),
+        ("no source could supply train-images-idx3-ubyte.gz", "the server sent more than the",
+         "bytes pinned; stopped there and kept nothing"), files.unbounded_stream,
+        endless=frozenset({MNIST_FILES[0]}), after_run=files.nothing_kept_to_resume),
+    Bad("source-dir-dev-zero", ("download.py",),
+        ("source/train-images-idx3-ubyte.gz: a character device where a file is expected",),
+        files.source_dir_dev_zero),
+    Bad("fifo-checkpoint", TRAIN, ("checkpoints/s2_mlp/seed0.pt: a FIFO (named pipe) where a file is expected",
+                                   "delete it to train from scratch"), files.fifo_at("checkpoints/s2_mlp/seed0.pt")),
+    Bad("fifo-model", ("report.py",), ("models/s2_mlp/seed0.pt: a FIFO (named pipe) where a file is expected",),
+        files.fifo_at("models/s2_mlp/seed0.pt", _only_s2_mlp)),
+    Bad("fifo-raw-file", ("preprocess.py",),
+        ("data/raw/lab/train-labels-idx1-ubyte.gz: a FIFO (named pipe) where a file is expected",),
+        files.fifo_at(f"data/raw/lab/{MNIST_FILES[1]}", files.raw_idx_files)),
+    Bad("fifo-prepared-arrays", TRAIN, ("data/prepared/arrays.npz: a FIFO (named pipe) where a file is expected",),
+        files.fifo_at("data/prepared/arrays.npz")),
+    Bad("sigterm-training", TRAIN, ("interrupted (SIGTERM)", "resumes from it"), files.sigterm_in_second_epoch,
+        after_run=files.first_epoch_checkpoint_kept),
+    Bad("labels-wrong-dtype", TRAIN, ("data/prepared/arrays.npz: train labels are <U21, not integer class indices",),
+        files.string_labels),
+    Bad("arrays-huge-npy-shape", TRAIN,
+        ("data/prepared/arrays.npz: a corrupt array inside (train_labels.npy declares int64 [100000000000000]",),
+        files.npz_member("train_labels.npy", files.huge_shape)),
+    Bad("arrays-huge-npy-header", TRAIN,
+        ("data/prepared/arrays.npz: a corrupt array inside (train_labels.npy: unreadable header: Header info length",),
+        files.npz_member("train_labels.npy", files.huge_header)),
+    Bad("bn-one-image", TRAIN, ("the BN analysis would pass its 1 training images (analysis.train_images)",
+                                "use 2 or more images per batch"), _typo("analysis.train_images", 1)),
+    Bad("torchrun-more-processes-than-cores", TRAIN,
+        ("train.nproc_per_node = 4096 starts 4096 training processes", "CPU cores; use at most"),
+        _typo("train.nproc_per_node", 4096)),
+    Bad("params-deeply-nested", TRAIN, ("params.yaml: nested more than 100 levels deep at line",),
+        lambda project: None,
+        after_write=_bytes_in_params(b"dataset:", b"deep:\n  " + b"- " * 100_000 + b"x\ndataset:")),
+    Bad("meta-deeply-nested", TRAIN, ("data/prepared/meta.json: nested too deeply to be a droplab record",),
+        lambda project: (project.root / "data/prepared/meta.json").write_text("[" * 100_000 + "]" * 100_000)),
+    Bad("fifo-params", TRAIN, ("params.yaml: a FIFO (named pipe) where a file is expected",),
+        lambda project: None, after_write=lambda root: files.fifo(root / "params.yaml")),
 ]
 # Cases whose bad input arrives through DVC itself; tests/test_pipeline.py runs them in a clone.
 THROUGH_DVC = ["dvc-exp-run-bad-value", "dvc-exp-run-bad-lr", "dvc-new-variant-without-runs"]
@@ -469,7 +628,7 @@ def test_bad_input_stops_with_a_clear_message_and_harms_nothing(bad: Bad, tiny_p
         (root / name).write_bytes(content)
     (tmp_path / "served").mkdir()
     tiny_params["studies"]["s2_mlp"].pop("sweep")  # s2_mlp as one plain run per seed: the files EARLIER names
-    with serve(tmp_path / "served", cut_every=bad.cut_every) as server:
+    with serve(tmp_path / "served", cut_every=bad.cut_every, endless=bad.endless) as server:
         (root / "claims.yaml").write_bytes((REPO / "claims.yaml").read_bytes())
         bad.arrange(Project(root, tiny_params, monkeypatch, server.url))
         write_params(root, tiny_params)
@@ -489,6 +648,8 @@ def test_bad_input_stops_with_a_clear_message_and_harms_nothing(bad: Bad, tiny_p
     assert not [name for name in after if name.endswith(".tmp") or ".partial" in name]
     assert not (tmp_path / "pwned").exists()
     assert _outside(tmp_path) == outside  # nothing written outside the project
+    if bad.after_run:
+        bad.after_run(root)
 
 
 def test_the_readme_table_lists_exactly_the_catalogue():

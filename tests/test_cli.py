@@ -3,6 +3,7 @@
 import importlib
 import importlib.metadata
 import os
+import runpy
 import shutil
 import stat
 import subprocess
@@ -15,7 +16,7 @@ import yaml
 from droplab import atomic
 from droplab.__main__ import main as droplab_main
 from droplab.config import ConfigError, load_params, parse_params
-from droplab.dvc_yaml import check_runs, write_runs
+from droplab.dvc_yaml import CONFIGS, check_runs, write_configs, write_runs
 from droplab.pipeline.tiny import shrink
 from droplab.yaml_file import read_yaml
 
@@ -23,11 +24,14 @@ from conftest import REPO
 
 
 def write_params(directory: Path, raw: dict) -> None:
-    """params.yaml, and dvc.yaml with the runs that go with it where it parses (as `droplab runs` writes them)."""
+    """params.yaml, and where it parses, dvc.yaml with the runs that go with it (as `droplab runs` writes
+    them) and each train stage's data/configs/<variant>.json (as the validate stage writes them)."""
     (directory / "params.yaml").write_text(yaml.safe_dump(raw))
     (directory / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
     try:
-        write_runs(parse_params(raw), directory / "dvc.yaml")
+        params = parse_params(raw)
+        write_runs(params, directory / "dvc.yaml")
+        write_configs(params, directory / CONFIGS)
     except ConfigError:
         pass  # invalid params: the stage must say so itself
 
@@ -130,3 +134,37 @@ def test_the_cli_says_its_version_and_every_default(capsys):
     with pytest.raises(SystemExit):
         droplab_main(["tiny", "--help"])
     assert "EDITS params.yaml and dvc.yaml" in " ".join(capsys.readouterr().out.split())
+
+
+def test_params_edited_while_validate_runs_stop_it_before_it_writes(tiny_params, tmp_path: Path, monkeypatch, capsys):
+    """DVC records params.yaml as validate's dependency after the stage: outputs written from the file as it
+    was before an edit would sit beside the edited file in dvc.lock. Nothing is written."""
+    write_params(tmp_path, tiny_params)
+    shutil.rmtree(tmp_path / CONFIGS)
+    (tmp_path / "claims.yaml").write_bytes((REPO / "claims.yaml").read_bytes())
+
+    def edit_params(*args) -> None:
+        path = tmp_path / "params.yaml"
+        path.write_text(path.read_text().replace("dropout: 0.5\n", "dropout: 0.9\n"))
+
+    monkeypatch.setattr("droplab.results.claim_rows.check_claim_variants", edit_params)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["validate.py"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(REPO / "stages" / "validate.py"), run_name="__main__")
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == ("droplab validate: error: params.yaml changed while the validate stage ran: "
+                                       "dropout is 0.9 now, 0.5 when it started; run dvc repro again\n")
+    assert not (tmp_path / CONFIGS).exists() and not (tmp_path / "data/params.checked").exists()
+
+
+def test_tiny_keep_empty_or_only_skipped_variants_leaves_both_files_untouched(tmp_path: Path, monkeypatch):
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    shutil.copy(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
+    before = {name: (tmp_path / name).read_bytes() for name in ("params.yaml", "dvc.yaml")}
+    monkeypatch.chdir(tmp_path)
+    for keep in ("", ",", "s3_resnet50_avg"):
+        with pytest.raises(SystemExit) as exit_:
+            droplab_main(["tiny", "--keep", keep])
+        assert exit_.value.code == 2
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before

@@ -289,3 +289,29 @@ def test_a_new_family_is_one_spec_and_one_registered_builder_with_no_edit_in_the
     built, refused = done.stdout.splitlines()
     assert built == f"ToyVariant 8 {real_params['dropout']}"
     assert "'vgg'" in refused and "'mlp', 'cnn', 'lenet5', 'resnet', 'toy'" in refused
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    ("train.amp", "yes", "train.amp: Input should be a valid boolean or 'auto' (got 'yes')"),
+    ("studies.s2_mlp.cpu.train.channels_last", 3,
+     "studies.s2_mlp.cpu.train.channels_last: Input should be a valid boolean or 'auto' (got 3)"),
+    ("fixed_p.none", "x", "fixed_p.none.0: Input should be a valid number (got 'x')"),
+])
+def test_a_value_no_member_of_a_union_accepts_is_named_by_its_key_once(tiny_params, path, value, expected):
+    """Not once per member under the member's label ('train.amp.bool', "train.amp.literal['auto']")."""
+    *parents, key = path.split(".")
+    node = tiny_params
+    for name in parents:
+        node = node.setdefault(name, {})
+    node[key] = value
+    with pytest.raises(ConfigError) as caught:
+        parse_params(tiny_params)
+    assert str(caught.value).splitlines()[1:] == [f"  {expected}"]
+
+
+@pytest.mark.parametrize("name", ["..", ".hidden", "x.tar.gz\n", "a/b.tar.gz", "a\\b.tar.gz"])
+def test_a_pinned_file_name_stays_in_its_folder(real_params, name):
+    """`..` passed the old `^[^/\\\\]+$` and named the dataset's folder itself; a final newline passes any `$`."""
+    files = {"archive": {"name": name, "sha256": "c4" * 32}}
+    raw = {**real_params, "dataset": "lab_cifar", "extra_datasets": {"lab_cifar": {**CIFAR_MIRROR, "files": files}}}
+    assert f"extra_datasets.lab_cifar.files.archive.name: file name {name!r} may use only letters" in _error(raw)

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from droplab.errors import DroplabError
+from droplab.training import distributed
 from droplab.training.device_data import Shard, Split, draw_crop_flip, train_batches
 from test_cli import run_stage, write_params
 
@@ -208,3 +210,17 @@ def test_a_two_node_run_killed_after_a_checkpoint_resumes_every_rank_from_node_0
                      f"plots/train/{RESUME_VARIANT}/seed{seed}/plots/metrics/val/loss.tsv"):
             assert (crashed[0] / name).read_bytes() == (reference[0] / name).read_bytes(), name
     assert not saved.exists() and not (crashed[1] / "models").exists()
+
+
+def test_more_cpu_processes_than_cores_are_refused_before_torchrun_starts(monkeypatch):
+    def no_exec(*args):
+        raise AssertionError("torchrun was started")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "execv", no_exec)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    with pytest.raises(DroplabError, match="train.nproc_per_node = 3 starts 3 training processes, but there is "
+                                           "no GPU and this machine has 2 CPU cores; use at most 2"):
+        distributed.relaunch_under_torchrun(3)
+    distributed.check_cpu_processes(2)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bad_files_and_signals import fifo
 from droplab.data.datasets import FASHION_MNIST, DatasetSpec, RawFile
 from droplab.data.download import DATA_DIR_ENV, DownloadError, digests, fetch_dataset
 from droplab.data.transfer import Retry
@@ -192,3 +193,54 @@ def test_md5_is_checked_where_it_is_the_only_pin(big_file: Path, tmp_path: Path)
     wrong = replace(spec, files={"archive": RawFile(big_file.name, None, md5="0" * 32)})
     with pytest.raises(DownloadError, match=f"MD5 is {good_md5}, expected {'0' * 32}"):
         fetch_dataset(wrong, tmp_path / "b", source_dir=str(big_file.parent))
+
+
+def test_a_stream_without_length_stops_at_the_pinned_size_and_keeps_nothing(big_file: Path, tmp_path: Path):
+    """Case 7: the server sends the file over and over without Content-Length; the pinned size,
+    known before the first byte, ends the transfer at once, without retries or a .part to resume."""
+    with serve(big_file.parent, endless=frozenset({big_file.name})) as server:
+        with pytest.raises(DownloadError, match="sent more than the 3000000 bytes pinned; stopped there"):
+            fetch_dataset(_archive_spec(big_file, server.url), tmp_path / "data" / "dest", retry=FAST)
+    assert [r.status for r in server.requests] == [200]  # a definite answer: not retried
+    assert [p for p in (tmp_path / "data").rglob("*") if p.is_file()] == []
+
+
+def test_an_announced_length_above_the_pinned_size_is_refused_unread(big_file: Path, tmp_path: Path):
+    spec = _archive_spec(big_file, "")
+    smaller = replace(spec.files["archive"], size=1000)
+    with serve(big_file.parent) as server:
+        spec = replace(spec, files={"archive": smaller}, urls=(server.url,))
+        with pytest.raises(DownloadError, match="announces 3000000 bytes, more than the 1000 pinned; refused unread"):
+            fetch_dataset(spec, tmp_path / "data" / "dest", retry=FAST)
+    assert len(server.requests) == 1
+    assert [p for p in (tmp_path / "data").rglob("*") if p.is_file()] == []
+
+
+def test_a_part_file_larger_than_the_pinned_size_is_discarded(big_file: Path, tmp_path: Path):
+    part = tmp_path / "data" / ".downloads" / "dest" / f"{big_file.name}.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"\0" * 5_000_000)  # no prefix of a 3 MB file: not resumed from
+    with serve(big_file.parent) as server:
+        fetch_dataset(_archive_spec(big_file, server.url), tmp_path / "data" / "dest", retry=FAST)
+    assert [r.range for r in server.requests] == [None]
+    assert (tmp_path / "data" / "dest" / big_file.name).read_bytes() == big_file.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "larger"])
+def test_a_source_dir_file_that_is_no_regular_file_or_too_large_is_refused_unopened(kind: str, big_file: Path,
+                                                                                   tmp_path: Path):
+    source = tmp_path / "mine"
+    source.mkdir()
+    origin = source / big_file.name
+    if kind == "dev-zero":
+        origin.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        fifo(origin)
+    else:
+        origin.write_bytes(big_file.read_bytes() + b"more")
+    expected = {"dev-zero": "a character device where a file is expected", "fifo": "a FIFO \\(named pipe\\) where",
+                "larger": "3000004 bytes, more than the 3000000 expected; refused unread"}[kind]
+    with pytest.raises(DownloadError, match=f"data.source_dir .*{expected}"):
+        fetch_dataset(_archive_spec(big_file, "http://127.0.0.1:9/"), tmp_path / "data" / "dest",
+                      source_dir=str(source), retry=Retry(attempts=1, timeout=2))
+    assert [p for p in (tmp_path / "data").rglob("*") if p.is_file()] == []

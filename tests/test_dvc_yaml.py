@@ -18,9 +18,12 @@ from droplab.dvc_yaml import (
     PLOTS_BLOCK,
     PLOTS_END,
     check_runs,
+    first_difference,
+    read_variant_config,
     runs_mapping,
     write_configs,
     write_runs,
+    yaml_scalar,
 )
 from droplab.errors import DroplabError
 
@@ -195,3 +198,79 @@ def test_each_variant_config_changes_exactly_when_its_runs_would(real_params, tm
     changed = {name.removesuffix(".json") for name in after if after[name] != before[name]}
     assert changed == {name for name in params.trained_variants() if params.rate_key(name) == "dropout"}
     assert json.loads(after["s2_cnn.json"])["runs"][0]["rates"] == [real_params["dropout"]]
+
+
+def test_the_train_stage_reads_back_exactly_what_params_yaml_resolves_to(real_params, tmp_path: Path):
+    """The normal path: each variant's recorded config parses back to `Params.resolve`'s, rate by rate, so
+    training on the recorded file trains on the same numbers as before."""
+    params = parse_params(real_params)
+    write_configs(params, tmp_path)
+    for variant in params.trained_variants():
+        recorded = read_variant_config(params, variant, tmp_path)
+        assert recorded.runs == [params.resolve(variant, rate) for rate in params.sweep_rates(variant) or [None]]
+        assert recorded.analysis == params.analysis
+
+
+def test_params_edited_after_validate_stop_the_train_stage_naming_the_key(real_params, tmp_path: Path):
+    write_configs(parse_params(real_params), tmp_path)
+    real_params["studies"]["s2_cnn"]["cpu"]["train"]["lr"] = 0.5
+    with pytest.raises(DroplabError, match=r"^params.yaml changed since the validate stage ran: runs.0.train.lr is "
+                                           r"0.5 in it, .* in .*s2_cnn.json; run dvc repro again$"):
+        read_variant_config(parse_params(real_params), "s2_cnn", tmp_path)
+    with pytest.raises(DroplabError, match="absent/s2_cnn.json: cannot read the config the validate stage writes"):
+        read_variant_config(parse_params(real_params), "s2_cnn", tmp_path / "absent")
+
+
+def test_first_difference_names_the_path_and_both_values():
+    assert first_difference({"a": [1, {"b": 2}]}, {"a": [1, {"b": 3}]}) == ("a.1.b", 2, 3)
+    assert first_difference({"a": 1}, {"a": 1}) is None
+    assert first_difference({"a": 1}, {"a": 1, "c": 2}) == ("the whole config", {"a": 1}, {"a": 1, "c": 2})
+
+
+MISREAD = ["null", "Null", "yes", "No", "on", "OFF", "true", "y", "~", "1e3", "0x10", "0o10", "12", "1_000", ".5",
+           "0.5", "-1", "2001-12-14", "s2_mlp", "a:b", "a #b", "'q'"]
+
+
+@pytest.mark.parametrize("text", MISREAD)
+def test_every_generated_scalar_reads_back_as_the_same_string(text: str):
+    """Under PyYAML (droplab's checks) and DVC's ruamel (YAML 1.2) alike."""
+    from ruamel.yaml import YAML
+
+    assert yaml.safe_load(f"{{k: {yaml_scalar(text)}}}") == {"k": text}
+    assert YAML(typ="safe", pure=True).load(f"{{k: {yaml_scalar(text)}}}") == {"k": text}
+    assert yaml.safe_load(f"{yaml_scalar(text)}: 1") == {text: 1}
+
+
+def _renamed(raw: dict, old: str, new: str) -> None:
+    """Variant `old` renamed `new` everywhere params.yaml names it."""
+    raw["variants"] = {new if name == old else name: spec for name, spec in raw["variants"].items()}
+    for study in raw["studies"].values():
+        study["variants"] = [new if name == old else name for name in study["variants"]]
+        study["twins"] = {new if k == old else k: new if v == old else v for k, v in study.get("twins", {}).items()}
+        if study.get("sweep", {}).get("select") == old:
+            study["sweep"]["select"] = new
+
+
+@pytest.mark.parametrize("name", ["null", "yes", "1e3", "0x10", "123"])
+def test_names_yaml_would_misread_are_generated_quoted(tiny_params, tmp_path: Path, name: str):
+    """A variant named `null` is a valid name; its dvc.yaml item must stay the string, not become None."""
+    _renamed(tiny_params, "s2_cnn", name)
+    params = parse_params(tiny_params)
+    pipeline = tmp_path / "dvc.yaml"
+    pipeline.write_text((REPO / "dvc.yaml").read_text())
+    write_runs(params, pipeline)
+    assert name in yaml.safe_load(pipeline.read_text())["stages"]["train"]["foreach"]
+    check_runs(params, pipeline)
+
+
+def test_a_name_ending_in_a_newline_is_refused_everywhere(tiny_params):
+    _renamed(tiny_params, "s2_cnn", "s2_cnn\n")
+    with pytest.raises(ConfigError, match=r"name 's2_cnn\\n' may use only letters"):
+        parse_params(tiny_params)
+
+
+def test_a_config_that_trains_nothing_is_refused_so_no_empty_foreach_is_written(tiny_params):
+    for study in tiny_params["studies"].values():
+        study["cpu"] = {**study.get("cpu", {}), "skip": list(study["variants"]), "skip_reason": "none"}
+    with pytest.raises(ConfigError, match="no variant trains at scale cpu"):
+        parse_params(tiny_params)

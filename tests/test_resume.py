@@ -239,10 +239,8 @@ def test_a_stage_that_fails_after_its_first_seed_resumes_without_retraining_it(t
 
 @pytest.mark.parametrize("change, named", [
     ("variant", "variant"),
-    ("lr", "config"),
-    ("rate", "config"),
-    ("sizes", "config"),
     ("code", "code"),
+    ("computes", "computes"),  # another device, process count or kernel pin, with the same params
 ])
 def test_a_checkpoint_of_another_run_is_refused(tiny_params, tmp_path: Path, change: str, named: str):
     prepared = write_prepared(tmp_path / "prepared")
@@ -251,8 +249,8 @@ def test_a_checkpoint_of_another_run_is_refused(tiny_params, tmp_path: Path, cha
     ctx = train.make_context(params.resolve(VARIANT), load_meta(prepared), Shard(), torch.device("cpu"))
     other = params.first_run("s2_mlp") if change == "variant" else run
     identity = train.run_identity(params.resolve(other.variant), other, prepared, ctx)
-    if change == "code":
-        identity["code"] = "0" * 64
+    if change in ("code", "computes"):
+        identity[change] = "0" * 64
     elif change == "lr":
         tiny_params["studies"]["s2_cnn"][tiny_params["scale"]]["train"]["lr"] = 0.5  # where VARIANT's lr is set
     elif change == "rate":
@@ -265,6 +263,30 @@ def test_a_checkpoint_of_another_run_is_refused(tiny_params, tmp_path: Path, cha
     with pytest.raises(DroplabError, match=rf"{path} was written by another run and is not resumed: {named} "):
         _train(parse_params(tiny_params), tmp_path, tmp_path / "checkpoints")
     assert path.read_bytes() == before and not (tmp_path / "metrics").exists()
+
+
+@pytest.mark.parametrize("change", ["lr", "rate", "sizes"])
+def test_this_runs_checkpoint_under_an_earlier_config_is_set_aside(tiny_params, tmp_path: Path, change: str, capsys):
+    """Issue 26: a run killed under one config, then a run-cache restore (which trains nothing),
+    leaves its checkpoint; the next legitimate change must train, not stop at it. It can never be
+    resumed (another config is another run), so it is set aside, bytes kept, and the run starts fresh."""
+    prepared = write_prepared(tmp_path / "prepared")
+    params = parse_params(tiny_params)
+    run = params.first_run(VARIANT)
+    ctx = train.make_context(params.resolve(VARIANT), load_meta(prepared), Shard(), torch.device("cpu"))
+    path = tmp_path / "checkpoints" / VARIANT / "seed0.pt"
+    checkpoint.save(path, train.run_identity(params.resolve(VARIANT), run, prepared, ctx), {"epoch": 1})
+    before = path.read_bytes()
+    if change == "lr":
+        tiny_params["studies"]["s2_cnn"][tiny_params["scale"]]["train"]["lr"] = 0.5
+    elif change == "rate":
+        tiny_params["variants"][VARIANT]["p"] = "fixed_p.none"
+    else:
+        tiny_params["studies"]["s2_cnn"][tiny_params["scale"]]["train_images"] = 100
+    _train(parse_params(tiny_params), tmp_path, tmp_path / "checkpoints", seeds=[0])
+    assert f"{path}: this run's checkpoint under other params" in capsys.readouterr().out
+    assert (path.parent / "seed0.pt.stale").read_bytes() == before
+    assert (tmp_path / "metrics" / "train" / VARIANT / "seed0.json").exists()  # trained from scratch
 
 
 def test_an_unreadable_checkpoint_is_refused(tiny_params, tmp_path: Path):
@@ -313,3 +335,31 @@ def test_a_nan_loss_names_the_epoch_and_step_and_keeps_the_last_good_checkpoint(
     assert good.read_text() == '{"earlier": "good"}\n'
     assert not (tmp_path / "models").exists()
     assert json.loads(good.read_text()) == {"earlier": "good"}
+
+
+def test_sigterm_mid_training_ends_in_one_line_and_keeps_the_checkpoint(tiny_params, tmp_path: Path):
+    """What `timeout` or a cancelled CI job sends: the stage process (no DVC around it) stops like
+    after Ctrl-C, with exit 2, one line, no temporary file, and the last finished epoch's checkpoint."""
+    root = tmp_path / "project"
+    write_prepared(root / "data" / "prepared", n_train=200)
+    write_params(root, _epochs(tiny_params, 1000))
+    saved = root / "checkpoints" / VARIANT / "seed0.pt"
+    env = {**os.environ, "DROPLAB_CHECKPOINT_SECONDS": "0"}
+    seeds = ",".join(map(str, SEEDS))
+    process = subprocess.Popen([sys.executable, str(REPO / "stages" / "train.py"), VARIANT, "--seeds", seeds],
+                               cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 300
+        while not saved.exists():
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 2, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1].startswith("droplab train: error: interrupted (SIGTERM)"), stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert not [path for path in root.rglob("*") if path.name.endswith(".tmp")]
+    assert torch.load(saved, weights_only=True)["epoch"] >= 1
+    assert not (root / "models").exists()  # no seed finished: nothing written but the checkpoint

@@ -85,3 +85,23 @@ def test_rendering_never_fetches_data_from_the_network(tmp_path: Path):
         {"mark": "rule", "data": {"url": "https://example.com/x.csv"}, "encoding": {"x": {"field": "a"}}}]}
     with pytest.raises(DroplabError, match="not allowed"):
         review.render("plots/remote.tsv", spec, tmp_path / "remote.png")
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"no": "claims"}', '{"claims": [1]}', "caf\xe9"])
+def test_unreadable_stats_are_named_in_one_line(tmp_path: Path, monkeypatch, text: str):
+    stats = tmp_path / "stats.json"
+    stats.write_bytes(text.encode("latin-1"))
+    monkeypatch.setattr(review, "STATS", stats)
+    with pytest.raises(DroplabError, match=rf"^{stats}: not the aggregate stage's statistics .*rerun"):
+        review._claims_table()
+
+
+def test_a_failed_dvc_command_is_one_line_with_dvc_s_error(tmp_path: Path):
+    """DVC's real output outside a Git and DVC repository: its ERROR line, without the rest."""
+    from droplab.pipeline.dvc_command import dvc
+
+    with pytest.raises(DroplabError) as failed:
+        dvc("metrics", "diff", "main", "--md", cwd=tmp_path)
+    message = str(failed.value)
+    assert "\n" not in message and message.startswith("`dvc metrics diff main --md` failed (exit ")
+    assert message.count("ERROR: ") == 1 and "Traceback" not in message

@@ -38,7 +38,8 @@ def _stats(s2_mlp: dict, s2_cnn: dict) -> dict:
 STATS: dict[str, dict | None] = {}  # commit -> its report/stats.json
 SHOWN = [
     {"rev": "workspace", "name": None, "data": {}, "experiments": None},
-    {"rev": "a" * 40, "name": "main", "data": {}, "experiments": [
+    {"rev": "a" * 40, "name": "main", "data": {"params": {"params.yaml": {"data": {"dropout": 0.5, "seeds": [0, 1]}}}},
+     "experiments": [
         _experiment("exp-a", "success", 0.2, _stats(_variant(0.80, 0.70), _variant(0.60, 0.61))),
         _experiment("exp-b", "success", 0.5, _stats(_variant(0.85, 0.71), _variant(0.60, 0.65))),
         _experiment("exp-c", "success", 0.8, _stats(_variant(0.85, 0.90), _variant(0.55, 0.99))),
@@ -140,3 +141,52 @@ def test_a_queue_status_without_a_worker_line_never_counts_as_dead(monkeypatch):
     with pytest.raises(DroplabError, match="did not finish within 0 s"):
         sweep.wait_for_queue(timeout=0)
     assert ("queue", "start") not in calls
+
+
+# `dvc exp show --json` of DVC 3.67 (tests/dvc_output/exp_show_foreign.json) after, on one commit with
+# dropout 0.5 and train.lr 0.001: `dvc exp run -S dropout=0.3 -S train.lr=0.01 -n other-lr`, then
+# `-S dropout=0.3 -n sweep-a` and `-S dropout=0.2 -n sweep-b`
+REAL_SHOWN = json.loads((Path(__file__).parent / "dvc_output" / "exp_show_foreign.json").read_text())
+
+
+def _real_stats(rev: str) -> dict:
+    """other-lr scores best: were it counted, it would be the sweep's best p."""
+    val = 0.9 if rev.startswith("6e4a3d2b") else 0.6
+    return _stats(_variant(val, val), _variant(val, val))
+
+
+def test_the_report_keeps_only_the_sweeps_own_experiments():
+    """Issue 26, case 2: an experiment that also changed the learning rate is not a point of the sweep."""
+    frame = sweep.collect(REAL_SHOWN, ["s2_cnn"], _real_stats)
+    assert list(frame["experiment"]) == ["sweep-b", "sweep-a"] and list(frame["p"]) == [0.2, 0.3]
+
+
+def test_two_experiments_at_one_rate_are_refused_whatever_dvc_lists_first():
+    twice = json.loads(json.dumps(REAL_SHOWN))
+    other = twice[1]["experiments"][2]["revs"][0]
+    other["data"]["params"]["params.yaml"]["data"]["train"]["lr"] = 0.001  # now as sweep-a: dropout 0.3 only
+    for order in (twice[1]["experiments"], twice[1]["experiments"][::-1]):
+        twice[1]["experiments"] = order
+        with pytest.raises(DroplabError, match=r"both ran the sweep's dropout=0.3 on one commit; remove one"):
+            sweep.collect(twice, ["s2_cnn"], _real_stats)
+
+
+def test_rates_are_queued_exactly(monkeypatch):
+    calls = []
+    monkeypatch.setattr(sweep, "dvc", lambda *args: calls.append(args) or "")
+    sweep.queue([0.1, 0.1234567], jobs=1)
+    assert calls[0][-1] == "dropout=0.1,0.1234567"
+
+
+def test_rates_this_commit_already_swept_are_refused_before_anything_is_queued(monkeypatch, tmp_path: Path):
+    calls = []
+
+    def dvc(*args: str) -> str:
+        calls.append(args[:2])
+        return json.dumps(REAL_SHOWN)
+
+    monkeypatch.setattr(sweep, "dvc", dvc)
+    with pytest.raises(DroplabError, match=r"already has sweep experiments at these rates: sweep-a \(dropout=0.3\); "
+                                           "report them with --report-only"):
+        sweep.run_sweep([0.3, 0.5], 1, "s2_cnn", tmp_path)
+    assert calls == [("exp", "show")]  # other-lr, at 0.3 too, is not the sweep's

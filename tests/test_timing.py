@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from droplab.errors import DroplabError
 from droplab.pipeline import timing
 
 
@@ -57,3 +58,15 @@ def test_nothing_is_recorded_when_nothing_trained_or_dvc_failed(tmp_path: Path, 
     monkeypatch.chdir(tmp_path)
     assert timing.repro([], tmp_path / "bench/repro.md") == code
     assert not (tmp_path / "bench/repro.md").exists()
+
+
+@pytest.mark.parametrize("text, said", [("{not json", "not valid JSON"),
+                                        ('{"seconds": -1}', "seconds: Input should be"),
+                                        ('{"analysis_seconds": 1}', "seconds: required key is missing")])
+def test_a_corrupt_speed_record_is_named_in_one_line(tmp_path: Path, text: str, said: str):
+    """Issue 26's weak kind: a corrupt per-seed JSON stops with one line naming it, not a traceback."""
+    path = tmp_path / "metrics/speed/a/seed0.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    with pytest.raises(DroplabError, match=rf"^{path}: {said}.*rerun its train stage"):
+        timing.breakdown(60.0, time.time() - 5, tmp_path / "metrics/speed")

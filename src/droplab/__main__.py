@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -21,6 +22,7 @@ from droplab.atomic import write_text
 from droplab.config import ConfigError, load_params, parse_params, read_params
 from droplab.dvc_yaml import PIPELINE, runs_block_of, write_runs
 from droplab.errors import DroplabError, reported
+from droplab.pipeline import out_paths
 from droplab.pipeline.tiny import shrink
 from droplab.stage_runner import PARAMS
 from droplab.yaml_file import with_comments
@@ -40,7 +42,7 @@ def _runs(args: argparse.Namespace) -> None:
 def _tiny(args: argparse.Namespace) -> None:
     """Everything is checked before anything is written: params.yaml is rewritten only with a
     valid tiny config, and only then the runs block."""
-    keep = [name.strip() for name in args.keep.split(",")] if args.keep else None
+    keep = [name.strip() for name in args.keep.split(",")] if args.keep is not None else None
     raw = read_params(args.params)
     if not isinstance(raw, dict) or not isinstance(raw.get("variants"), dict):
         raise ConfigError(f"{args.params}: expected a params.yaml with a `variants` mapping")
@@ -62,12 +64,19 @@ def _sweep(args: argparse.Namespace) -> None:
     from droplab.pipeline import sweep
 
     params = load_params(PARAMS)
-    for name in (part.strip() for part in args.variants.split(",") if part.strip()):
+    names = [part.strip() for part in args.variants.split(",")]
+    if not all(names) or len(set(names)) < len(names):
+        raise DroplabError(f"--variants {args.variants!r}: expected variant names separated by commas, each once; "
+                           "a sweep with nothing to report would run every experiment for nothing")
+    for name in names:
         if name not in params.variants or params.rate_key(name) != "dropout":
             why = "is not in params.yaml variants" if name not in params.variants else \
                 f"takes its rates from {params.rate_key(name)}, not from `dropout`"
             raise DroplabError(f"--variants: {name!r} {why}; the sweep varies `dropout`, so it reports only the "
                                "variants that follow it")
+    if args.jobs > len(args.rates) and not args.report_only:
+        raise DroplabError(f"--jobs {args.jobs}: more workers than the {len(args.rates)} rates to run; at most "
+                           f"{len(args.rates)}")
     report = sweep.run_sweep(args.rates, args.jobs, args.variants, args.out, queue_first=not args.report_only)
     print(report)
 
@@ -79,12 +88,17 @@ def _review(args: argparse.Namespace) -> None:
 
 
 def _positive_int(text: str) -> int:
+    """Experiments at once: each is a whole training process, so more than the machine's cores
+    only makes them fight for them (`--jobs 1000` started about 99 DVC workers on 2 cores)."""
+    cores = os.cpu_count() or 1
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number of experiments at once, 1 or more")
+    if value > cores:
+        raise argparse.ArgumentTypeError(f"{text!r}: at most {cores} experiments at once (this machine's CPU cores)")
     return value
 
 
@@ -95,6 +109,8 @@ def _rates(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected rates like 0.1,0.3,0.5") from None
     if not all(0 <= rate < 1 for rate in rates):
         raise argparse.ArgumentTypeError(f"{text!r}: every rate must lie in [0, 1)")
+    if len(set(rates)) < len(rates):
+        raise argparse.ArgumentTypeError(f"{text!r}: a rate is listed twice; the sweep runs each rate once")
     return rates
 
 
@@ -117,15 +133,15 @@ def parser() -> argparse.ArgumentParser:
     about = ("the whole pipeline, download to report, on one study's tiny config (a few hundred images, one "
              "epoch, two seeds) in a throwaway copy of this checkout; nothing here is written to")
     tryout = commands.add_parser("try", formatter_class=DEFAULTS, help=about, description=about)
-    tryout.add_argument("--keep", type=Path, default=None, help="keep the copy in this new folder (default: a "
-                        "temporary folder, deleted at the end)")
+    tryout.add_argument("--keep", type=out_paths.folder, default=None, help="keep the copy in this new folder "
+                        "(default: a temporary folder, deleted at the end)")
     tryout.add_argument("--study", default="s2_cnn", help="the study to run (its variants only), or `all` "
                         "(every variant: several times longer)")
     tryout.set_defaults(func=_try)
     about = ("EDITS params.yaml and dvc.yaml in place to the tiny config (comments kept); undo with `git checkout "
              "params.yaml dvc.yaml`. To try droplab without editing anything, use `droplab try`")
     tiny = commands.add_parser("tiny", formatter_class=DEFAULTS, help=about, description=about)
-    tiny.add_argument("--keep", default="", help="comma-separated variants to keep (empty: all)")
+    tiny.add_argument("--keep", default=None, help="comma-separated variants to keep (default: all)")
     tiny.add_argument("--params", type=Path, default=PARAMS, help="the params file to shrink")
     tiny.add_argument("--pipeline", type=Path, default=PIPELINE, help="the pipeline whose runs block is rewritten")
     tiny.set_defaults(func=_tiny)
@@ -136,13 +152,15 @@ def parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=_positive_int, default=1, help="experiments run at once (dvc queue start -j)")
     sweep.add_argument("--variants", default="s2_cnn", help="comma-separated variants to report: variants whose "
                        "rate follows `dropout` (S2's MLP sweeps its rates inside the pipeline)")
-    sweep.add_argument("--out", type=Path, default=Path("report/sweep"), help="where the sweep report is written")
+    sweep.add_argument("--out", type=out_paths.folder, default="report/sweep",
+                       help="where the sweep report is written")
     sweep.add_argument("--report-only", action="store_true", help="skip queueing; report the finished experiments")
     sweep.set_defaults(func=_sweep)
     review = commands.add_parser("review", formatter_class=DEFAULTS, help="markdown for a pull request comment "
                                  "(CML)")
     review.add_argument("--base", default="main", help="git revision to compare against")
-    review.add_argument("--out", type=Path, default=Path("review"), help="where report.md and its plots go")
+    review.add_argument("--out", type=out_paths.folder, default="review",
+                        help="where report.md and its plots go")
     review.set_defaults(func=_review)
     return root
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from droplab.errors import DroplabError
 
 
 def _umask() -> int:
@@ -18,6 +21,24 @@ def _umask() -> int:
 
 
 FILE_MODE = 0o666 & ~_umask()  # what open() would give: mkstemp's temporary files are 0600
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+
+
+def regular_file(path: str | Path, max_size: int | None = None) -> Path:
+    """`path` if it is a regular file (symlinks followed) of at most `max_size` bytes, told by its
+    metadata alone: opening a FIFO waits for a writer forever and /dev/zero never ends, so anything
+    else is refused before it is opened. A missing file raises FileNotFoundError, for the caller."""
+    path = Path(path)
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in _KINDS if test(info.st_mode)), "not a regular file")
+        raise DroplabError(f"{path}: {kind} where a file is expected "
+                           "(droplab reads only regular files)")
+    if max_size is not None and info.st_size > max_size:
+        raise DroplabError(f"{path}: {info.st_size} bytes, more than the {max_size} expected; refused unread")
+    return path
 
 
 @contextmanager

@@ -12,14 +12,18 @@ params.yaml, so a stale list stops the pipeline instead of training (or plotting
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
+from pydantic import TypeAdapter
 
 from droplab.atomic import atomic_open, json_text, write_text
 from droplab.code_deps import write_code_deps
-from droplab.config import Params, VariantConfig
+from droplab.config import AnalysisConfig, Params, TrainConfig, VariantConfig, VariantSpec
 from droplab.errors import DroplabError
 from droplab.run_files import CURVES
 
@@ -70,6 +74,60 @@ def write_configs(params: Params, folder: Path = CONFIGS) -> None:
         path = folder / name
         if not path.is_file() or path.read_text() != text:
             write_text(path, text)
+
+
+@dataclass(frozen=True)
+class RecordedConfig:
+    """data/configs/<variant>.json read back: what its train stage trains on, as DVC recorded it."""
+
+    analysis: AnalysisConfig
+    runs: list[VariantConfig]  # one per sweep rate (one if the variant does not sweep)
+
+
+def first_difference(recorded: Any, current: Any, key: str = "") -> tuple[str, Any, Any] | None:
+    """(key path, recorded value, current value) where two JSON values first differ; None if equal."""
+    if isinstance(recorded, dict) and isinstance(current, dict) and recorded.keys() == current.keys():
+        pairs: list[tuple[Any, Any, Any]] = [(name, recorded[name], current[name]) for name in recorded]
+    elif isinstance(recorded, list) and isinstance(current, list) and len(recorded) == len(current):
+        pairs = list(zip(range(len(recorded)), recorded, current, strict=True))
+    else:
+        return None if recorded == current else (key or "the whole config", recorded, current)
+    return next((found for name, was, now in pairs
+                 if (found := first_difference(was, now, f"{key}.{name}" if key else str(name)))), None)
+
+
+def read_variant_config(params: Params, variant: str, folder: Path = CONFIGS) -> RecordedConfig:
+    """The config the validate stage recorded for `variant`'s train stage (its DVC dependency), refused
+    unless params.yaml still resolves to exactly it: a stage trains on the params DVC records for it."""
+    path = folder / f"{variant}.json"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DroplabError(f"{path}: cannot read the config the validate stage writes "
+                           f"({getattr(exc, 'strerror', None) or exc}); run dvc repro") from None
+    current = variant_config(params, variant)
+    if text != current:
+        try:
+            recorded = json.loads(text)
+        except json.JSONDecodeError:
+            recorded = None
+        key, was, now = first_difference(recorded, json.loads(current)) or ("the whole config", None, None)
+        raise DroplabError(f"params.yaml changed since the validate stage ran: {key} is {json.dumps(now)} in it, "
+                           f"{json.dumps(was)} in {path}; run dvc repro again")
+    record = json.loads(text)
+    return RecordedConfig(AnalysisConfig.model_validate_json(json.dumps(record["analysis"])),
+                          [_parsed(variant, run) for run in record["runs"]])
+
+
+def _parsed(variant: str, run: dict) -> VariantConfig:
+    """One run's record as the VariantConfig `Params.resolve` gave (each part validated from its JSON)."""
+    return VariantConfig(name=variant, spec=_SPEC.validate_json(json.dumps(run["spec"])), rates=run["rates"],
+                         train=TrainConfig.model_validate_json(json.dumps(run["train"])), sizes=run["sizes"],
+                         split_seed=run["split_seed"], lr_keys=run["lr_keys"], rate=run["rate"],
+                         rate_key=run["rate_key"])
+
+
+_SPEC: TypeAdapter = TypeAdapter(VariantSpec)
 
 
 def plots_list(params: Params) -> list[dict]:
@@ -127,9 +185,21 @@ def _plots_block(params: Params) -> str:
     return PLOTS_BEGIN + "".join(f"  {line}\n" for line in listed.splitlines()) + PLOTS_END
 
 
+def yaml_scalar(text: str) -> str:
+    """`text` as a YAML flow scalar that reads back as the same string, under YAML 1.1 (PyYAML) and
+    1.2 (DVC's ruamel): bare where it already does, double-quoted where YAML would read a null, a
+    boolean or a number (`null`, `yes`, `1e3`, `0x10`) or where a character would end it."""
+    from ruamel.yaml import YAML
+
+    bare = bool(re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", text))
+    if bare and yaml.safe_load(text) == text and YAML(typ="safe", pure=True).load(text) == text:
+        return text
+    return json.dumps(text)  # a JSON string is a YAML double-quoted scalar
+
+
 def _block(params: Params) -> str:
-    lines = [f"      {name}: {{study: {item['study']}, p: {item['p']}, seeds: \"{item['seeds']}\"}}\n"
-             for name, item in runs_mapping(params).items()]
+    lines = [f"      {yaml_scalar(name)}: {{study: {yaml_scalar(str(item['study']))}, p: {yaml_scalar(item['p'])}, "
+             f"seeds: \"{item['seeds']}\"}}\n" for name, item in runs_mapping(params).items()]
     return BEGIN + "    foreach:\n" + "".join(lines) + END
 
 
@@ -144,6 +214,13 @@ def runs_block_of(path: Path) -> str:
         if not block.search(text):
             raise DroplabError(f"{path}: no generated block (the lines from {begin.strip()!r} to {end.strip()!r}) "
                                f"{where}")
+    try:  # a pipeline DVC cannot parse is refused here, before any block of it is rewritten
+        yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise DroplabError(f"{path}: not valid YAML{where} ({getattr(exc, 'problem', None) or 'unparseable'}); "
+                           "fix it (or `git checkout` it) and rerun") from None
     return text
 
 

@@ -17,9 +17,9 @@ from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError, model_validator
 
-from droplab.atomic import json_text
+from droplab.atomic import json_text, regular_file
 from droplab.errors import DroplabError
-from droplab.schema import Strict, problem_lines
+from droplab.schema import Strict, UniqueNames, problem_lines
 
 DECIMALS = 6  # the places every number of a result and a BN report keeps
 
@@ -29,7 +29,9 @@ def rounded(value: float) -> float:
     return round(value, DECIMALS)
 
 
-Rounded = Annotated[float, AfterValidator(rounded)]
+# A measured value may be NaN (a diverged run's loss, which the statistics name rather than average);
+# every input and setting droplab reads (Strict's rule: params, meta.json, specs) is finite.
+Rounded = Annotated[float, Field(allow_inf_nan=True), AfterValidator(rounded)]
 
 
 class Scores(Strict):
@@ -121,7 +123,7 @@ class Meta(Strict):
     instead of knowing the dataset."""
 
     dataset: str
-    classes: list[str] = Field(min_length=2)
+    classes: UniqueNames = Field(min_length=2)
     input_shape: list[Annotated[int, Field(gt=0)]] = Field(min_length=3, max_length=3)  # C, H, W
     mean: list[float]
     std: list[Annotated[float, Field(gt=0)]]
@@ -149,11 +151,13 @@ def load(path: Path, kind: type[Record], remedy: str) -> Record:
     """The record of type `kind` in `path`, or one DroplabError naming the file, the first wrong
     key and `remedy`."""
     try:
-        return kind.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        return kind.model_validate(json.loads(regular_file(path).read_text(encoding="utf-8")))
     except FileNotFoundError:
         raise DroplabError(f"{path}: not found; {remedy}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DroplabError(f"{path}: not valid JSON ({exc}); {remedy}") from None
+    except RecursionError:  # json refuses nesting deeper than Python's stack: no record nests so
+        raise DroplabError(f"{path}: nested too deeply to be a droplab record; {remedy}") from None
     except ValidationError as exc:
         raise DroplabError(f"{path}: {problem_lines(exc.errors(), kind)[0]}; {remedy}") from None
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from droplab.code_deps import check_code_deps
 from droplab.config import Params, load_params
-from droplab.dvc_yaml import PIPELINE, check_runs
+from droplab.dvc_yaml import PIPELINE, check_runs, first_difference
 from droplab.errors import DroplabError, reported
 
 PARAMS = Path("params.yaml")
@@ -23,6 +24,16 @@ def run_stage(stage: str, body: Callable[[Params], object]) -> None:
         check_runs(params)
         check_code_deps(PIPELINE)
         body(params)
+
+
+def check_params_unchanged(params: Params) -> None:
+    """Refuse when params.yaml, read again, no longer gives `params`: it was edited while the stage
+    ran, and DVC would record the edited file beside outputs written from the old one."""
+    now = load_params(PARAMS)
+    if now != params:
+        key, was, new = first_difference(params.model_dump(mode="json"), now.model_dump(mode="json")) or ("?", 0, 0)
+        raise DroplabError(f"params.yaml changed while the {Path(sys.argv[0]).stem} stage ran: {key} is "
+                           f"{json.dumps(new)} now, {json.dumps(was)} when it started; run dvc repro again")
 
 
 def variant_seeds_arg(params: Params) -> tuple[str, list[int]]:

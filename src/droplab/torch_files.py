@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from droplab.atomic import regular_file
 from droplab.errors import DroplabError
 
 
@@ -38,9 +39,11 @@ def _reason(exc: Exception) -> str:
 def load(path: Path, device: torch.device | str, what: str, missing: str) -> Any:
     """The file's contents, loaded weights-only (tensors and plain containers, never code)."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        return torch.load(regular_file(path), map_location=device, weights_only=True)
     except FileNotFoundError:
         raise DroplabError(f"{path}: no {what}; {missing}") from None
+    except DroplabError:  # a FIFO or device, refused unopened
+        raise
     except Exception as exc:  # noqa: BLE001 - UnpicklingError, RuntimeError, EOFError, BadZipFile: one answer
         raise DroplabError(f"{path}: not a droplab {what}; it is loaded weights-only and refused "
                            f"({_reason(exc)})") from None

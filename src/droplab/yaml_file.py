@@ -12,10 +12,11 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
-from ruamel.yaml import YAML, YAMLError
+from ruamel.yaml import YAML, YAMLError, tokens
 from ruamel.yaml.constructor import ConstructorError, SafeConstructor
 from ruamel.yaml.nodes import MappingNode, Node
 
+from droplab.atomic import regular_file
 from droplab.errors import DroplabError
 
 
@@ -31,6 +32,28 @@ class _Constructor(SafeConstructor):
                                f"{key_node.start_mark.line + 1}); keep one", key_node.start_mark)
 
 
+# Nesting levels a params or claims file may have (they use fewer than 10): ruamel's C parser, DVC's,
+# recurses once per level and crashes the process (SIGSEGV) near 100,000, before any error.
+MAX_DEPTH = 100
+_OPENS = (tokens.BlockMappingStartToken, tokens.BlockSequenceStartToken, tokens.FlowMappingStartToken,
+          tokens.FlowSequenceStartToken)
+_CLOSES = (tokens.BlockEndToken, tokens.FlowMappingEndToken, tokens.FlowSequenceEndToken)
+
+
+def _check_depth(text: str, path: Path, error: type[DroplabError]) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before parsing: the scanner keeps no stack (a few ms
+    for params.yaml), the composer after it recurses."""
+    depth = 0
+    try:
+        for token in YAML(typ="safe").scan(text):
+            depth += isinstance(token, _OPENS) - isinstance(token, _CLOSES)
+            if depth > MAX_DEPTH:
+                raise error(f"{path}: nested more than {MAX_DEPTH} levels deep at line {token.start_mark.line + 1}; "
+                            "no droplab setting needs that")
+    except YAMLError:
+        return  # not valid YAML: the parser says where
+
+
 def _safe() -> YAML:
     """A loader of plain Python values (dict, list, str, int, float, bool, None, dates)."""
     loader = YAML(typ="safe")
@@ -42,17 +65,18 @@ def read_yaml(path: str | Path, error: type[DroplabError] = DroplabError) -> Any
     """The parsed file; a missing file, a non-UTF-8 byte or bad YAML raise `error` naming the file."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = regular_file(path).read_bytes()
     except FileNotFoundError:
         raise error(f"{path}: file not found (run from the repository root, or pass the right path)") from None
-    except IsADirectoryError:
-        raise error(f"{path}: is a directory, expected a YAML file") from None
+    except DroplabError as exc:  # a directory, FIFO or device: refused before it is opened
+        raise error(str(exc)) from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise error(f"{path}: byte 0x{data[exc.start]:02x} at line {line} is not UTF-8; "
                     "save the file as UTF-8") from None
+    _check_depth(text, path, error)
     try:
         return _safe().load(text)
     except YAMLError as exc:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import statistics
 
+import torch
 from torch import nn
 
 from droplab.analysis import bn_analysis
+from droplab.errors import DroplabError
 from droplab.records import BnLayer, BnReport, Recalibration, Spread
 from droplab.training.context import Context
 from droplab.training.device_data import BatchTransform, Split, eval_batches
@@ -24,6 +26,18 @@ def _mean(values: list[float | None]) -> float | None:
     return statistics.fmean(present) if present else None
 
 
+def _check_no_single_image_batch(model: nn.Module, images: int, eval_batch_size: int) -> None:
+    """Recalibration runs BN in train mode, where torch refuses a BatchNorm1d batch of one image
+    (one value has no variance): name the settings instead of a traceback after training."""
+    if not any(isinstance(bn, nn.BatchNorm1d) for _, bn in bn_analysis.bn_layers(model)):
+        return
+    rows = torch.empty(images, 0)
+    if any(len(batch) == 1 for batch, _ in eval_batches(Split(rows, rows), eval_batch_size)):
+        raise DroplabError(f"the BN analysis would pass its {images} training images (analysis.train_images) in "
+                           f"batches of train.eval_batch_size = {eval_batch_size}, one of them a single image, "
+                           "which a BatchNorm1d layer cannot normalize; use 2 or more images per batch")
+
+
 def analyze_run(model: nn.Module, splits: dict[str, Split], transform: BatchTransform, ctx: Context,
                 train_images: int | None, eval_batch_size: int, seed: int, test: dict) -> BnReport:
     """BN analysis of one trained model: every BN measurement on batches of the first
@@ -31,6 +45,7 @@ def analyze_run(model: nn.Module, splits: dict[str, Split], transform: BatchTran
     recalibration evaluated on the test split against `test`, the metrics training measured
     there with the same weights (one test pass saved). The model's weights are not changed."""
     train_subset = Split(splits["train"].images[:train_images], splits["train"].labels[:train_images])
+    _check_no_single_image_batch(model, len(train_subset), eval_batch_size)
 
     def batches():
         return (transform(images) for images, _ in eval_batches(train_subset, eval_batch_size))

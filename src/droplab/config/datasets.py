@@ -4,18 +4,19 @@ ones, with the URL policy: https, or plain http only on this machine's loopback.
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from droplab.data.datasets import DATASETS, FORMAT_ROLES, DatasetSpec, Format, RawFile
-from droplab.schema import KeyProblem, Strict
+from droplab.schema import KeyProblem, Strict, UniqueNames, check_file_name
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class RawFileDecl(Strict):
-    name: str = Field(pattern=r"^[^/\\]+$", description="a file name, no folders")
+    name: Annotated[str, AfterValidator(check_file_name)] = Field(description="a file name, no folders")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size: int | None = Field(None, gt=0)
 
@@ -26,7 +27,7 @@ class DatasetDecl(Strict):
     format: Format
     files: dict[str, RawFileDecl]
     urls: list[str] = []  # base URLs ending in '/'
-    classes: list[str] = []  # required for idx; the other formats name their classes
+    classes: UniqueNames = []  # required for idx; the other formats name their classes
 
     @field_validator("urls")
     @classmethod

@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from droplab.config.datasets import DatasetDecl, check_dataset, check_no_shadowing
-from droplab.config.resolved import VariantConfig, layered
+from droplab.config.resolved import VariantConfig, check_warmup, layered
 from droplab.config.settings import AnalysisConfig, DataConfig, Seed, TrainConfig
 from droplab.config.studies import SCALES, Run, Scale, ScaleName, Study
 from droplab.config.variants import VariantSpec, family_fields
 from droplab.data.datasets import DATASETS, DatasetSpec
-from droplab.schema import Strict, distinct
-
-PLAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+from droplab.schema import Strict, check_plain_name, distinct
 
 
-def check_plain_name(name: str) -> str:
-    """Every name that becomes a path or a DVC key (variants, studies, fixed_p, datasets) passes
-    here: letters, digits, '_' and '-', so it can never leave its folder."""
-    if not PLAIN_NAME.match(name):
-        raise ValueError(f"name {name!r} may use only letters, digits, '_' and '-', starting with a letter or digit "
-                         "(it becomes a file name, and DVC reads '.' as nesting)")
-    return name
+def _one_or_more(value: Any) -> Any:
+    """A rate key's value as a list: one rate (for every site) or one per dropout site."""
+    return value if isinstance(value, list) else [value]
+
+
+# read as a list, so a problem is named by its key and site, not by a union member ("fixed_p.x.float")
+Rates = Annotated[list[float], BeforeValidator(_one_or_more)]
 
 
 class Params(Strict):
@@ -36,7 +33,7 @@ class Params(Strict):
     seeds: list[Seed] = Field(min_length=1)
     dataset: str
     dropout: float = Field(ge=0, lt=1)
-    fixed_p: dict[str, float | list[float]] = {}
+    fixed_p: dict[str, Rates] = {}
     data: DataConfig
     train: TrainConfig
     analysis: AnalysisConfig = AnalysisConfig()
@@ -56,9 +53,9 @@ class Params(Strict):
 
     @field_validator("fixed_p")
     @classmethod
-    def _rates_in_range(cls, mapping: dict[str, float | list[float]]) -> dict[str, float | list[float]]:
+    def _rates_in_range(cls, mapping: dict[str, list[float]]) -> dict[str, list[float]]:
         for name, value in mapping.items():
-            for rate in value if isinstance(value, list) else [value]:
+            for rate in value:
                 if not 0.0 <= rate < 1.0:
                     raise ValueError(f"fixed_p.{name} = {rate}: a dropout rate must lie in [0, 1)")
         return mapping
@@ -167,6 +164,14 @@ class Params(Strict):
                              "(a variant trains at its first study's scale settings)")
         return self
 
+    @model_validator(mode="after")
+    def _something_trains(self) -> Params:
+        """A config that trains nothing would give dvc.yaml an empty `foreach:`, which DVC rejects."""
+        if not self.trained_variants():
+            raise ValueError(f"no variant trains at scale {self.scale}: every one is in its home study's "
+                             f"{self.scale}.skip; keep at least one")
+        return self
+
     def resolve(self, variant: str, rate: float | None = None) -> VariantConfig:
         """Everything a run of `variant` uses, resolved once, each setting from the most general
         layer to the most specific. `rate`: one of its sweep rates, trained at instead of its rate key's."""
@@ -178,6 +183,7 @@ class Params(Strict):
         # (a ResNet's width, not its study's linear baseline's)
         spec = layered(type(own), f"{where}.spec applied to variants.{variant}", own.model_dump(),
                        {key: value for key, value in scale.spec.items() if key in family_fields(own.model)})
+        check_warmup(train, [scale.train_images, self.data.train_limit], f"variants.{variant}.train on top of {where}")
         return VariantConfig(name=variant, spec=spec, train=train, sizes=scale.sizes(), split_seed=self.data.split_seed,
                              rates=self.rates(variant) if rate is None else [rate], rate=rate,
                              rate_key=self.rate_key(variant),

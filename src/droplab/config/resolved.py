@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,27 @@ def layered(model: type[BaseModel], where: str, *layers: dict[str, Any]) -> Any:
         return model.model_validate({key: value for layer in layers for key, value in layer.items()})
     except ValidationError as exc:
         raise ValueError(f"{where}: {describe(exc.errors()[0], MODEL_VARIANTS)}") from None
+
+
+# The least share of train.lr a run's warmup must reach by its last step (step k trains at (k+1)/warmup
+# of it). Not 1: the tiny config shrinks runs to a few steps under their studies' warmups, and its
+# golden outputs are bit-exact; a warmup of 10**12 steps (lr ~1e-15, trained nothing, passed) is far below.
+WARMUP_REACH = 0.01
+
+
+def check_warmup(train: TrainConfig, images: list[int | None], where: str) -> None:
+    """Refuse a warmup so long that the run never gets near its lr, where the run's length is known:
+    at most `epochs` x the batches of the fewest training images any of `images` allows."""
+    known = [count for count in images if count is not None]
+    warmup = train.schedule.warmup_steps
+    if not known or not warmup:
+        return
+    total = train.epochs * math.ceil(min(known) / train.batch_size)
+    if total < WARMUP_REACH * warmup:
+        raise ValueError(f"{where}: schedule.warmup_steps = {warmup} is far longer than the run's at most {total} "
+                         f"steps ({train.epochs} epochs of at most {min(known)} images in batches of "
+                         f"{train.batch_size}): its lr would stay below {WARMUP_REACH:.0%} of train.lr; "
+                         "shorten the warmup")
 
 
 @dataclass(frozen=True)

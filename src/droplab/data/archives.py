@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
+from droplab.atomic import regular_file
 from droplab.errors import DroplabError
 
 
@@ -56,7 +57,7 @@ def read_tar_members(archive: Path, wanted: set[str]) -> dict[str, bytes]:
     """The bytes of the `wanted` members of a tar.gz, in one streaming pass over it."""
     found: dict[str, bytes] = {}
     try:
-        with tarfile.open(archive, mode="r|gz") as tar:
+        with tarfile.open(regular_file(archive), mode="r|gz") as tar:
             for member in tar:
                 check_member(archive, member.name, member.linkname if member.issym() else None)
                 if member.islnk():  # a hard link names another member
@@ -79,7 +80,7 @@ def read_tar_members(archive: Path, wanted: set[str]) -> dict[str, bytes]:
 def open_zip(archive: Path) -> Iterator[zipfile.ZipFile]:
     """Open a zip whose every member name (and link) has been checked."""
     try:
-        with zipfile.ZipFile(archive) as zf:
+        with zipfile.ZipFile(regular_file(archive)) as zf:
             for info in zf.infolist():
                 is_link = stat.S_ISLNK(info.external_attr >> 16)
                 check_member(archive, info.filename, zf.read(info).decode() if is_link else None)

@@ -16,10 +16,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from droplab.atomic import atomic_path
+from droplab.atomic import atomic_path, regular_file
 from droplab.data.datasets import DatasetSpec, RawFile
 from droplab.data.idx import open_decompressed
-from droplab.data.transfer import CHUNK, DEFAULT_RETRY, Retry, download
+from droplab.data.transfer import CHUNK, DEFAULT_RETRY, Retry, byte_limit, download
 from droplab.errors import DroplabError
 
 DATA_DIR_ENV = "DROPLAB_DATA_DIR"
@@ -84,10 +84,24 @@ def sources_for(spec: DatasetSpec, source_dir: str | None) -> list[Source]:
 
 def _from_directory(source: Source, raw: RawFile, dest: Path) -> Fetched:
     origin = Path(source.location) / raw.name
+    limit = byte_limit(raw.size)
+    regular_file(origin, limit)  # a FIFO, /dev/zero (through a symlink) or an oversized file: refused unopened
     with atomic_path(dest) as tmp:
-        shutil.copyfile(origin, tmp)
+        _copy_at_most(origin, tmp, limit)
         sha256 = verify(tmp, raw)
     return Fetched(source.label, f"copied from {origin}", sha256)
+
+
+def _copy_at_most(origin: Path, dest: Path, limit: int) -> None:
+    """Copy `origin` to `dest`, stopping with an error once it passes `limit` bytes (a file that
+    grows while it is copied)."""
+    copied = 0
+    with open(origin, "rb") as source, open(dest, "wb") as out:
+        while chunk := source.read(min(CHUNK, limit + 1 - copied)):
+            copied += len(chunk)
+            if copied > limit:
+                raise DownloadError(f"{origin}: more than the {limit} bytes expected; refused")
+            out.write(chunk)
 
 
 def _from_url(source: Source, raw: RawFile, dest: Path, parts: Path, retry: Retry) -> Fetched:

@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from droplab.atomic import regular_file
 from droplab.data.arrays import Arrays, RawDataset
 from droplab.errors import DroplabError
 
@@ -30,7 +31,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 
 def open_decompressed(path: str | Path) -> BinaryIO:
     """Open `path` for reading its content, gunzipping it if it is gzip (told by its magic bytes)."""
-    with open(path, "rb") as handle:
+    with open(regular_file(path), "rb") as handle:
         compressed = handle.read(2) == GZIP_MAGIC
     return gzip.open(path, "rb") if compressed else open(path, "rb")  # type: ignore[return-value]
 

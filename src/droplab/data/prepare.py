@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from droplab.atomic import atomic_path, write_text
+from droplab.atomic import atomic_path, regular_file, write_text
 from droplab.data.arrays import Arrays, RawDataset
 from droplab.data.cifar import read_cifar10_binary
 from droplab.data.datasets import DatasetSpec
@@ -98,9 +98,10 @@ def read_arrays(path: str | Path, meta: Meta) -> dict[str, tuple[np.ndarray, np.
     """arrays.npz as `prepare` wrote it: split -> (images, labels), checked against meta.json;
     never unpickled (an object array is refused)."""
     try:
-        with open(path, "rb") as handle:
+        with open(regular_file(path), "rb") as handle:
             if handle.read(4) != b"PK\x03\x04":  # numpy would read anything else as a pickle, and refuse it as one
                 raise DroplabError(f"{path}: unreadable (not a zip archive, which an .npz is); {RERUN}")
+        _check_sizes(Path(path))
         with np.load(path, allow_pickle=False) as arrays:
             loaded = {name: (arrays[_key(name, "images")], arrays[_key(name, "labels")]) for name in SPLITS}
     except ValueError as exc:
@@ -113,6 +114,8 @@ def read_arrays(path: str | Path, meta: Meta) -> dict[str, tuple[np.ndarray, np.
         raise DroplabError(f"{path}: unreadable ({type(exc).__name__}: {exc}); {RERUN}") from None
     shape, classes = meta.input_shape, len(meta.classes)
     for name, (images, labels) in loaded.items():
+        if labels.dtype.kind not in "iu":  # class indices: a float, string or bool label is no class
+            raise DroplabError(f"{path}: {name} labels are {labels.dtype}, not integer class indices; {RERUN}")
         if images.dtype != np.uint8 or list(images.shape[1:]) != shape or labels.shape != images.shape[:1]:
             expected = ", ".join(map(str, shape))
             raise DroplabError(f"{path}: {name} images are {images.dtype} {list(images.shape)} with "
@@ -121,3 +124,27 @@ def read_arrays(path: str | Path, meta: Meta) -> dict[str, tuple[np.ndarray, np.
             raise DroplabError(f"{path}: {name} labels run from {labels.min()} to {labels.max()}, but meta.json "
                                f"names {classes} classes; {RERUN}")
     return loaded
+
+
+def _check_sizes(path: Path) -> None:
+    """Each array's header against the bytes stored after it, before numpy allocates what a header
+    declares (a header claiming 10**14 labels asks for 728 TiB); an oversized header is named as
+    such, not as the pickle numpy's advice suggests."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            with archive.open(info) as member:
+                try:
+                    version = np.lib.format.read_magic(member)
+                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                                   (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read_header is None:
+                        raise ValueError(f".npy format version {version}, not 1.0 or 2.0")
+                    shape, _, dtype = read_header(member)
+                except ValueError as exc:
+                    raise DroplabError(f"{path}: a corrupt array inside ({info.filename}: unreadable header: "
+                                       f"{str(exc).split('. ')[0]}); {RERUN}") from None
+                stored = info.file_size - member.tell()
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if not dtype.hasobject and declared != stored:  # an object array is refused as pickled
+                raise DroplabError(f"{path}: a corrupt array inside ({info.filename} declares {dtype} "
+                                   f"{list(shape)}, {declared} bytes, but holds {stored}); {RERUN}")

@@ -21,10 +21,21 @@ from droplab.errors import DroplabError
 
 CHUNK = 1 << 20
 USER_AGENT = "droplab (+https://dvc.org)"
+# the most bytes a file whose size is not pinned may have: more than any dataset droplab reads
+UNPINNED_LIMIT = 2 << 30
+
+
+def byte_limit(size: int | None) -> int:
+    """The most bytes a transfer or copy of a file pinned at `size` may write, known before the first."""
+    return size if size is not None else UNPINNED_LIMIT
 
 
 class TransferError(DroplabError):
     """This URL cannot supply the file (after retries, or a definite answer such as 404)."""
+
+
+class TooLarge(TransferError):
+    """More bytes than the pinned size: not retried, and nothing kept to resume from."""
 
 
 class _Incomplete(Exception):
@@ -45,9 +56,12 @@ def download(url: str, part: Path, size: int | None = None, retry: Retry = DEFAU
     """Stream `url` into `part`, resuming what `part` already holds; return a one-line account.
 
     Only transient failures are retried (connection errors, cut transfers, timeouts, 5xx,
-    429); a 404 or 403 is this mirror's definite answer, so the caller moves on at once.
+    429); a 404 or 403 is this mirror's definite answer, so the caller moves on at once, and so
+    is a body longer than `size` (or UNPINNED_LIMIT): it stops there, and its `.part` is deleted.
     """
     part.parent.mkdir(parents=True, exist_ok=True)
+    if part.exists() and part.stat().st_size > byte_limit(size):  # not a prefix of the pinned file
+        part.unlink()
     failures: list[str] = []
     for attempt in range(retry.attempts):
         if attempt:
@@ -82,12 +96,23 @@ def _transfer(url: str, part: Path, size: int | None, timeout: float) -> str:
         start = have if resumed else 0  # a 200 to a Range request is the whole file again
         length = response.headers.get("Content-Length")
         total = start + int(length) if length is not None else size
+        limit = byte_limit(size)
+        if total is not None and total > limit:
+            part.unlink(missing_ok=True)
+            raise TooLarge(f"the server announces {total} bytes, more than the {limit} pinned; refused unread")
         with open(part, "ab" if resumed else "wb") as out, _progress(part.name.removesuffix(".part"),
                                                                       total, start) as bar:
-            while chunk := response.read(CHUNK):
+            got = start
+            while chunk := response.read(min(CHUNK, limit + 1 - got)):
                 out.write(chunk)
                 bar.update(len(chunk))
+                got += len(chunk)
+                if got > limit:
+                    break
     got = part.stat().st_size
+    if got > limit:
+        part.unlink()
+        raise TooLarge(f"the server sent more than the {limit} bytes pinned; stopped there and kept nothing")
     if total is not None and got < total:
         raise _Incomplete(f"connection closed after {got} of {total} bytes")
     return f"{got} bytes from {url}" + (f" (resumed at byte {start})" if resumed else "")

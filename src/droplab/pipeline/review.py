@@ -50,8 +50,13 @@ def _changed(spec: dict) -> bool:
 def _claims_table() -> str:
     if not STATS.exists():
         return "No claims: report/stats.json is missing (run `dvc repro`)."
-    claims = json.loads(STATS.read_text())["claims"]
-    return pd.DataFrame([claim_row(claim) for claim in claims], columns=CLAIM_COLUMNS).to_markdown(index=False)
+    try:
+        claims = json.loads(STATS.read_text(encoding="utf-8"))["claims"]
+        rows = [claim_row(claim) for claim in claims]
+    except (ValueError, KeyError, TypeError) as exc:  # ValueError: not JSON or not UTF-8
+        raise DroplabError(f"{STATS}: not the aggregate stage's statistics ({type(exc).__name__}: {exc}); rerun "
+                           "`dvc repro aggregate` to rewrite it") from None
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS).to_markdown(index=False)
 
 
 def build_review(base: str, out_dir: Path) -> str:

@@ -3,7 +3,8 @@ then a report read back from `dvc exp show --json` and each experiment's report/
 
 The report plots validation loss and accuracy against p for each model (with the seed spread
 as error bars where a variant has several seeds), picks the best p on validation accuracy, and
-gives that p's test metrics; test metrics never choose p.
+gives that p's test metrics; test metrics never choose p. Only the sweep's own experiments count:
+those whose params equal their commit's in everything but `dropout` (sweep_rate).
 """
 
 from __future__ import annotations
@@ -34,18 +35,41 @@ COLUMNS = ["variant", "p", "experiment", "seeds", "val_acc1", "val_acc1_sd", "va
 
 
 def queue(rates: list[float], jobs: int) -> None:
-    """Queue one experiment per rate (DVC's own grid syntax) and start `jobs` queue workers."""
-    dvc("exp", "run", "--queue", "-S", "dropout=" + ",".join(f"{rate:g}" for rate in rates))
+    """Queue one experiment per rate (DVC's own grid syntax) and start `jobs` queue workers. Each
+    rate is written as Python's shortest exact repr: `:g` would round 0.1234567 to 0.123457."""
+    dvc("exp", "run", "--queue", "-S", "dropout=" + ",".join(repr(rate) for rate in rates))
     dvc("queue", "start", "-j", str(jobs))
 
 
 def _experiments(shown: list[dict]) -> Iterator[tuple[str, str, str, dict]]:
     """(name, commit, executor state, data) of every experiment in `dvc exp show --json` output."""
+    for name, rev, state, data, _ in _experiments_on_baselines(shown):
+        yield name, rev, state, data
+
+
+def _experiments_on_baselines(shown: list[dict]) -> Iterator[tuple[str, str, str, dict, dict]]:
+    """As _experiments, each with its baseline commit's params (`dvc exp show` lists them there)."""
     for commit in shown:
+        baseline = (commit.get("data") or {}).get("params") or {}
         for group in commit.get("experiments") or []:
             state = (group.get("executor") or {}).get("state", "success")
             for rev in group.get("revs") or []:
-                yield rev.get("name") or rev["rev"][:7], rev["rev"], state, rev.get("data") or {}
+                yield rev.get("name") or rev["rev"][:7], rev["rev"], state, rev.get("data") or {}, baseline
+
+
+def sweep_rate(params: dict, baseline: dict) -> float | None:
+    """The rate of an experiment the sweep could have queued: its params (every params file, as
+    `dvc exp show` lists them) equal its baseline commit's in everything but `dropout`; None for
+    any other experiment (one that also changed the learning rate is not a point of this sweep)."""
+    data = (params.get("params.yaml") or {}).get("data")
+    base = (baseline.get("params.yaml") or {}).get("data")
+    if not isinstance(data, dict) or not isinstance(base, dict) or "dropout" not in data:
+        return None
+    others = {name: entry for name, entry in params.items() if name != "params.yaml"}
+    base_others = {name: entry for name, entry in baseline.items() if name != "params.yaml"}
+    same = others == base_others and {k: v for k, v in data.items() if k != "dropout"} == \
+        {k: v for k, v in base.items() if k != "dropout"}
+    return data["dropout"] if same else None
 
 
 def stats_at(rev: str) -> dict | None:
@@ -116,24 +140,32 @@ def wait_for_queue(timeout: float, jobs: int = 1) -> list[dict]:
         time.sleep(POLL_SECONDS)
 
 
-def collect(shown: list[dict], variants: list[str], read_stats: Callable[[str], dict | None] = stats_at
+def collect(shown: list[dict], variants: list[str], read_stats: Callable[[str], dict | None] | None = None
             ) -> pd.DataFrame:
-    """One row per (variant, p) from the successful experiments' params and their committed
-    report/stats.json (`read_stats` reads it from an experiment's commit)."""
-    rows = []
-    for name, rev, state, data in _experiments(shown):
-        params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
-        stats = read_stats(rev) if state == "success" and params else None
+    """One row per (variant, p) from the sweep's own successful experiments (those that differ from
+    their baseline commit only in `dropout`) and their committed report/stats.json (`read_stats`
+    reads it from an experiment's commit). Two of them at one rate are refused: which one DVC
+    lists first is no reason to report it."""
+    read_stats = read_stats or stats_at  # looked up at call time: the catalogue's tests replace it
+    rows, by_rate = [], {}
+    for name, rev, state, data, baseline in _experiments_on_baselines(shown):
+        rate = sweep_rate(data.get("params") or {}, baseline) if state == "success" else None
+        stats = read_stats(rev) if rate is not None else None
         if stats is None:
             continue
+        if rate in by_rate:
+            raise DroplabError(f"experiments {by_rate[rate]} and {name} both ran the sweep's dropout={rate!r} on one "
+                               f"commit; remove one (`dvc exp remove {name}`) and rerun --report-only")
+        by_rate[rate] = name
         for variant in variants:
             if (point := _point(stats, variant)) is not None:
-                rows.append({"variant": variant, "p": params["dropout"], "experiment": name, **point})
+                rows.append({"variant": variant, "p": rate, "experiment": name, **point})
     if not rows:
-        raise DroplabError(f"no finished experiment has {STATS} for {', '.join(variants)}; "
-                           "run `droplab sweep` (without --report-only) first")
+        raise DroplabError(f"no finished experiment has {STATS} for {', '.join(variants)} among the sweep's own "
+                           "(params as their commit's but for `dropout`); run `droplab sweep` (without "
+                           "--report-only) first")
     frame = pd.DataFrame(rows).reindex(columns=COLUMNS)
-    return frame.drop_duplicates(["variant", "p"], keep="first").sort_values(["variant", "p"], ignore_index=True)
+    return frame.sort_values(["variant", "p"], ignore_index=True)
 
 
 def best_rates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -174,9 +206,20 @@ def report(frame: pd.DataFrame, out_dir: Path) -> str:
     return text
 
 
+def check_not_run(shown: list[dict], rates: list[float]) -> None:
+    """Refuse, before queueing, rates that sweep experiments on this commit already ran (or are
+    running): the report would refuse the pair only after every experiment had run."""
+    clash = sorted(f"{name} (dropout={rate!r})" for name, _, state, data, baseline in _experiments_on_baselines(shown)
+                   if state != "failed" and (rate := sweep_rate(data.get("params") or {}, baseline)) in rates)
+    if clash:
+        raise DroplabError(f"this commit already has sweep experiments at these rates: {', '.join(clash)}; report "
+                           "them with --report-only, or remove them (`dvc exp remove <name>`) and sweep again")
+
+
 def run_sweep(rates: list[float], jobs: int, variants: str, out_dir: Path, queue_first: bool = True,
               timeout: float = 24 * 3600) -> str:
     if queue_first:
+        check_not_run(json.loads(dvc("exp", "show", "--json")), rates)
         queue(rates, jobs)
     shown = wait_for_queue(timeout, jobs)
     frame = collect(shown, [name.strip() for name in variants.split(",") if name.strip()])

@@ -8,12 +8,15 @@ run, and the files DVC tracks must diff cleanly.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
+from pydantic import BaseModel, Field
+
+from droplab import records
 from droplab.atomic import write_text
 
 SPEED = Path("metrics/speed")
@@ -43,12 +46,20 @@ def _minutes(seconds: float) -> str:
     return f"{int(seconds // 60)} min {seconds % 60:04.1f} s"
 
 
+class Speed(BaseModel):
+    """The fields of a metrics/speed/ record the breakdown sums (the train stage writes more)."""
+
+    seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    analysis_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 0.0
+
+
 def breakdown(wall: float, started: float, speed_dir: Path = SPEED) -> Breakdown:
-    """The speed records written after `started` (this repro's runs), summed."""
-    fresh = [json.loads(path.read_text()) for path in sorted(speed_dir.rglob("*.json"))
+    """The speed records written after `started` (this repro's runs), summed; a corrupt one is
+    named in one line, as every record droplab reads."""
+    fresh = [records.load(path, Speed, records.RERUN_TRAIN) for path in sorted(speed_dir.rglob("*.json"))
              if path.stat().st_mtime >= started]
-    return Breakdown(wall, len(fresh), sum(record["seconds"] for record in fresh),
-                     sum(record.get("analysis_seconds", 0.0) for record in fresh))
+    return Breakdown(wall, len(fresh), sum(record.seconds for record in fresh),
+                     sum(record.analysis_seconds for record in fresh))
 
 
 def repro(args: list[str], record: Path = RECORD) -> int:

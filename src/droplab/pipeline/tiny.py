@@ -24,6 +24,8 @@ def shrink(raw: dict, keep: Iterable[str] | None = None) -> dict:
     raw.setdefault("studies", {})
     if keep is not None:
         kept = set(keep)
+        if not kept or "" in kept:
+            raise ConfigError("--keep: an empty variant name; give the variants to keep, separated by commas")
         unknown = sorted(kept - set(raw["variants"]))
         if unknown:
             raise ConfigError(f"--keep: {', '.join(map(repr, unknown))} not in params.yaml variants; "

@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from droplab.errors import DroplabError
 from droplab.metric_table import CLAIMABLE, LAYERWISE, SPLIT_METRICS, SPLITS, metric
-from droplab.schema import Strict, first_repeated, problem_lines
+from droplab.schema import PLAIN_NAME, Strict, first_repeated, problem_lines
 from droplab.yaml_file import read_yaml
 
 
@@ -29,7 +29,6 @@ class ClaimsError(DroplabError):
 
 Relation = Literal[">", "<", "~"]
 _OTHER_METRICS = [key for key in CLAIMABLE if key.partition(".")[0] not in SPLITS]
-_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _EXPECT_FORMS = "expected 'A > B [> C ...]', 'A < B [...]' or 'A ~ B'"
 
@@ -63,7 +62,7 @@ def parse_expect(text: str) -> Expectation:
     ValueError says what is wrong."""
     parts = re.split(r"\s*([<>~])\s*", text.strip())
     names, relations = parts[::2], set(parts[1::2])
-    if len(names) < 2 or not all(_NAME.fullmatch(name) or _NUMBER.fullmatch(name) for name in names):
+    if len(names) < 2 or not all(PLAIN_NAME.fullmatch(name) or _NUMBER.fullmatch(name) for name in names):
         raise ValueError(_EXPECT_FORMS)
     if len(relations) > 1:
         raise ValueError(f"mixes {' and '.join(repr(r) for r in sorted(relations))}; {_EXPECT_FORMS}")

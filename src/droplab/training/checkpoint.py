@@ -28,7 +28,7 @@ from torch import nn
 
 import droplab
 from droplab import torch_files
-from droplab.atomic import atomic_path
+from droplab.atomic import atomic_path, regular_file
 from droplab.errors import DroplabError
 
 CODE_ROOT = Path(droplab.__file__).parent
@@ -54,7 +54,7 @@ def code_version() -> str:
 def data_version(prepared: Path) -> str:
     """The digest of the prepared data, read once per process for each state of its files (a stage
     asks for it once per run, and the files stay as they are while it trains)."""
-    files = [prepared / name for name in ("meta.json", "arrays.npz")]
+    files = [regular_file(prepared / name) for name in ("meta.json", "arrays.npz")]
     return _data_digest(prepared, tuple((path.stat().st_size, path.stat().st_mtime_ns) for path in files))
 
 

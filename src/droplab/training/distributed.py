@@ -36,10 +36,22 @@ def relaunch_under_torchrun(nproc_per_node: int) -> None:
     """Replace this process by `torchrun --standalone --nproc-per-node=N <same command>`, unless
     torchrun started it (it sets LOCAL_RANK). DVC still sees one command that succeeds or fails."""
     if nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
+        check_cpu_processes(nproc_per_node)
         sys.stdout.flush()
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc-per-node={nproc_per_node}", *sys.argv]
         os.execv(sys.executable, command)
+
+
+def check_cpu_processes(nproc_per_node: int) -> None:
+    """Without a GPU each process is a CPU trainer: more of them than the machine's cores only
+    compete (and torchrun starts every one), so refuse before starting any."""
+    if torch.cuda.is_available():
+        return  # GPU counts are gpu_pool's to check
+    cores = os.cpu_count() or 1
+    if nproc_per_node > cores:
+        raise DroplabError(f"train.nproc_per_node = {nproc_per_node} starts {nproc_per_node} training processes, "
+                           f"but there is no GPU and this machine has {cores} CPU cores; use at most {cores}")
 
 
 def device_for(local_rank: int) -> torch.device:
