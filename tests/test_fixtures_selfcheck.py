@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import http.client
 import io
+import subprocess
+import sys
 import tarfile
 import urllib.error
 import urllib.request
@@ -218,3 +220,38 @@ def test_server_without_range_support_and_plain_url(tmp_path: Path, blob: bytes)
         assert isinstance(url, str) and url.endswith("/")
         status, headers, body = _get(url + "sub/file.bin", "bytes=1000-")
     assert (status, body, "Accept-Ranges" in headers, "Content-Range" in headers) == (200, blob, False, False)
+
+
+GROUPED = '''
+import os, pytest
+from pathlib import Path
+
+def record(name):
+    with open(Path(__file__).parent / "workers.txt", "a") as out:
+        out.write(f"{name} {os.environ['PYTEST_XDIST_WORKER']}\\n")
+
+@pytest.mark.xdist_group("clone")
+@pytest.mark.parametrize("i", range(4))
+def test_grouped(i):
+    record("grouped")
+
+@pytest.mark.parametrize("i", range(4))
+def test_free(i):
+    record("free")
+'''
+
+
+def test_loadgroup_keeps_a_group_on_one_worker(tmp_path: Path):
+    """`make test` builds each shared clone once only because pytest-xdist's loadgroup sends a
+    group's tests to one worker; on some pytest releases it silently stops doing so."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_grouped.py").write_text(GROUPED)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "2",
+                           "--dist", "loadgroup"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:]
+    workers: dict[str, set[str]] = {}
+    for line in (tmp_path / "workers.txt").read_text().splitlines():
+        name, worker = line.split()
+        workers.setdefault(name, set()).add(worker)
+    assert len(workers["grouped"]) == 1, workers
+    assert workers["free"] <= {"gw0", "gw1"}

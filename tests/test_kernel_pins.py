@@ -112,6 +112,16 @@ def test_torch_imported_before_droplab_is_reported_not_silently_unpinned():
     assert ("imported before droplab" in out) or (PINNABLE is not None and PINNABLE in out)
 
 
+@pytest.mark.parametrize("users, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_idle_openmp_threads_sleep_unless_the_user_says_otherwise(users: str | None, expected: str):
+    env = {name: value for name, value in os.environ.items() if name != "OMP_WAIT_POLICY"}
+    if users is not None:
+        env["OMP_WAIT_POLICY"] = users
+    code = "import os, droplab, torch; print(os.environ['OMP_WAIT_POLICY'])"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0 and done.stdout.strip() == expected, done.stderr
+
+
 TRAIN_CHILD = """
 import json, sys, hashlib
 import droplab

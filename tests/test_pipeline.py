@@ -29,8 +29,8 @@ from http_server import serve
 from synthetic import CIFAR10_CLASSES, cifar10_arrays, write_cifar10_tar
 
 pytestmark = pytest.mark.slow
-# Under pytest-xdist (`make test`), the tests that share a module-scoped clone run on one worker,
-# so the clone is built once; the two clones and the CIFAR-10 run go to different workers.
+# Under pytest-xdist (`make test`), the tests that share a clone run on one worker, and the clone is
+# session-scoped, so it is built once even when the worker runs other modules' tests in between.
 ON_CLONE = pytest.mark.xdist_group("fashion_clone")
 ON_SMALL_CLONE = pytest.mark.xdist_group("small_clone")
 
@@ -86,7 +86,7 @@ def make_clone(root: Path, params: dict) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def clone(tmp_path_factory) -> Path:
     if not SYSTEM_COPY.is_dir() and not os.environ.get("DROPLAB_DATA_DIR"):
         message = "Fashion-MNIST is not installed (make data) and DROPLAB_DATA_DIR is not set"
@@ -332,7 +332,7 @@ def test_the_pipeline_runs_unchanged_on_cifar10_served_over_http(tmp_path_factor
     assert json.loads(run(["dvc", "status", "--json"], root)) == {}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_clone(tmp_path_factory) -> Path:
     """A clone with S2's CNN (it follows `dropout`) and one S4 MLP (fixed rates), two seeds each:
     cheap enough to run many times over."""

@@ -20,6 +20,11 @@ convolution (im2col plus one GEMM per image) made a ResNet-18 training step 13x 
 and its backward pass 90% of the step. Dropout masks come from `torch.rand`
 (models.blocks.Dropout), not from `bernoulli_`, which draws through MKL on Intel CPUs only.
 
+OpenMP's idle threads sleep rather than spin (`OMP_WAIT_POLICY=PASSIVE`, unless set): it
+changes no number, costs nothing measurable in a lone run, and halves the time of two
+2-thread stages sharing two cores (`droplab sweep --jobs 2`, the test suite), where spinning
+threads took the cores from each other.
+
 `DROPLAB_CPU_KERNELS=native` opts out (faster; results then depend on the machine). Off
 x86-64, or without AVX2 and FMA, the pin cannot hold; `fingerprint()` says so. The GPU path is
 untouched: it is deterministic per GPU model.
@@ -91,6 +96,7 @@ def pin_environment() -> str | None:
         else:
             os.environ.update(PINS)
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS determinism on GPU
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle threads sleep: see the module docstring
     return reason
 
 
