@@ -22,7 +22,7 @@ def main(params) -> None:
     recorded = read_variant_config(params, variant)
     cfg = recorded.runs[0].train
     gpu_pool.claim_for_job(cfg.nproc_per_node)  # before any CUDA work: parallel jobs each get their own GPUs
-    distributed.relaunch_under_torchrun(cfg.nproc_per_node)
+    distributed.relaunch_under_torchrun(cfg.nproc_per_node, [config.train.batch_size for config in recorded.runs])
 
     def measure(model, splits, ctx, seed: int, test: dict) -> BnReport:
         return analyze.analyze_run(model, splits, ctx.transform, ctx, recorded.analysis.train_images,

@@ -290,17 +290,6 @@ def test_experiment_retrains_only_runs_that_follow_dropout(clone: Path):
     assert f"{title}: train (solid) and validation (dashed) top-1 accuracy, mean over seeds, 95% band" in html
     assert f"{title}: test top-1 accuracy, mean over seeds with its 95% interval" in html
 
-    # What the pull-request workflow posts: the working tree (dropout 0.8) against HEAD.
-    run(["droplab", "review", "--base", "HEAD", "--out", "review"], clone)
-    review = (clone / "review" / "report.md").read_text()
-    assert "| metrics/summary.json | s2_cnn " in review  # dvc metrics diff --md, row per change
-    assert re.search(r"\| params\.yaml +\| dropout +\| 0\.5 +\| 0\.8 +\|", review)  # dvc params diff --md
-    assert re.search(r"\| s4-orders-alike +\|", review)  # the claims table, a row per claim
-    images = sorted(p.name for p in (clone / "review" / "plots").iterdir())
-    assert "s2_cnn_acc1.png" in images and "s4_d2l_loss.png" not in images  # only plots that changed
-    assert all(f"(plots/{name})" in review for name in images)
-    assert (clone / "review" / "plots" / "s2_cnn_acc1.png").read_bytes()[:4] == b"\x89PNG"
-
 
 def test_the_pipeline_runs_unchanged_on_cifar10_served_over_http(tmp_path_factory):
     """dataset: a synthetic CIFAR-10 in the exact binary format, declared in extra_datasets and
@@ -415,13 +404,13 @@ def test_a_fresh_clone_without_the_dvc_cache_shows_and_diffs_every_plot(small_cl
 
 @ON_SMALL_CLONE
 def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
-    """`droplab sweep`: three rates queued as DVC experiments, two at a time, then the report."""
+    """`droplab sweep`: two rates queued as DVC experiments, run at once by two queue workers, then the report."""
     root = small_clone
-    run(["droplab", "sweep", "--rates", "0.2,0.5,0.8", "--jobs", "2", "--variants", "s2_cnn"], root)
+    run(["droplab", "sweep", "--rates", "0.2,0.8", "--jobs", "2", "--variants", "s2_cnn"], root)
 
     sweep = json.loads((root / "report/sweep/sweep.json").read_text())
     points = {point["p"]: point for point in sweep["points"]}
-    assert sorted(points) == [0.2, 0.5, 0.8]
+    assert sorted(points) == [0.2, 0.8]
     assert all(point["seeds"] == 2 and point["val_acc1_sd"] is not None for point in points.values())
     best = max(sorted(points), key=lambda p: points[p]["val_acc1"])  # ties: the lowest p, as documented
     assert [(row["variant"], row["p"]) for row in sweep["best"]] == [("s2_cnn", best)]
@@ -430,7 +419,7 @@ def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
     assert "# S2 dropout sweep" in (root / "report/sweep/sweep.md").read_text()
     shown = json.loads(run(["dvc", "exp", "show", "--json"], root))
     states = [group["executor"]["state"] for commit in shown for group in commit.get("experiments") or []]
-    assert states == ["success"] * 3
+    assert states == ["success"] * 2
 
 
 @ON_SMALL_CLONE
@@ -451,9 +440,13 @@ def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Pa
     assert "Stage 'train@s4_mlp_p2_p5' is cached - skipping run" in head  # restored from the base's run cache
     assert head.count("Running stage 'train@") == 1
     review = (root / "review" / "report.md").read_text()
-    assert "| metrics/summary.json | s2_cnn " in review
-    assert re.search(r"\| params\.yaml +\| dropout +\| 0\.5 +\| 0\.3 +\|", review)  # and no other param
-    assert "(plots/s2_cnn_loss.png)" in review and (root / "review/plots/s2_cnn_loss.png").exists()
+    assert "| metrics/summary.json | s2_cnn " in review  # dvc metrics diff --md, row per change
+    assert re.search(r"\| params\.yaml +\| dropout +\| 0\.5 +\| 0\.3 +\|", review)  # dvc params diff --md, no other
+    assert re.search(r"\| s4-orders-alike +\|", review)  # the claims table, a row per claim
+    images = sorted(p.name for p in (root / "review" / "plots").iterdir())
+    assert "s2_cnn_acc1.png" in images and "s4_d2l_loss.png" not in images  # only plots that changed
+    assert all(f"(plots/{name})" in review for name in images)
+    assert (root / "review" / "plots" / "s2_cnn_loss.png").read_bytes()[:4] == b"\x89PNG"
     assert run(["git", "status", "--porcelain", "params.yaml", "dvc.yaml"], root).strip() == ""
     assert run(["git", "worktree", "list"], root).count("\n") == 1  # the base worktree is gone
 

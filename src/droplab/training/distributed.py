@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -32,11 +32,15 @@ from droplab.training.device_data import Shard
 TIMEOUT = timedelta(minutes=30)
 
 
-def relaunch_under_torchrun(nproc_per_node: int) -> None:
+def relaunch_under_torchrun(nproc_per_node: int, batch_sizes: Iterable[int] = ()) -> None:
     """Replace this process by `torchrun --standalone --nproc-per-node=N <same command>`, unless
-    torchrun started it (it sets LOCAL_RANK). DVC still sees one command that succeeds or fails."""
+    torchrun started it (it sets LOCAL_RANK). DVC still sees one command that succeeds or fails.
+    Global batches that cannot split over the N processes are refused first, before torchrun
+    starts a process per rank to refuse them each."""
     if nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
         check_cpu_processes(nproc_per_node)
+        for batch_size in batch_sizes:
+            check_divides(batch_size, Shard(world=nproc_per_node))
         sys.stdout.flush()
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc-per-node={nproc_per_node}", *sys.argv]
