@@ -35,4 +35,4 @@ def main(params) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("train", main)
+    run_stage("train", main, records_params=False)  # params reach it through data/configs

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from droplab.atomic import write_text
 from droplab.dvc_yaml import write_configs
-from droplab.results.claim_rows import check_claim_variants
-from droplab.results.claims import load_claims
+from droplab.results.claims import check_claim_variants, load_claims
 from droplab.stage_runner import check_params_unchanged, run_stage
 
 CLAIMS = Path("claims.yaml")
@@ -25,7 +24,7 @@ MARKER_TEXT = "params.yaml, the runs block of dvc.yaml and claims.yaml passed dr
 
 def main(params) -> None:
     check_claim_variants(load_claims(CLAIMS), params, CLAIMS)
-    check_params_unchanged(params)  # before writing: the outputs hold the params DVC records for this run
+    check_params_unchanged(params, "validate")  # before writing: the outputs hold the params DVC records for this run
     write_configs(params)
     if not MARKER.exists() or MARKER.read_text() != MARKER_TEXT:
         write_text(MARKER, MARKER_TEXT)

@@ -305,6 +305,11 @@ def _claims(claims: list[dict]) -> Callable[[Project], None]:
     return arrange
 
 
+# "billion laughs": ten anchors, each a list of nine of the one before, 9**10 strings written out
+ALIAS_BOMB = b"  bomb_a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + b"".join(
+    b"  bomb_a%d: &a%d [%s]\n" % (level, level, b", ".join([b"*a%d" % (level - 1)] * 9)) for level in range(1, 10))
+
+
 def _bytes_in_params(old: bytes, new: bytes) -> Callable[[Path], None]:
     def change(root: Path) -> None:
         path = root / "params.yaml"
@@ -533,7 +538,8 @@ CATALOGUE = [
     Bad("tiny-keep-empty", ("droplab", "tiny", "--keep", ""), ("--keep: an empty variant name",),
         lambda project: None),
     Bad("tiny-keep-only-skipped", ("droplab", "tiny", "--keep", "s3_resnet50_avg"),
-        ("no variant trains at scale cpu: every one is in its home study's cpu.skip",), lambda project: None),
+        ("params.yaml shrunk with --keep s3_resnet50_avg is invalid:",
+         "no variant trains at scale cpu: every one is in its home study's cpu.skip"), lambda project: None),
     Bad("sweep-rates-same-percent", TRAIN, ("studies.s2_mlp.sweep.rates", "rate 0.3 appears more than once"),
         _typo("studies.s2_mlp.sweep", {"rates": [0.3, 0.30000000000000004], "select": "s2_mlp"})),
     Bad("seed-json-corrupt", ("aggregate.py",),
@@ -582,6 +588,9 @@ CATALOGUE = [
         lambda project: (project.root / "data/prepared/meta.json").write_text("[" * 100_000 + "]" * 100_000)),
     Bad("fifo-params", TRAIN, ("params.yaml: a FIFO (named pipe) where a file is expected",),
         lambda project: None, after_write=lambda root: files.fifo(root / "params.yaml")),
+    Bad("params-alias-bomb", ("droplab", "repro"),
+        ("fixed_p.bomb_a0.0: Input should be a valid number (got 'x')", "... and 78 more problems"),
+        lambda project: None, after_write=_bytes_in_params(b"fixed_p:\n", b"fixed_p:\n" + ALIAS_BOMB)),
 ]
 # Cases whose bad input arrives through DVC itself; tests/test_pipeline.py runs them in a clone.
 THROUGH_DVC = ["dvc-exp-run-bad-value", "dvc-exp-run-bad-lr", "dvc-new-variant-without-runs"]

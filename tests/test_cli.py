@@ -147,7 +147,7 @@ def test_params_edited_while_validate_runs_stop_it_before_it_writes(tiny_params,
         path = tmp_path / "params.yaml"
         path.write_text(path.read_text().replace("dropout: 0.5\n", "dropout: 0.9\n"))
 
-    monkeypatch.setattr("droplab.results.claim_rows.check_claim_variants", edit_params)
+    monkeypatch.setattr("droplab.results.claims.check_claim_variants", edit_params)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["validate.py"])
     with pytest.raises(SystemExit) as exit_:
@@ -156,6 +156,35 @@ def test_params_edited_while_validate_runs_stop_it_before_it_writes(tiny_params,
     assert capsys.readouterr().err == ("droplab validate: error: params.yaml changed while the validate stage ran: "
                                        "dropout is 0.9 now, 0.5 when it started; run dvc repro again\n")
     assert not (tmp_path / CONFIGS).exists() and not (tmp_path / "data/params.checked").exists()
+
+
+@pytest.mark.parametrize("records_params", [True, False])
+def test_params_edited_while_a_stage_runs_fail_a_stage_whose_params_dvc_records(
+        records_params: bool, tiny_params, tmp_path: Path, monkeypatch, capsys):
+    """DVC records params.yaml (profile, aggregate, report: the file; download, preprocess: keys of
+    it) when a stage ends: outputs computed from the file before an edit must not be recorded beside
+    the edited one. A train stage's params arrive through data/configs, checked when it starts."""
+    from droplab.stage_runner import run_stage
+
+    write_params(tmp_path, tiny_params)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["profile_model.py"])
+    ran = []
+
+    def edit_params(params) -> None:
+        ran.append(params.dropout)
+        path = tmp_path / "params.yaml"
+        path.write_text(path.read_text().replace("dropout: 0.5\n", "dropout: 0.9\n"))
+
+    if not records_params:
+        run_stage("train", edit_params, records_params=False)
+        assert ran == [0.5] and capsys.readouterr().err == ""
+        return
+    with pytest.raises(SystemExit) as exit_:
+        run_stage("profile", edit_params)
+    assert ran == [0.5] and exit_.value.code == 2
+    assert capsys.readouterr().err == ("droplab profile: error: params.yaml changed while the profile stage "
+                                       "ran: dropout is 0.9 now, 0.5 when it started; run dvc repro again\n")
 
 
 def test_tiny_keep_empty_or_only_skipped_variants_leaves_both_files_untouched(tmp_path: Path, monkeypatch):

@@ -12,17 +12,10 @@ from scipy import stats as sps
 from scipy.stats import t as student_t
 
 from droplab.results.claims import Claim, ClaimsError
-from droplab.results.judge import (
-    ALPHA,
-    CONFIRMED,
-    CONTRADICTED,
-    INCONCLUSIVE,
-    NO_NOISE,
-    NOT_RUN,
-    judge,
-)
+from droplab.results.judge import ALPHA, NO_NOISE, judge
 from droplab.results.power import tost_power
 from droplab.results.stats import StatsError
+from droplab.results.verdict_words import CONFIRMED, CONTRADICTED, INCONCLUSIVE, NOT_RUN
 
 from synthetic import draws
 

@@ -7,7 +7,7 @@ import pytest
 import scipy.stats as sps
 
 from droplab.results.plot_data import CURVE_HEADER, claims_tsv, curves_tsv
-from droplab.results.verdicts import verdict_word
+from droplab.results.verdict_words import verdict_word
 
 
 def _histories(seeds: int, epochs: int, rng: random.Random) -> list[list[dict]]:

@@ -161,6 +161,20 @@ def test_a_stale_code_deps_block_stops_every_stage_naming_it(tmp_path: Path):
     assert write_code_deps(stale) == text  # `droplab runs` puts it back
 
 
+def test_a_stage_checks_its_own_block_and_validate_checks_every_one(tmp_path: Path):
+    """validate, which DVC runs before any other stage, refuses a stale block of any stage; another
+    stage refuses its own and leaves the rest to validate."""
+    text = (REPO / "dvc.yaml").read_text()
+    report_block = text[text.index("# code of stages/report.py"):]
+    stale = text[:-len(report_block)] + report_block.replace("      - src/droplab/results\n", "", 1)
+    assert stale != text
+    (tmp_path / "dvc.yaml").write_text(stale)
+    check_code_deps(tmp_path / "dvc.yaml", only="train.py")
+    for only in ("report.py", None):
+        with pytest.raises(DroplabError, match=r"the code deps of stages/report.py are out of date"):
+            check_code_deps(tmp_path / "dvc.yaml", only=only)
+
+
 def test_code_deps_follow_a_lazy_import_to_its_package_folder(tmp_path: Path):
     """In a made-up checkout: a script importing one top-level module that imports a package's
     module inside a function gets the module's file and the package's folder."""

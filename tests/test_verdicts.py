@@ -9,15 +9,9 @@ import pytest
 from scipy import stats as sps
 
 from droplab.results.claims import Claim
-from droplab.results.judge import CONFIRMED, CONTRADICTED, INCONCLUSIVE, NOT_RUN, Judgement, judge
-from droplab.results.verdicts import (
-    READINGS,
-    Row,
-    adjust,
-    not_testable,
-    other_readings,
-    verdict_text,
-)
+from droplab.results.judge import Judgement, judge
+from droplab.results.verdict_words import CONFIRMED, CONTRADICTED, INCONCLUSIVE, NOT_RUN, not_testable
+from droplab.results.verdicts import READINGS, Row, adjust, other_readings, verdict_text
 
 from synthetic import draws
 

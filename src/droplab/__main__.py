@@ -31,6 +31,7 @@ from droplab.yaml_file import with_comments
 def _repro(args: argparse.Namespace) -> None:
     from droplab.pipeline import timing
 
+    load_params(PARAMS)  # droplab's bounded reader first: DVC expands a YAML alias bomb without limit
     sys.exit(timing.repro(args.dvc_args))
 
 
@@ -47,7 +48,7 @@ def _tiny(args: argparse.Namespace) -> None:
     if not isinstance(raw, dict) or not isinstance(raw.get("variants"), dict):
         raise ConfigError(f"{args.params}: expected a params.yaml with a `variants` mapping")
     tiny = shrink(raw, keep)
-    params = parse_params(tiny, str(args.params))
+    params = parse_params(tiny, f"{args.params} shrunk with --keep {args.keep}" if keep else str(args.params))
     runs_block_of(args.pipeline)  # the pipeline file must have a runs block before params.yaml changes
     write_text(args.params, with_comments(args.params.read_text(), tiny))
     count = write_runs(params, args.pipeline)

@@ -137,6 +137,9 @@ def _union_label_at(loc: tuple, root: type[BaseModel], tags: Tags) -> int | None
     return None
 
 
+MOST_PROBLEMS = 12  # listed of one validation; the rest are counted
+
+
 def problem_lines(errors: list[Mapping[str, Any]], root: type[BaseModel], tags: Tags = EMPTY) -> list[str]:
     """Every error of one validation, described, an unknown key with the keys allowed there; a value no
     member of a union accepts is one line at its key, not one per member under the member's label."""
@@ -153,6 +156,9 @@ def problem_lines(errors: list[Mapping[str, Any]], root: type[BaseModel], tags: 
             unions[at] = []
             lines.append(at)
         unions[at].append(error["msg"].removeprefix("Input should be "))
-    return [line if isinstance(line, str) else
-            describe({"loc": line[:-1], "msg": "Input should be " + " or ".join(unions[line]), "type": "union",
-                      "input": []}, tags) + f" (got {line[-1]})" for line in lines]
+    described = [line if isinstance(line, str) else
+                 describe({"loc": line[:-1], "msg": "Input should be " + " or ".join(unions[line]), "type": "union",
+                           "input": []}, tags) + f" (got {line[-1]})" for line in lines]
+    if len(described) > MOST_PROBLEMS:  # a file gone wrong everywhere (or an alias bomb) stays readable
+        return [*described[:MOST_PROBLEMS], f"... and {len(described) - MOST_PROBLEMS} more problems"]
+    return described

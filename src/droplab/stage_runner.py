@@ -15,24 +15,31 @@ from droplab.errors import DroplabError, reported
 PARAMS = Path("params.yaml")
 
 
-def run_stage(stage: str, body: Callable[[Params], object]) -> None:
-    """Load params.yaml, check dvc.yaml's runs against it and its code deps against the imports,
-    and run `body`; a bad input, Ctrl-C or a failed write ends the stage with one clear line
-    (errors.reported)."""
+def run_stage(stage: str, body: Callable[[Params], object], records_params: bool = True) -> None:
+    """Load params.yaml, check dvc.yaml's runs against it and the code deps against the imports
+    (validate, which DVC runs first, every stage's; the others their own), and run `body`; a bad
+    input, Ctrl-C or a failed write ends the stage with one clear line (errors.reported).
+
+    `records_params`: DVC records params.yaml (the file, or keys of it) as the stage's dependency
+    when the stage ends, so the stage fails if the file changed while it ran: DVC then records
+    neither the edited file beside outputs computed from the old one, nor a run-cache entry. The
+    train stages record their resolved config instead (data/configs), and check that at start."""
     with reported(stage, stage=True):
         params = load_params(PARAMS)
         check_runs(params)
-        check_code_deps(PIPELINE)
+        check_code_deps(PIPELINE, only=None if stage == "validate" else Path(sys.argv[0]).name)
         body(params)
+        if records_params:
+            check_params_unchanged(params, stage)
 
 
-def check_params_unchanged(params: Params) -> None:
+def check_params_unchanged(params: Params, stage: str) -> None:
     """Refuse when params.yaml, read again, no longer gives `params`: it was edited while the stage
     ran, and DVC would record the edited file beside outputs written from the old one."""
     now = load_params(PARAMS)
     if now != params:
         key, was, new = first_difference(params.model_dump(mode="json"), now.model_dump(mode="json")) or ("?", 0, 0)
-        raise DroplabError(f"params.yaml changed while the {Path(sys.argv[0]).stem} stage ran: {key} is "
+        raise DroplabError(f"params.yaml changed while the {stage} stage ran: {key} is "
                            f"{json.dumps(new)} now, {json.dumps(was)} when it started; run dvc repro again")
 
 

@@ -79,8 +79,8 @@ def download(url: str, part: Path, size: int | None = None, retry: Retry = DEFAU
         except (OSError, http.client.HTTPException, _Incomplete) as exc:
             failures.append(str(exc) or type(exc).__name__)
     kept = part.stat().st_size if part.exists() else 0
-    raise TransferError(f"gave up after {retry.attempts} attempts ({'; '.join(failures)}); "
-                        f"{kept} bytes kept in {part} to resume from next time")
+    resume = f"{kept} bytes kept in {part} to resume from next time" if kept else "nothing kept"
+    raise TransferError(f"gave up after {retry.attempts} attempts ({'; '.join(failures)}); {resume}")
 
 
 def _transfer(url: str, part: Path, size: int | None, timeout: float) -> str:

@@ -18,13 +18,13 @@ from pathlib import Path
 from droplab.atomic import write_json, write_text
 from droplab.config import Params
 from droplab.metric_table import COMPARED, rounded_floats
-from droplab.results.claim_rows import check_claim_variants, judge_claims, regime_measurements
-from droplab.results.claims import Claims, load_claims
+from droplab.results.claim_rows import judge_claims, regime_measurements
+from droplab.results.claims import Claims, check_claim_variants, load_claims
 from droplab.results.collect import Collected, SeriesByMetric, collect
 from droplab.results.labels import aliases, select_sweeps, study_labels
 from droplab.results.plot_data import CURVES, accuracy_tsv, claims_tsv, curves_tsv
 from droplab.results.stats import CONFIDENCE, DIFFERS, NOISE, choose_test, compare_with, holm, summarize
-from droplab.results.verdicts import VERDICT_WORDS, verdict_word
+from droplab.results.verdict_words import VERDICT_WORDS, verdict_word
 
 
 def theory_check(collected: Collected, tolerance: float) -> dict:

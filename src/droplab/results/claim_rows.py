@@ -5,44 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict
-from difflib import get_close_matches
-from pathlib import Path
 
 from droplab.config import Params
 from droplab.metric_table import COMPARED, rounded, rounded_floats
 from droplab.results import regimes
-from droplab.results.claims import Claim, Claims, ClaimsError
+from droplab.results.claims import Claim, Claims
 from droplab.results.collect import Collected
-from droplab.results.judge import NOT_RUN, Judgement, judge
+from droplab.results.judge import Judgement, judge
 from droplab.results.labels import study_labels
-from droplab.results.verdicts import Row, adjust, not_testable, verdict_text
-
-
-def check_claim_variants(claims: Claims, params: Params, claims_path: Path) -> None:
-    """A claim may name a variant this config skips (it is then "not run"), never an unknown one;
-    its study, its floor's baseline and its `overfits` variant must exist too."""
-    known = set(params.variants) | set(params.skipped_variants)
-    for claim in claims.claims:
-        named = [*claim.variants(), *([claim.overfits] if claim.overfits else [])]
-        unknown = [name for name in named if name not in known]
-        if unknown:
-            close = get_close_matches(unknown[0], sorted(known), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ClaimsError(f"{claims_path}: claim {claim.id!r} names {unknown[0]!r}, which is neither in "
-                              f"params.yaml variants nor in skipped_variants{hint}")
-        if claim.study not in params.studies and not all(name in params.skipped_variants for name in named):
-            raise ClaimsError(f"{claims_path}: claim {claim.id!r}: study {claim.study!r} is not in params.yaml "
-                              f"studies ({', '.join(params.studies)})")
-    for study, floor in claims.regimes.trained.floors.items():
-        if study not in params.studies and not (isinstance(floor, str) and floor in params.skipped_variants):
-            raise ClaimsError(f"{claims_path}: regimes.trained.floors.{study}: not a params.yaml study "
-                              f"({', '.join(params.studies)})")
-        if isinstance(floor, str) and floor not in known:
-            raise ClaimsError(f"{claims_path}: regimes.trained.floors.{study}: {floor!r} is not in params.yaml "
-                              "variants")
-        if not isinstance(floor, str) and not 0 < floor < 1:
-            raise ClaimsError(f"{claims_path}: regimes.trained.floors.{study}: {floor}: expected a test top-1 "
-                              "between 0 and 1, or a baseline variant")
+from droplab.results.verdict_words import NOT_RUN, not_testable
+from droplab.results.verdicts import Row, adjust, verdict_text
 
 
 def claim_values(claim: Claim, names: list[str], collected: Collected) -> dict:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from droplab.config import Params
 from droplab.errors import DroplabError
 from droplab.metric_table import CLAIMABLE, LAYERWISE, SPLIT_METRICS, SPLITS, metric
 from droplab.schema import PLAIN_NAME, Strict, first_repeated, problem_lines
@@ -228,3 +230,30 @@ def parse_claims(raw: Any, source: str) -> Claims:
 
 def load_claims(path: Path) -> Claims:
     return parse_claims(read_yaml(path, ClaimsError), str(path))
+
+
+def check_claim_variants(claims: Claims, params: Params, claims_path: Path) -> None:
+    """A claim may name a variant this config skips (it is then "not run"), never an unknown one;
+    its study, its floor's baseline and its `overfits` variant must exist too."""
+    known = set(params.variants) | set(params.skipped_variants)
+    for claim in claims.claims:
+        named = [*claim.variants(), *([claim.overfits] if claim.overfits else [])]
+        unknown = [name for name in named if name not in known]
+        if unknown:
+            close = get_close_matches(unknown[0], sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ClaimsError(f"{claims_path}: claim {claim.id!r} names {unknown[0]!r}, which is neither in "
+                              f"params.yaml variants nor in skipped_variants{hint}")
+        if claim.study not in params.studies and not all(name in params.skipped_variants for name in named):
+            raise ClaimsError(f"{claims_path}: claim {claim.id!r}: study {claim.study!r} is not in params.yaml "
+                              f"studies ({', '.join(params.studies)})")
+    for study, floor in claims.regimes.trained.floors.items():
+        if study not in params.studies and not (isinstance(floor, str) and floor in params.skipped_variants):
+            raise ClaimsError(f"{claims_path}: regimes.trained.floors.{study}: not a params.yaml study "
+                              f"({', '.join(params.studies)})")
+        if isinstance(floor, str) and floor not in known:
+            raise ClaimsError(f"{claims_path}: regimes.trained.floors.{study}: {floor!r} is not in params.yaml "
+                              "variants")
+        if not isinstance(floor, str) and not 0 < floor < 1:
+            raise ClaimsError(f"{claims_path}: regimes.trained.floors.{study}: {floor}: expected a test top-1 "
+                              "between 0 and 1, or a baseline variant")

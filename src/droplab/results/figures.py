@@ -15,8 +15,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from droplab.atomic import atomic_path  # noqa: E402
-from droplab.results.judge import CONFIRMED, CONTRADICTED, INCONCLUSIVE, NOT_RUN  # noqa: E402
-from droplab.results.verdicts import UNTESTABLE  # noqa: E402
+from droplab.results.verdict_words import CONFIRMED, CONTRADICTED, INCONCLUSIVE, NOT_RUN, UNTESTABLE  # noqa: E402
 
 PNG_METADATA = {"Software": None}
 # Vega's "tableau10", the scheme of the DVC plot templates (.dvc/plots/): a variant has one colour,

@@ -26,12 +26,8 @@ from droplab.results.stats import (
     equivalence,
     prob_superiority,
 )
+from droplab.results.verdict_words import CONFIRMED, CONTRADICTED, INCONCLUSIVE, NOT_RUN
 
-CONFIRMED = "confirmed"
-CONTRADICTED = "contradicted"
-INCONCLUSIVE = "inconclusive"
-NOT_RUN = "not run"
-DECIDED = (CONFIRMED, CONTRADICTED)
 ALPHA = 0.05  # every test's level: 95% intervals for '>' and '<', TOST's 90% interval for '~'
 POWER = 0.80
 MOST_SEEDS = 1000

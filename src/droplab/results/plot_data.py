@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 from droplab.records import DECIMALS
 from droplab.results.stats import summarize
-from droplab.results.verdicts import verdict_word
+from droplab.results.verdict_words import verdict_word
 from droplab.run_files import CURVES
 
 __all__ = ["CURVES", "accuracy_tsv", "claims_tsv", "curves_tsv"]

@@ -33,7 +33,7 @@ from droplab.results.report_tables import (
     summary_table,
     sweep_lines,
 )
-from droplab.results.verdicts import NOT_TESTABLE
+from droplab.results.verdict_words import NOT_TESTABLE
 
 __all__ = ["CLAIM_COLUMNS", "build_report", "claim_row"]  # the pull-request review shows the same claims table
 COMPARISON_COLUMNS = ["a", "b", "test", "n_a", "n_b", "difference", "ci_low", "ci_high", "p_value", "p_holm", "verdict"]

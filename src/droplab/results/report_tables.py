@@ -13,9 +13,8 @@ from droplab.metric_table import COMPARED, METRICS, report_columns
 from droplab.models.resnet_spec import PUBLISHED_CHANNELS
 from droplab.records import load_result
 from droplab.results.figures import sweep_figure
-from droplab.results.judge import DECIDED, INCONCLUSIVE
 from droplab.results.regimes import AT_FLOOR
-from droplab.results.verdicts import verdict_word
+from droplab.results.verdict_words import DECIDED, INCONCLUSIVE, verdict_word
 from droplab.run_files import RunFiles
 
 PROFILE_COLUMNS = ["params", "flops"]

@@ -15,12 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from droplab.results.claims import Claim
-from droplab.results.judge import CONFIRMED, CONTRADICTED, DECIDED, INCONCLUSIVE, NOT_RUN, Judgement, verdict_for
+from droplab.results.judge import Judgement, verdict_for
 from droplab.results.stats import holm
+from droplab.results.verdict_words import DECIDED, NOT_RUN
 
-UNTESTABLE = "not testable"  # a verdict's word, without its reason
-NOT_TESTABLE = f"{UNTESTABLE} at this scale"
-VERDICT_WORDS = (CONFIRMED, CONTRADICTED, INCONCLUSIVE, UNTESTABLE, NOT_RUN)  # summary.json counts each
 FRAGILE = "fragile"
 # the other readings of an accuracy claim: (name, how to read the claim there)
 READINGS = ("after BN recalibration", "on test loss")
@@ -93,17 +91,6 @@ def _sensitivity(row: Row, rejudge: Callable[[Claim, list[str]], Judgement | Non
         row.fragile = row.fragile or verdict != row.verdict
 
 
-def not_testable(why: str) -> str:
-    return f"{NOT_TESTABLE}: {why}"
-
-
 def verdict_text(row: Row) -> str:
     return f"{row.verdict} ({FRAGILE})" if row.fragile else row.verdict
 
-
-def verdict_word(verdict: str) -> str:
-    """The verdict without its reason: confirmed, contradicted, inconclusive, not testable, not run."""
-    for word in (UNTESTABLE, NOT_RUN):
-        if verdict.startswith(word):
-            return word
-    return verdict.split(" ")[0].rstrip(":,")
