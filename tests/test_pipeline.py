@@ -67,8 +67,8 @@ FASHION_VARIANTS = ("s2_mlp", "s2_cnn", "s4_mlp_p2_p5", "lenet_bn_dropout", "s3_
 CIFAR_VARIANTS = ("s2_cnn", "lenet_bn_dropout", "s3_resnet18_dropout_head")
 
 
-def make_clone(root: Path, params: dict) -> Path:
-    """Copy the repository's tracked files (no results) to `root`, commit them with `params`, `dvc repro`."""
+def make_repo(root: Path, params: dict) -> Path:
+    """Copy the repository's tracked files (no results) to `root` and commit them with `params`."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for rel in files:
@@ -82,7 +82,12 @@ def make_clone(root: Path, params: dict) -> Path:
     run(["git", "init", "-q"], root)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "clone"], root)
-    run(["dvc", "repro"], root)
+    return root
+
+
+def make_clone(root: Path, params: dict) -> Path:
+    """`make_repo`, then `dvc repro` there."""
+    run(["dvc", "repro"], make_repo(root, params))
     return root
 
 
@@ -321,13 +326,15 @@ def test_the_pipeline_runs_unchanged_on_cifar10_served_over_http(tmp_path_factor
     assert json.loads(run(["dvc", "status", "--json"], root)) == {}
 
 
+SMALL_VARIANTS = ("s2_cnn", "s4_mlp_p2_p5")  # S2's CNN follows `dropout`; the S4 MLP has fixed rates
+
+
 @pytest.fixture(scope="session")
 def small_clone(tmp_path_factory) -> Path:
-    """A clone with S2's CNN (it follows `dropout`) and one S4 MLP (fixed rates), two seeds each:
-    cheap enough to run many times over."""
+    """A clone with S2's CNN and one S4 MLP, two seeds each: cheap enough to run many times over."""
     if not SYSTEM_COPY.is_dir():
         pytest.skip("Fashion-MNIST is not installed (make data)")
-    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=("s2_cnn", "s4_mlp_p2_p5"))
+    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=SMALL_VARIANTS)
     return make_clone(tmp_path_factory.mktemp("small"), params)
 
 
@@ -351,7 +358,7 @@ def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp
     assert not list(fresh.glob("models/**/*.pt"))  # git has DVC's models/.gitignore, not the models
     run(["make", "-o", "setup", "pull"], fresh)
     models = sorted(p.relative_to(origin).as_posix() for p in (origin / "models").rglob("*.pt"))
-    assert models == [f"models/{v}/seed{s}.pt" for v in ("s2_cnn", "s4_mlp_p2_p5") for s in (0, 1)]
+    assert models == [f"models/{v}/seed{s}.pt" for v in SMALL_VARIANTS for s in (0, 1)]
     assert all((fresh / m).read_bytes() == (origin / m).read_bytes() for m in models)
     assert json.loads(run(["dvc", "status", "--json"], fresh)) == {}
 
@@ -364,7 +371,7 @@ def test_a_dvc_remote_shares_the_models_and_the_run_cache(small_clone: Path, tmp
     run(["git", "commit", "-qm", "no lock"], only_runs)
     run(["dvc", "fetch", "--run-cache"], only_runs)
     output = run(["dvc", "repro", "--pull"], only_runs)
-    for variant in ("s2_cnn", "s4_mlp_p2_p5"):
+    for variant in SMALL_VARIANTS:
         assert f"Stage 'train@{variant}' is cached - skipping run" in output, output
         assert f"Running stage 'train@{variant}'" not in output, output
     for folder in ("metrics/train", "metrics/bn", "plots/train", "models"):
@@ -422,12 +429,15 @@ def test_a_dropout_sweep_runs_through_the_dvc_queue(small_clone: Path):
     assert states == ["success"] * 2
 
 
-@ON_SMALL_CLONE
-def test_the_pull_request_script_compares_the_head_with_its_base(small_clone: Path, tmp_path: Path):
+def test_the_pull_request_script_compares_the_head_with_its_base(tmp_path: Path):
     """.ci/review, as the GitHub workflow calls it, on a fresh clone: the base in a worktree, the
     head here, sharing one DVC cache, so the head retrains only the variant the change touches."""
+    if not SYSTEM_COPY.is_dir():
+        pytest.skip("Fashion-MNIST is not installed (make data)")
+    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=SMALL_VARIANTS)
+    origin = make_repo(tmp_path / "origin", params)  # the base commit, without results
     root = tmp_path / "checkout"  # what actions/checkout gives: the commits, no outputs, no cache
-    run(["git", "clone", "-q", str(small_clone), str(root)], tmp_path)
+    run(["git", "clone", "-q", str(origin), str(root)], tmp_path)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["dropout"] = 0.3  # the "pull request": s2_cnn follows dropout, s4_mlp_p2_p5 has fixed rates
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
