@@ -152,6 +152,19 @@ def test_every_plot_draws_a_git_tracked_file_of_the_aggregate_stage(real_params)
         assert spec["x"] in header and spec["y"] in header, name
 
 
+def test_the_lock_hashes_each_code_folder_by_its_tracked_files_alone():
+    """A code folder's hash in dvc.lock must be what a fresh clone computes: Python's bytecode caches
+    (whose bytes hold the checkout's mtimes) hashed with it would make every stage look changed there."""
+    lock = yaml.safe_load((REPO / "dvc.lock").read_text())["stages"]
+    folders = {dep["path"]: dep["nfiles"] for stage in lock.values() for dep in stage.get("deps", [])
+               if dep.get("md5", "").endswith(".dir") and dep["path"].startswith("src/")}
+    assert folders  # the stages depend on whole code packages
+    for folder, nfiles in folders.items():
+        tracked = subprocess.run(["git", "ls-files", folder], cwd=REPO, capture_output=True, text=True,
+                                 check=True).stdout.split()
+        assert nfiles == len(tracked), f"{folder}: dvc.lock hashed {nfiles} files, git tracks {len(tracked)}"
+
+
 def test_adding_a_variant_to_a_study_is_one_command_and_a_stale_plot_list_is_refused(real_params, tmp_path: Path):
     real_params["variants"]["s2_cnn_wide"] = {"model": "cnn", "p": "dropout", "channels": [128, 256]}
     real_params["studies"]["s2_cnn"]["variants"].append("s2_cnn_wide")
