@@ -6,10 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 
-import pandas as pd
-import torch
-
-from bench import decode, efficiency, gpu_check, machine, pin_cost, pipeline, train_throughput
 from droplab.pipeline import out_paths
 
 COLUMNS = ["benchmark", "case", "measured", "baseline", "ratio", "note"]
@@ -26,6 +22,12 @@ def main() -> None:
                         help="--gpu on the CPU: the check's code as a smoke test, without peak or sync counts")
     parser.add_argument("--digest", action="store_true", help=argparse.SUPPRESS)  # the GPU check's fresh process
     args = parser.parse_args()
+    # torch, pandas and the benchmarks load only now, so that a bad argument is refused at once
+    import pandas as pd
+    import torch
+
+    from bench import decode, efficiency, gpu_check, machine, pin_cost, pipeline, train_throughput
+
     if args.digest:
         print(gpu_check.weights_digest(args.device, args.quick))
         return
@@ -54,6 +56,11 @@ def main() -> None:
 
 
 def gpu(args: argparse.Namespace) -> None:
+    import pandas as pd
+    import torch
+
+    from bench import gpu_check
+
     if args.device == "cuda" and not torch.cuda.is_available():
         parser_error = ("python -m bench --gpu: this machine has no CUDA GPU. Run it on a GPU machine; "
                         "--device cpu runs the check's code here as a smoke test")
