@@ -21,19 +21,20 @@ def main() -> None:
     parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                         help="--gpu on the CPU: the check's code as a smoke test, without peak or sync counts")
     parser.add_argument("--digest", action="store_true", help=argparse.SUPPRESS)  # the GPU check's fresh process
-    args = parser.parse_args()
-    # torch, pandas and the benchmarks load only now, so that a bad argument is refused at once
-    import pandas as pd
-    import torch
-
-    from bench import decode, efficiency, gpu_check, machine, pin_cost, pipeline, train_throughput
-
+    args = parser.parse_args()  # torch and the benchmarks load only after it: a bad argument is refused at once
     if args.digest:
+        from bench import gpu_check
+
         print(gpu_check.weights_digest(args.device, args.quick))
         return
     if args.gpu:
         gpu(args)
         return
+    import pandas as pd
+    import torch
+
+    from bench import decode, efficiency, machine, pin_cost, pipeline, train_throughput
+
     torch.set_num_threads(os.cpu_count() or 1)  # the same for droplab and every baseline
     description = machine.describe()  # before the benchmarks load the machine themselves
 
