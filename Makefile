@@ -9,13 +9,19 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: setup data runs repro pull push sweep bench gpu-check test lint
 
+# pip compiles each wheel's bytecode one file at a time; compileall -j 0 does the same files on every
+# core (on 2 cores, setup went from 1 min 42 s to 1 min 20 s). torch ships a test helper in Python 3.12
+# syntax, which pip skips silently: named here, so any other file that does not compile stops setup.
+NOT_PY311 := '/torch/testing/_internal/py312_intrinsics\.py$$'
+
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-compile -r requirements.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m compileall -q -j 0 -x $(NOT_PY311) $(VENV)/lib
 	touch $@
 
 # Debian ships Fashion-MNIST as a package; elsewhere the download stage fetches it.

@@ -502,6 +502,8 @@ CATALOGUE = [
         ("argument --out: 'notes.md': exists and is not a folder",), _file_at("notes.md")),
     Bad("try-keep-is-a-file", ("droplab", "try", "--keep", "notes.md"),
         ("argument --keep: 'notes.md': exists and is not a folder",), _file_at("notes.md")),
+    Bad("try-variants-typo", ("droplab", "try", "--variants", "s2_cnn,s2_mpl"),
+        ("--variants: 's2_mpl' not in params.yaml variants; known: ",), lambda project: None),
     Bad("review-outside-a-repository", ("droplab", "review"),
         ("`dvc metrics diff main --md` failed (exit ", "ERROR: "), lambda project: None),
     Bad("checkpoint-computed-elsewhere", TRAIN,

@@ -2,7 +2,8 @@
 once more on a synthetic CIFAR-10 downloaded from a local HTTP server.
 
 Runs in a copy of the repository in a temporary directory, as a user's clone would. Each run
-keeps a handful of variants, one or more per model family, so the suite stays fast.
+keeps a handful of variants, one or more per model family, so the suite stays fast. The clone most
+tests share is the copy `droplab try --variants ... --keep` leaves, run from a user's clone.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -77,22 +79,33 @@ FASHION_VARIANTS = ("s2_mlp", "s2_cnn", "s4_mlp_p2_p5", "lenet_bn_dropout", "s3_
 CIFAR_VARIANTS = ("s2_cnn", "lenet_bn_dropout", "s3_resnet18_dropout_head")
 
 
-def make_repo(root: Path, params: dict) -> Path:
-    """Copy the repository's tracked files (no results) to `root` and commit them with `params`."""
+def copy_repo(root: Path, results: bool = False) -> Path:
+    """The repository's files as git sees them (tracked, and untracked but not ignored: the working
+    tree under test) in `root`; its committed results (dvc.lock, metrics, plots, report) only if `results`."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
                            text=True, check=True).stdout.split()
     for rel in files:
-        if rel.split("/")[0] in {"metrics", "plots", "report"} or rel == "dvc.lock":
+        if not results and (rel.split("/")[0] in {"metrics", "plots", "report"} or rel == "dvc.lock"):
             continue
         if (REPO / rel).is_file():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, root / rel)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["droplab", "runs"], root)
+    return root
+
+
+def commit_all(root: Path, message: str) -> Path:
     run(["git", "init", "-q"], root)
     run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "clone"], root)
+    run(["git", "commit", "-qm", message], root)
     return root
+
+
+def make_repo(root: Path, params: dict) -> Path:
+    """Copy the repository without results to `root` and commit it with `params`."""
+    copy_repo(root)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["droplab", "runs"], root)
+    return commit_all(root, "clone")
 
 
 def make_clone(root: Path, params: dict) -> Path:
@@ -101,11 +114,44 @@ def make_clone(root: Path, params: dict) -> Path:
     return root
 
 
+def file_digests(root: Path) -> dict[str, str]:
+    """Every file git lists in `root`, by its sha256."""
+    listed = run(["git", "ls-files"], root).split()
+    return {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in listed}
+
+
+@dataclass(frozen=True)
+class Tried:
+    """`droplab try`, run from `checkout` (a user's clone, results included), keeping its copy in `copy`."""
+    checkout: Path
+    before: dict[str, str]  # the checkout's files before the try
+    output: str
+    copy: Path
+
+
 @pytest.fixture(scope="session")
-def clone(tmp_path_factory) -> Path:
+def tried(tmp_path_factory) -> Tried:
+    """`droplab try --variants FASHION_VARIANTS --keep DIR`: its kept copy is the clone the tests below share."""
     require_fashion_mnist()
-    params = shrink(yaml.safe_load((REPO / "params.yaml").read_text()), keep=FASHION_VARIANTS)
-    return make_clone(tmp_path_factory.mktemp("clone"), params)
+    root = tmp_path_factory.mktemp("try")
+    checkout = commit_all(copy_repo(root / "checkout", results=True), "a user's clone")
+    before = file_digests(checkout)
+    done = attempt([sys.executable, "-m", "droplab", "try", "--variants", ",".join(FASHION_VARIANTS),
+                    "--keep", str(root / "copy")], checkout)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return Tried(checkout, before, done.stdout, root / "copy")
+
+
+@pytest.fixture(scope="session")
+def clone(tried: Tried) -> Path:
+    return tried.copy
+
+
+@ON_CLONE
+def test_droplab_try_runs_the_pipeline_in_a_copy_and_leaves_the_checkout_byte_identical(tried: Tried):
+    assert "## Claims" in tried.output and "s4-orders-alike" in tried.output  # the copy's claims, printed
+    assert run(["git", "status", "--porcelain", "--ignored"], tried.checkout) == ""
+    assert file_digests(tried.checkout) == tried.before
 
 
 @ON_CLONE

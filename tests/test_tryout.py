@@ -1,13 +1,15 @@
-"""`droplab try`: the tiny pipeline in a throwaway copy that leaves the checkout untouched."""
+"""`droplab try`: the tiny pipeline in a throwaway copy that leaves the checkout untouched.
+
+End to end, from a user's clone, in test_pipeline.py: its kept copy is the clone most of those tests share."""
 
 import hashlib
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from droplab.__main__ import main as droplab_main
 from droplab.errors import DroplabError
 from droplab.pipeline import tryout
 from droplab.pipeline.tiny import shrink
@@ -32,7 +34,7 @@ def test_the_copy_has_the_code_and_the_tiny_params_but_no_result(tmp_path: Path,
     _git(repo.parent, "init", "-q", str(repo))
     _git(repo, "add", "-A")
     before = _files(repo)
-    tryout.make_copy(repo, tmp_path / "copy")
+    tryout.make_copy(repo, tmp_path / "copy", tryout.tiny_params(repo, None))
     copied = sorted(p.relative_to(tmp_path / "copy").as_posix() for p in (tmp_path / "copy").rglob("*")
                     if p.is_file() and ".git" not in p.parts)
     assert copied == ["params.yaml", "src/a.py"]
@@ -49,13 +51,30 @@ def test_a_kept_folder_that_holds_files_is_refused(tmp_path: Path):
     assert (tmp_path / "kept" / "notes.txt").read_text() == "mine\n"
 
 
-@pytest.mark.slow
-def test_droplab_try_runs_the_pipeline_and_leaves_the_checkout_byte_identical(tmp_path: Path):
-    checkout = tmp_path / "checkout"
-    _git(tmp_path, "clone", "-q", str(REPO), str(checkout))
-    before = _files(checkout)
-    done = subprocess.run([sys.executable, "-m", "droplab", "try"], cwd=checkout, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "## Claims" in done.stdout and "s4-orders-alike" in done.stdout
-    assert _git(checkout, "status", "--porcelain", "--ignored") == ""
-    assert _files(checkout) == before
+@pytest.mark.parametrize(("args", "study", "variants"), [
+    ([], tryout.DEFAULT_STUDY, None),
+    (["--study", "s4_d2l"], "s4_d2l", None),
+    (["--study", "all"], None, None),
+    (["--variants", "s2_mlp, lenet_bn_dropout"], tryout.DEFAULT_STUDY, ["s2_mlp", "lenet_bn_dropout"]),
+])
+def test_the_command_line_chooses_a_study_or_the_variants_named(args, study, variants, monkeypatch):
+    calls = []
+    monkeypatch.setattr(tryout, "run", lambda *call: calls.append(call))
+    droplab_main(["try", *args])
+    assert calls == [(Path.cwd(), None, study, variants)]
+
+
+def test_the_default_study_and_the_variants_named_are_what_the_copy_trains(real_params):
+    by_study = tryout.tiny_params(REPO, tryout.DEFAULT_STUDY)
+    assert list(by_study["variants"]) == real_params["studies"][tryout.DEFAULT_STUDY]["variants"]
+    named = tryout.tiny_params(REPO, tryout.DEFAULT_STUDY, ["lenet_bn_dropout", "s2_mlp"])
+    assert named == shrink(real_params, keep=["lenet_bn_dropout", "s2_mlp"])
+    assert list(named["variants"]) == ["s2_mlp", "lenet_bn_dropout"]  # in params.yaml's order
+    assert {variant for study in named["studies"].values() for variant in study["variants"]} == set(named["variants"])
+
+
+def test_named_variants_that_cannot_train_are_refused_before_any_folder_is_made(tmp_path: Path):
+    refusal = "shrunk to --variants s3_resnet50_avg is invalid:\n  no variant trains at scale cpu"
+    with pytest.raises(DroplabError, match=refusal):
+        tryout.run(REPO, tmp_path / "kept", variants=["s3_resnet50_avg"])  # the cpu scale skips it
+    assert not (tmp_path / "kept").exists()

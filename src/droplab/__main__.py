@@ -22,7 +22,7 @@ from droplab.atomic import write_text
 from droplab.config import ConfigError, load_params, parse_params, read_params
 from droplab.dvc_yaml import PIPELINE, runs_block_of, write_runs
 from droplab.errors import DroplabError, reported
-from droplab.pipeline import out_paths
+from droplab.pipeline import out_paths, tryout
 from droplab.pipeline.tiny import shrink
 from droplab.stage_runner import PARAMS
 from droplab.yaml_file import with_comments
@@ -40,10 +40,15 @@ def _runs(args: argparse.Namespace) -> None:
     print(f"{args.pipeline}: {count} runs")
 
 
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated option's names (None: not given); empty names are left for the caller to refuse."""
+    return None if text is None else [name.strip() for name in text.split(",")]
+
+
 def _tiny(args: argparse.Namespace) -> None:
     """Everything is checked before anything is written: params.yaml is rewritten only with a
     valid tiny config, and only then the runs block."""
-    keep = [name.strip() for name in args.keep.split(",")] if args.keep is not None else None
+    keep = _names(args.keep)
     raw = read_params(args.params)
     if not isinstance(raw, dict) or not isinstance(raw.get("variants"), dict):
         raise ConfigError(f"{args.params}: expected a params.yaml with a `variants` mapping")
@@ -56,16 +61,14 @@ def _tiny(args: argparse.Namespace) -> None:
 
 
 def _try(args: argparse.Namespace) -> None:
-    from droplab.pipeline import tryout
-
-    tryout.run(Path.cwd(), args.keep, None if args.study == "all" else args.study)
+    tryout.run(Path.cwd(), args.keep, None if args.study == "all" else args.study, _names(args.variants))
 
 
 def _sweep(args: argparse.Namespace) -> None:
     from droplab.pipeline import sweep
 
     params = load_params(PARAMS)
-    names = [part.strip() for part in args.variants.split(",")]
+    names = _names(args.variants)
     if not all(names) or len(set(names)) < len(names):
         raise DroplabError(f"--variants {args.variants!r}: expected variant names separated by commas, each once; "
                            "a sweep with nothing to report would run every experiment for nothing")
@@ -132,13 +135,17 @@ def parser() -> argparse.ArgumentParser:
     runs.add_argument("--pipeline", type=Path, default=PIPELINE, help="the pipeline file to rewrite")
     runs.set_defaults(func=_runs)
     about = ("the whole pipeline, download to report, on one study's tiny config (a few hundred images, one "
-             "epoch, two seeds) in a throwaway copy of this checkout; nothing here is written to")
-    tryout = commands.add_parser("try", formatter_class=DEFAULTS, help=about, description=about)
-    tryout.add_argument("--keep", type=out_paths.folder, default=None, help="keep the copy in this new folder "
-                        "(default: a temporary folder, deleted at the end)")
-    tryout.add_argument("--study", default="s2_cnn", help="the study to run (its variants only), or `all` "
-                        "(every variant: several times longer)")
-    tryout.set_defaults(func=_try)
+             "epoch, two seeds), or the named variants', in a throwaway copy of this checkout; nothing here is "
+             "written to")
+    try_ = commands.add_parser("try", formatter_class=DEFAULTS, help=about, description=about)
+    try_.add_argument("--keep", type=out_paths.folder, default=None, help="keep the copy in this new folder "
+                      "(default: a temporary folder, deleted at the end)")
+    chosen = try_.add_mutually_exclusive_group()
+    chosen.add_argument("--study", default=tryout.DEFAULT_STUDY, help="the study to run (its variants only), or "
+                        "`all` (every variant: several times longer)")
+    chosen.add_argument("--variants", default=None, help="comma-separated variants to run instead of a study, "
+                        "each at its home study's tiny setting (a variant you just added, or one of each family)")
+    try_.set_defaults(func=_try)
     about = ("EDITS params.yaml and dvc.yaml in place to the tiny config (comments kept); undo with `git checkout "
              "params.yaml dvc.yaml`. To try droplab without editing anything, use `droplab try`")
     tiny = commands.add_parser("tiny", formatter_class=DEFAULTS, help=about, description=about)

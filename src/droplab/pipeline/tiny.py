@@ -16,19 +16,20 @@ TINY_TRAIN = {"epochs": 1, "batch_size": 50}
 TINY_SEEDS = 2  # the most seeds a study keeps: still more than one, so the statistics have a spread
 
 
-def shrink(raw: dict, keep: Iterable[str] | None = None) -> dict:
+def shrink(raw: dict, keep: Iterable[str] | None = None, option: str = "--keep") -> dict:
     """A few hundred images, one epoch (at every study's scale), at most two seeds; `keep` names the variants to keep
     (all by default), and studies lose the others (a study left empty goes). The variants left
-    out are listed under `skipped_variants`, so a claim about one reads "not run", not "typo"."""
+    out are listed under `skipped_variants`, so a claim about one reads "not run", not "typo".
+    `option` is the command-line option that gave `keep`, for the messages."""
     raw = copy.deepcopy(raw)
     raw.setdefault("studies", {})
     if keep is not None:
         kept = set(keep)
         if not kept or "" in kept:
-            raise ConfigError("--keep: an empty variant name; give the variants to keep, separated by commas")
+            raise ConfigError(f"{option}: an empty variant name; give the variants to keep, separated by commas")
         unknown = sorted(kept - set(raw["variants"]))
         if unknown:
-            raise ConfigError(f"--keep: {', '.join(map(repr, unknown))} not in params.yaml variants; "
+            raise ConfigError(f"{option}: {', '.join(map(repr, unknown))} not in params.yaml variants; "
                               f"known: {', '.join(raw['variants'])}")
         skipped = [name for name in raw["variants"] if name not in kept]
         raw["skipped_variants"] = sorted({*raw.get("skipped_variants", []), *skipped})

@@ -1,5 +1,5 @@
-"""`droplab try`: the whole pipeline on the tiny config of one study, in a throwaway copy of the
-repository.
+"""`droplab try`: the whole pipeline on the tiny config of one study (or of the variants named), in a
+throwaway copy of the repository.
 
 The copy holds the repository's tracked files without any result, its own git repository and
 DVC cache, and the tiny params of one study (each variant is a DVC stage with its own process,
@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from droplab.atomic import write_text
+from droplab.config import parse_params
 from droplab.errors import DroplabError
 from droplab.pipeline.tiny import shrink
 from droplab.yaml_file import read_yaml, with_comments
@@ -38,9 +39,14 @@ def tracked_files(repo: Path) -> list[str]:
     return [rel for rel in listed.stdout.split() if rel.split("/")[0] not in RESULTS and (repo / rel).is_file()]
 
 
-def tiny_params(repo: Path, study: str | None) -> dict:
-    """The repository's params.yaml shrunk to the tiny config, with `study`'s variants only (None: all)."""
+def tiny_params(repo: Path, study: str | None, variants: list[str] | None = None) -> dict:
+    """The repository's params.yaml shrunk to the tiny config, with `variants` only, or else `study`'s
+    (None: all). Checked here, so a bad choice stops before any folder is made."""
     raw = read_yaml(repo / "params.yaml")
+    if variants is not None:
+        tiny = shrink(raw, keep=variants, option="--variants")
+        parse_params(tiny, f"params.yaml shrunk to --variants {','.join(variants)}")
+        return tiny
     if study is None:
         return shrink(raw)
     studies = raw.get("studies") or {}
@@ -50,9 +56,8 @@ def tiny_params(repo: Path, study: str | None) -> dict:
     return shrink(raw, keep=studies[study]["variants"])
 
 
-def make_copy(repo: Path, target: Path, study: str | None = None) -> None:
-    """The tracked files of `repo` in `target`, with the tiny params and a git repository of their own."""
-    params = tiny_params(repo, study)
+def make_copy(repo: Path, target: Path, params: dict) -> None:
+    """The tracked files of `repo` in `target`, with the tiny `params` and a git repository of their own."""
     for rel in tracked_files(repo):
         (target / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(repo / rel, target / rel)
@@ -64,15 +69,16 @@ def make_copy(repo: Path, target: Path, study: str | None = None) -> None:
         subprocess.run(command, cwd=target, check=True, capture_output=True)
 
 
-def run(repo: Path, keep: Path | None, study: str | None = DEFAULT_STUDY) -> Path | None:
+def run(repo: Path, keep: Path | None, study: str | None = DEFAULT_STUDY,
+        variants: list[str] | None = None) -> Path | None:
     """Copy, write the runs, `dvc repro` in the copy, print its claims; return the kept copy."""
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise DroplabError(f"--keep {keep}: the folder exists and is not empty; name a new one")
-    tiny_params(repo, study)  # a bad --study stops before any folder is made
+    params = tiny_params(repo, study, variants)
     target = keep or Path(tempfile.mkdtemp(prefix="droplab-try-"))
     target.mkdir(parents=True, exist_ok=True)
     try:
-        make_copy(repo, target, study)
+        make_copy(repo, target, params)
         # the stages' `python` must be this interpreter (the venv's) even when the venv is not activated
         env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
         for command in ([sys.executable, "-m", "droplab", "runs"], [sys.executable, "-m", "dvc", "repro"]):
