@@ -542,6 +542,9 @@ CATALOGUE = [
     Bad("tiny-keep-only-skipped", ("droplab", "tiny", "--keep", "s3_resnet50_avg"),
         ("params.yaml shrunk with --keep s3_resnet50_avg is invalid:",
          "no variant trains at scale cpu: every one is in its home study's cpu.skip"), lambda project: None),
+    Bad("tiny-keep-a-skipped-variant", ("droplab", "tiny", "--keep", "s2_cnn,s3_resnet50_avg"),
+        ("--keep: 's3_resnet50_avg' not trained at scale cpu (in its home study's cpu.skip, with the reason); "
+         "leave it out",), lambda project: None),
     Bad("sweep-rates-same-percent", TRAIN, ("studies.s2_mlp.sweep.rates", "rate 0.3 appears more than once"),
         _typo("studies.s2_mlp.sweep", {"rates": [0.3, 0.30000000000000004], "select": "s2_mlp"})),
     Bad("seed-json-corrupt", ("aggregate.py",),

@@ -10,21 +10,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import scipy.stats
 import yaml
 
 from droplab import kernel_pins
 from droplab.config import load_params
+from droplab.pipeline import tryout
 from droplab.pipeline.tiny import shrink
+from droplab.results.verdict_words import DECIDED, INCONCLUSIVE, NOT_TESTABLE, verdict_word
 from droplab.run_files import CONFUSION
+from test_tryout import file_digests
 
 from conftest import REPO
 from http_server import serve
@@ -74,19 +80,20 @@ def snapshot(root: Path, folder: str) -> dict[str, bytes]:
 
 # Followers of `dropout` and fixed-rate variants of every model family (the ResNet with a dropout
 # head: S1's dropout-in-block ResNets are skipped at the cpu scale); unit tests cover the other
-# placements and heads.
-FASHION_VARIANTS = ("s2_mlp", "s2_cnn", "s4_mlp_p2_p5", "lenet_bn_dropout", "s3_resnet18_dropout_head")
+# placements and heads. With S2's ReLU-before-BN CNN and its linear floor, one claim has all its runs
+# (s2-cnn-relu-before-bn-worse: both CNNs beat the floor within the one epoch).
+FASHION_VARIANTS = ("s2_mlp", "s2_cnn", "s2_cnn_relu_before_bn", "s2_cnn_linear", "s4_mlp_p2_p5", "lenet_bn_dropout",
+                    "s3_resnet18_dropout_head")
+JUDGED_CLAIM = "s2-cnn-relu-before-bn-worse"
 CIFAR_VARIANTS = ("s2_cnn", "lenet_bn_dropout", "s3_resnet18_dropout_head")
 
 
 def copy_repo(root: Path, results: bool = False) -> Path:
     """The repository's files as git sees them (tracked, and untracked but not ignored: the working
-    tree under test) in `root`; its committed results (dvc.lock, metrics, plots, report) only if `results`."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()
+    tree under test) in `root`, as `droplab try` copies them; its committed results too if `results`."""
+    files = run(["git", "ls-files", "-co", "--exclude-standard"], REPO).split() if results else \
+        tryout.tracked_files(REPO)
     for rel in files:
-        if not results and (rel.split("/")[0] in {"metrics", "plots", "report"} or rel == "dvc.lock"):
-            continue
         if (REPO / rel).is_file():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, root / rel)
@@ -114,15 +121,10 @@ def make_clone(root: Path, params: dict) -> Path:
     return root
 
 
-def file_digests(root: Path) -> dict[str, str]:
-    """Every file git lists in `root`, by its sha256."""
-    listed = run(["git", "ls-files"], root).split()
-    return {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in listed}
-
-
 @dataclass(frozen=True)
 class Tried:
-    """`droplab try`, run from `checkout` (a user's clone, results included), keeping its copy in `copy`."""
+    """`droplab try`, run from `checkout` (a copy of the working tree with its results, committed, as in a
+    user's clone), keeping its copy in `copy`."""
     checkout: Path
     before: dict[str, str]  # the checkout's files before the try
     output: str
@@ -134,7 +136,7 @@ def tried(tmp_path_factory) -> Tried:
     """`droplab try --variants FASHION_VARIANTS --keep DIR`: its kept copy is the clone the tests below share."""
     require_fashion_mnist()
     root = tmp_path_factory.mktemp("try")
-    checkout = commit_all(copy_repo(root / "checkout", results=True), "a user's clone")
+    checkout = commit_all(copy_repo(root / "checkout", results=True), "a clone with results, as users have")
     before = file_digests(checkout)
     done = attempt([sys.executable, "-m", "droplab", "try", "--variants", ",".join(FASHION_VARIANTS),
                     "--keep", str(root / "copy")], checkout)
@@ -144,12 +146,14 @@ def tried(tmp_path_factory) -> Tried:
 
 @pytest.fixture(scope="session")
 def clone(tried: Tried) -> Path:
+    """The Fashion-MNIST clone of every model family: the copy `droplab try` kept, results and all."""
     return tried.copy
 
 
 @ON_CLONE
 def test_droplab_try_runs_the_pipeline_in_a_copy_and_leaves_the_checkout_byte_identical(tried: Tried):
-    assert "## Claims" in tried.output and "s4-orders-alike" in tried.output  # the copy's claims, printed
+    claims = yaml.safe_load((REPO / "claims.yaml").read_text())["claims"]
+    assert "## Claims" in tried.output and all(claim["id"] in tried.output for claim in claims)  # the copy's, printed
     assert run(["git", "status", "--porcelain", "--ignored"], tried.checkout) == ""
     assert file_digests(tried.checkout) == tried.before
 
@@ -298,6 +302,30 @@ def test_results_are_within_tolerance_of_the_golden_values(clone: Path):
                     assert abs(mine[name] - value) <= LOSS_TOLERANCE * abs(value), f"{folder}/{rel} {name}"
                 else:
                     assert abs(mine[name] - value) <= ACC_TOLERANCE, f"{folder}/{rel} {name}"
+
+
+@ON_CLONE
+def test_a_claim_whose_runs_all_trained_is_judged_from_their_per_seed_metrics(clone: Path):
+    """On real stage outputs: the study's floor, and the paired difference with its 95% t interval,
+    computed here from the metrics files."""
+    params = load_params(clone / "params.yaml")
+    claim = next(c for c in json.loads((clone / "report/stats.json").read_text())["claims"] if c["id"] == JUDGED_CLAIM)
+
+    def test_acc1(variant: str) -> list[float]:
+        return [json.loads(run_.path(clone / "metrics/train", ".json").read_text())["test"]["acc1"]
+                for run_ in params.variant_runs(variant)]
+
+    first, second = claim["compared"]
+    floor = statistics.fmean(test_acc1("s2_cnn_linear"))
+    if min(test_acc1(first) + test_acc1(second)) <= floor:  # not where the kernel pin holds (golden bytes)
+        assert claim["verdict"].startswith(NOT_TESTABLE) and "at or below the floor" in claim["verdict"], claim
+        return
+    differences = [a - b for a, b in zip(test_acc1(first), test_acc1(second), strict=True)]
+    mean = statistics.fmean(differences)
+    half = scipy.stats.t.ppf(0.975, len(differences) - 1) * statistics.stdev(differences) / math.sqrt(len(differences))
+    assert claim["regime"] == "reached" and verdict_word(claim["verdict"]) in (*DECIDED, INCONCLUSIVE), claim
+    interval = f"paired 95% CI [{mean - half:+.4f}, {mean + half:+.4f}]"
+    assert claim["difference"] == f"{first} - {second} = {mean:+.4f}, {interval}"
 
 
 @ON_CLONE

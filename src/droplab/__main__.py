@@ -19,11 +19,11 @@ from importlib.metadata import version
 from pathlib import Path
 
 from droplab.atomic import write_text
-from droplab.config import ConfigError, load_params, parse_params, read_params
+from droplab.config import load_params
 from droplab.dvc_yaml import PIPELINE, runs_block_of, write_runs
 from droplab.errors import DroplabError, reported
 from droplab.pipeline import out_paths, tryout
-from droplab.pipeline.tiny import shrink
+from droplab.pipeline.tiny import shrink_params
 from droplab.stage_runner import PARAMS
 from droplab.yaml_file import with_comments
 
@@ -40,20 +40,15 @@ def _runs(args: argparse.Namespace) -> None:
     print(f"{args.pipeline}: {count} runs")
 
 
-def _names(text: str | None) -> list[str] | None:
-    """A comma-separated option's names (None: not given); empty names are left for the caller to refuse."""
-    return None if text is None else [name.strip() for name in text.split(",")]
+def _names(text: str) -> list[str]:
+    """A comma-separated option's names; empty names are left for the caller to refuse."""
+    return [name.strip() for name in text.split(",")]
 
 
 def _tiny(args: argparse.Namespace) -> None:
     """Everything is checked before anything is written: params.yaml is rewritten only with a
     valid tiny config, and only then the runs block."""
-    keep = _names(args.keep)
-    raw = read_params(args.params)
-    if not isinstance(raw, dict) or not isinstance(raw.get("variants"), dict):
-        raise ConfigError(f"{args.params}: expected a params.yaml with a `variants` mapping")
-    tiny = shrink(raw, keep)
-    params = parse_params(tiny, f"{args.params} shrunk with --keep {args.keep}" if keep else str(args.params))
+    tiny, params = shrink_params(args.params, None if args.keep is None else _names(args.keep))
     runs_block_of(args.pipeline)  # the pipeline file must have a runs block before params.yaml changes
     write_text(args.params, with_comments(args.params.read_text(), tiny))
     count = write_runs(params, args.pipeline)
@@ -61,7 +56,8 @@ def _tiny(args: argparse.Namespace) -> None:
 
 
 def _try(args: argparse.Namespace) -> None:
-    tryout.run(Path.cwd(), args.keep, None if args.study == "all" else args.study, _names(args.variants))
+    chosen = _names(args.variants) if args.variants is not None else None if args.study == "all" else args.study
+    tryout.run(Path.cwd(), args.keep, chosen)
 
 
 def _sweep(args: argparse.Namespace) -> None:

@@ -7,9 +7,10 @@ request workflow, which runs it on the base and on the head of a PR and compares
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from droplab.config import ConfigError
+from droplab.config import ConfigError, Params, parse_params, read_params
 
 TINY_DATA = {"train_limit": 300, "val_size": 200, "test_limit": 500}
 TINY_TRAIN = {"epochs": 1, "batch_size": 50}
@@ -56,3 +57,20 @@ def _kept(study: dict, kept: set[str]) -> dict:
         if scale in study:
             study[scale] = {**study[scale], "skip": [v for v in study[scale].get("skip", []) if v in kept]}
     return study
+
+
+def shrink_params(path: Path, keep: Sequence[str] | None = None, option: str = "--keep",
+                  allow_skipped: bool = False) -> tuple[dict, Params]:
+    """The params file at `path`, checked, shrunk with `shrink` and checked again, so that every problem
+    is one clear error naming the file or `option` before anything is written. A variant `keep`
+    names must train at the file's scale (one its home study skips would silently run nothing),
+    unless `allow_skipped` (a study's own list, whose skipped variants the report explains)."""
+    raw = read_params(path)
+    parse_params(raw, str(path))
+    tiny = shrink(raw, keep, option)
+    params = parse_params(tiny, f"{path} shrunk with {option} {','.join(keep)}" if keep is not None else str(path))
+    skipped = [] if allow_skipped else [name for name in keep or () if params.skipped_at_scale(name)]
+    if skipped:
+        raise ConfigError(f"{option}: {', '.join(map(repr, skipped))} not trained at scale {params.scale} (in its "
+                          f"home study's {params.scale}.skip, with the reason); leave it out")
+    return tiny, params

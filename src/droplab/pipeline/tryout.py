@@ -16,13 +16,14 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from droplab.atomic import write_text
-from droplab.config import parse_params
+from droplab.config import load_params
 from droplab.errors import DroplabError
-from droplab.pipeline.tiny import shrink
-from droplab.yaml_file import read_yaml, with_comments
+from droplab.pipeline.tiny import shrink_params
+from droplab.yaml_file import with_comments
 
 # S2's CNNs: six small models that learn within the tiny config's single epoch (S4's SGD MLPs and
 # the ResNets stay near chance there), with claims to judge
@@ -39,21 +40,18 @@ def tracked_files(repo: Path) -> list[str]:
     return [rel for rel in listed.stdout.split() if rel.split("/")[0] not in RESULTS and (repo / rel).is_file()]
 
 
-def tiny_params(repo: Path, study: str | None, variants: list[str] | None = None) -> dict:
-    """The repository's params.yaml shrunk to the tiny config, with `variants` only, or else `study`'s
-    (None: all). Checked here, so a bad choice stops before any folder is made."""
-    raw = read_yaml(repo / "params.yaml")
-    if variants is not None:
-        tiny = shrink(raw, keep=variants, option="--variants")
-        parse_params(tiny, f"params.yaml shrunk to --variants {','.join(variants)}")
-        return tiny
-    if study is None:
-        return shrink(raw)
-    studies = raw.get("studies") or {}
-    if study not in studies:
-        raise DroplabError(f"--study {study!r}: not a study of params.yaml; expected one of {', '.join(studies)} "
+def tiny_params(repo: Path, chosen: str | Sequence[str] | None) -> dict:
+    """The repository's params.yaml, checked and shrunk to the tiny config with the `chosen` variants: a
+    study's name (its variants), the variants named (--variants), or None (all). Any problem stops here,
+    before a folder is made."""
+    path = repo / "params.yaml"
+    if chosen is None or not isinstance(chosen, str):
+        return shrink_params(path, chosen, "--variants")[0]
+    studies = load_params(path).studies
+    if chosen not in studies:
+        raise DroplabError(f"--study {chosen!r}: not a study of params.yaml; expected one of {', '.join(studies)} "
                            "or all")
-    return shrink(raw, keep=studies[study]["variants"])
+    return shrink_params(path, studies[chosen].variants, "--study", allow_skipped=True)[0]
 
 
 def make_copy(repo: Path, target: Path, params: dict) -> None:
@@ -69,12 +67,12 @@ def make_copy(repo: Path, target: Path, params: dict) -> None:
         subprocess.run(command, cwd=target, check=True, capture_output=True)
 
 
-def run(repo: Path, keep: Path | None, study: str | None = DEFAULT_STUDY,
-        variants: list[str] | None = None) -> Path | None:
-    """Copy, write the runs, `dvc repro` in the copy, print its claims; return the kept copy."""
+def run(repo: Path, keep: Path | None, chosen: str | Sequence[str] | None = DEFAULT_STUDY) -> Path | None:
+    """Copy, write the runs, `dvc repro` in the copy, print its claims; return the kept copy. `chosen`
+    is what `tiny_params` takes."""
     if keep is not None and keep.exists() and any(keep.iterdir()):
         raise DroplabError(f"--keep {keep}: the folder exists and is not empty; name a new one")
-    params = tiny_params(repo, study, variants)
+    params = tiny_params(repo, chosen)
     target = keep or Path(tempfile.mkdtemp(prefix="droplab-try-"))
     target.mkdir(parents=True, exist_ok=True)
     try:
