@@ -91,8 +91,8 @@ CIFAR_VARIANTS = ("s2_cnn", "lenet_bn_dropout", "s3_resnet18_dropout_head")
 def copy_repo(root: Path, results: bool = False) -> Path:
     """The repository's files as git sees them (tracked, and untracked but not ignored: the working
     tree under test) in `root`, as `droplab try` copies them; its committed results too if `results`."""
-    files = run(["git", "ls-files", "-co", "--exclude-standard"], REPO).split() if results else \
-        tryout.tracked_files(REPO)
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.split() if results else tryout.tracked_files(REPO)
     for rel in files:
         if (REPO / rel).is_file():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
