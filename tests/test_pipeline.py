@@ -91,8 +91,7 @@ CIFAR_VARIANTS = ("s2_cnn", "lenet_bn_dropout", "s3_resnet18_dropout_head")
 def copy_repo(root: Path, results: bool = False) -> Path:
     """The repository's files as git sees them (tracked, and untracked but not ignored: the working
     tree under test) in `root`, as `droplab try` copies them; its committed results too if `results`."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True, text=True,
-                           check=True).stdout.split() if results else tryout.tracked_files(REPO)
+    files = tryout.git_files(REPO) if results else tryout.tracked_files(REPO)
     for rel in files:
         if (REPO / rel).is_file():
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -311,16 +310,14 @@ def test_a_claim_whose_runs_all_trained_is_judged_from_their_per_seed_metrics(cl
     params = load_params(clone / "params.yaml")
     claim = next(c for c in json.loads((clone / "report/stats.json").read_text())["claims"] if c["id"] == JUDGED_CLAIM)
 
-    def test_acc1(variant: str) -> list[float]:
-        return [json.loads(run_.path(clone / "metrics/train", ".json").read_text())["test"]["acc1"]
-                for run_ in params.variant_runs(variant)]
-
     first, second = claim["compared"]
-    floor = statistics.fmean(test_acc1("s2_cnn_linear"))
-    if min(test_acc1(first) + test_acc1(second)) <= floor:  # not where the kernel pin holds (golden bytes)
+    test_acc1 = {variant: [json.loads(run_.path(clone / "metrics/train", ".json").read_text())["test"]["acc1"]
+                           for run_ in params.variant_runs(variant)] for variant in (first, second, "s2_cnn_linear")}
+    floor = statistics.fmean(test_acc1["s2_cnn_linear"])
+    if min(test_acc1[first] + test_acc1[second]) <= floor:  # not where the kernel pin holds (golden bytes)
         assert claim["verdict"].startswith(NOT_TESTABLE) and "at or below the floor" in claim["verdict"], claim
         return
-    differences = [a - b for a, b in zip(test_acc1(first), test_acc1(second), strict=True)]
+    differences = [a - b for a, b in zip(test_acc1[first], test_acc1[second], strict=True)]
     mean = statistics.fmean(differences)
     half = scipy.stats.t.ppf(0.975, len(differences) - 1) * statistics.stdev(differences) / math.sqrt(len(differences))
     assert claim["regime"] == "reached" and verdict_word(claim["verdict"]) in (*DECIDED, INCONCLUSIVE), claim

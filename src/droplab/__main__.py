@@ -23,7 +23,7 @@ from droplab.config import load_params
 from droplab.dvc_yaml import PIPELINE, runs_block_of, write_runs
 from droplab.errors import DroplabError, reported
 from droplab.pipeline import out_paths, tryout
-from droplab.pipeline.tiny import shrink_params
+from droplab.pipeline.tiny import checked_params, shrink_checked
 from droplab.stage_runner import PARAMS
 from droplab.yaml_file import with_comments
 
@@ -48,7 +48,8 @@ def _names(text: str) -> list[str]:
 def _tiny(args: argparse.Namespace) -> None:
     """Everything is checked before anything is written: params.yaml is rewritten only with a
     valid tiny config, and only then the runs block."""
-    tiny, params = shrink_params(args.params, None if args.keep is None else _names(args.keep))
+    raw, _ = checked_params(args.params)
+    tiny, params = shrink_checked(raw, args.params, None if args.keep is None else _names(args.keep))
     runs_block_of(args.pipeline)  # the pipeline file must have a runs block before params.yaml changes
     write_text(args.params, with_comments(args.params.read_text(), tiny))
     count = write_runs(params, args.pipeline)
@@ -56,8 +57,10 @@ def _tiny(args: argparse.Namespace) -> None:
 
 
 def _try(args: argparse.Namespace) -> None:
-    chosen = _names(args.variants) if args.variants is not None else None if args.study == "all" else args.study
-    tryout.run(Path.cwd(), args.keep, chosen)
+    if args.variants is not None:
+        tryout.run(Path.cwd(), args.keep, _names(args.variants))
+    else:
+        tryout.run(Path.cwd(), args.keep, None if args.study == "all" else args.study)
 
 
 def _sweep(args: argparse.Namespace) -> None:

@@ -59,14 +59,19 @@ def _kept(study: dict, kept: set[str]) -> dict:
     return study
 
 
-def shrink_params(path: Path, keep: Sequence[str] | None = None, option: str = "--keep",
-                  allow_skipped: bool = False) -> tuple[dict, Params]:
-    """The params file at `path`, checked, shrunk with `shrink` and checked again, so that every problem
-    is one clear error naming the file or `option` before anything is written. A variant `keep`
-    names must train at the file's scale (one its home study skips would silently run nothing),
-    unless `allow_skipped` (a study's own list, whose skipped variants the report explains)."""
+def checked_params(path: Path) -> tuple[dict, Params]:
+    """The params file at `path` as written and as validated: one clear error naming the file, before
+    `shrink` reads a section that may be missing."""
     raw = read_params(path)
-    parse_params(raw, str(path))
+    return raw, parse_params(raw, str(path))
+
+
+def shrink_checked(raw: dict, path: Path, keep: Sequence[str] | None = None, option: str = "--keep",
+                   allow_skipped: bool = False) -> tuple[dict, Params]:
+    """`shrink` of a checked params file (`checked_params`), checked again, so that every problem is one
+    clear error naming the file or `option` before anything is written. A variant `keep` names must
+    train at the file's scale (one its home study skips would silently run nothing), unless
+    `allow_skipped` (a study's own list, whose skipped variants the report explains)."""
     tiny = shrink(raw, keep, option)
     params = parse_params(tiny, f"{path} shrunk with {option} {','.join(keep)}" if keep is not None else str(path))
     skipped = [] if allow_skipped else [name for name in keep or () if params.skipped_at_scale(name)]

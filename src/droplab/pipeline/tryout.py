@@ -20,9 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from droplab.atomic import write_text
-from droplab.config import load_params
 from droplab.errors import DroplabError
-from droplab.pipeline.tiny import shrink_params
+from droplab.pipeline.tiny import checked_params, shrink_checked
 from droplab.yaml_file import with_comments
 
 # S2's CNNs: six small models that learn within the tiny config's single epoch (S4's SGD MLPs and
@@ -31,13 +30,18 @@ DEFAULT_STUDY = "s2_cnn"
 RESULTS = {"metrics", "plots", "report", "models", "checkpoints", "dvc.lock"}  # what the copy computes itself
 
 
-def tracked_files(repo: Path) -> list[str]:
-    """The repository's files as git sees them (tracked, and untracked but not ignored), without results."""
+def git_files(repo: Path) -> list[str]:
+    """The repository's files as git sees them: tracked, and untracked but not ignored."""
     listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=repo, capture_output=True,
                             text=True)
     if listed.returncode != 0:
         raise DroplabError(f"{repo}: not a git checkout ({listed.stderr.strip()}); run droplab try in a clone")
-    return [rel for rel in listed.stdout.split() if rel.split("/")[0] not in RESULTS and (repo / rel).is_file()]
+    return listed.stdout.split()
+
+
+def tracked_files(repo: Path) -> list[str]:
+    """`git_files` without results."""
+    return [rel for rel in git_files(repo) if rel.split("/")[0] not in RESULTS and (repo / rel).is_file()]
 
 
 def tiny_params(repo: Path, chosen: str | Sequence[str] | None) -> dict:
@@ -45,13 +49,13 @@ def tiny_params(repo: Path, chosen: str | Sequence[str] | None) -> dict:
     study's name (its variants), the variants named (--variants), or None (all). Any problem stops here,
     before a folder is made."""
     path = repo / "params.yaml"
+    raw, params = checked_params(path)
     if chosen is None or not isinstance(chosen, str):
-        return shrink_params(path, chosen, "--variants")[0]
-    studies = load_params(path).studies
-    if chosen not in studies:
-        raise DroplabError(f"--study {chosen!r}: not a study of params.yaml; expected one of {', '.join(studies)} "
-                           "or all")
-    return shrink_params(path, studies[chosen].variants, "--study", allow_skipped=True)[0]
+        return shrink_checked(raw, path, chosen, "--variants")[0]
+    if chosen not in params.studies:
+        raise DroplabError(f"--study {chosen!r}: not a study of params.yaml; expected one of "
+                           f"{', '.join(params.studies)} or all")
+    return shrink_checked(raw, path, params.studies[chosen].variants, "--study", allow_skipped=True)[0]
 
 
 def make_copy(repo: Path, target: Path, params: dict) -> None:
